@@ -1,0 +1,456 @@
+"""The ``pancreas-fl`` command: a thin shell over the library.
+
+``pancreas-fl simulate``
+    runs the federated analysis on local hospital folders with the offline engine;
+``pancreas-fl predict``
+    applies a result file to a CSV;
+``pancreas-fl sample``
+    writes a synthetic cohort.
+
+Exit status: 0 on success, 2 with one line on stderr for bad input or usage, 1 when the
+analysis itself fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pancreas_fl import results
+from pancreas_fl.errors import ConfigError, DataError, PancreasFLError
+
+__all__ = ["main"]
+
+PROG = "pancreas-fl"
+DEFAULT_NODES = ("data/sample/node1", "data/sample/node2")
+
+
+class UsageError(PancreasFLError):
+    """Bad command-line input: exit status 2."""
+
+
+# ---------------------------------------------------------------------------- helpers
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, so no partial file is left."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_writable(path: Path, option: str) -> Path:
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: the folder {path.parent} does not exist.")
+    return path
+
+
+def _read_node(folder: str) -> list[dict[str, bytes]]:
+    """A hospital folder as FLAME's s3 data: one source mapping file name -> bytes."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise UsageError(f"hospital folder {folder}: not a directory.")
+    objects = {
+        entry.name: entry.read_bytes()
+        for entry in sorted(path.iterdir())
+        if entry.is_file() and not entry.name.startswith(".")
+    }
+    if not objects:
+        raise UsageError(f"hospital folder {folder}: contains no files.")
+    return [objects]
+
+
+def _node_names(folders) -> list[str]:
+    names = [Path(folder).name or str(folder) for folder in folders]
+    if len(set(names)) != len(names):
+        names = [str(folder) for folder in folders]
+    if len(set(names)) != len(names):
+        raise UsageError("the same hospital folder is given twice.")
+    return names
+
+
+def _json_ready(obj):
+    """Plain JSON values: arrays to lists, non-finite floats to null."""
+    if isinstance(obj, dict):
+        return {str(key): _json_ready(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(value) for value in obj]
+    if hasattr(obj, "tolist"):
+        return _json_ready(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# ---------------------------------------------------------------------------- simulate
+def _simulation_params(args) -> dict:
+    options = {
+        "strategy": args.strategy,
+        "dataset": args.dataset,
+        "label": args.label,
+        "max_iter": args.max_iter,
+        "tol": args.tol,
+        "C": args.C,
+        "fit_intercept": args.fit_intercept,
+        "weighted": args.weighted,
+        "local_steps": args.local_steps,
+        "standardize": args.standardize,
+        "solver": args.solver,
+        "min_patients": args.min_patients,
+        "max_param_ratio": args.max_param_ratio,
+        "output": args.output,
+    }
+    params = {key: value for key, value in options.items() if value is not None}
+    if isinstance(params.get("label"), str) and params["label"].lstrip("-").isdigit():
+        params["label"] = int(params["label"])
+    return params
+
+
+def _log_printer(quiet: bool):
+    def show(record) -> None:
+        if record.log_type in ("error", "critical-error"):
+            return  # a failure is reported once, by the command itself
+        if record.level >= 30:
+            print(f"[{record.node_id}] {record.log_type}: {record.message}", file=sys.stderr)
+        elif not quiet:
+            print(f"[{record.node_id}] {record.message}", flush=True)
+
+    return show
+
+
+def _failure(exc, folders_by_node) -> tuple[int, str]:
+    """Turn a node failure into (exit status, one line)."""
+    error = exc.error
+    if isinstance(error, DataError):
+        file = error.file
+        if error.node in folders_by_node and file is not None:
+            file = str(Path(folders_by_node[error.node]) / file)
+        return 2, str(type(error)(error.problem, node=error.node, file=file, hint=error.hint))
+    if isinstance(error, ConfigError):
+        return 2, str(error)
+    where = f"{'aggregator' if exc.role == 'aggregator' else 'hospital'} {exc.node_id!r}"
+    return 1, f"the analysis failed at {where}: {exc.error_type}: {error if error else exc}"
+
+
+def _evaluate(model, splits, names, params) -> list[dict]:
+    """Accuracy and ROC AUC of the final model at each hospital, on its own data."""
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    from pancreas_fl.data import DEFAULT_DATASET, load_hospital_data
+
+    clf = results.model_from_result(model)
+    rows = []
+    for name, split in zip(names, splits, strict=True):
+        data = load_hospital_data(
+            split,
+            dataset=params.get("dataset", DEFAULT_DATASET),
+            label=params.get("label"),
+            require_both_classes=False,
+        )
+        X, y = data.features, data.labels.to_numpy()
+        proba = clf.predict_proba(X)[:, 1]
+        both = len(set(y.tolist())) == 2
+        rows.append(
+            {
+                "hospital": name,
+                "patients": data.n_samples,
+                "positives": data.n_positive,
+                "accuracy": float(accuracy_score(y, (proba >= 0.5).astype(int))),
+                "roc_auc": float(roc_auc_score(y, proba)) if both else None,
+            }
+        )
+    return rows
+
+
+def _summary(model, metrics, seconds) -> str:
+    reason = {
+        "tolerance": "the change fell below tol",
+        "max_iter": "max_iter was reached",
+    }.get(model["stop_reason"], model["stop_reason"])
+    lines = [
+        "",
+        f"{model['strategy']}: {model['rounds']} rounds in {seconds:.2f} s; stopped because "
+        f"{reason}.",
+        f"{'hospital':<16} {'patients':>8} {'label 1':>8} {'accuracy':>9} {'ROC AUC':>8}",
+    ]
+    for row in metrics:
+        auc = "n/a" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}"
+        lines.append(
+            f"{row['hospital']:<16} {row['patients']:>8} {row['positives']:>8} "
+            f"{row['accuracy']:>9.3f} {auc:>8}"
+        )
+    lines.append("(accuracy and ROC AUC of the final model at each hospital, on its own data)")
+    if model.get("statistics"):
+        from pancreas_fl.stats import format_summary
+
+        lines += ["", format_summary(model["statistics"])]
+    return "\n".join(lines)
+
+
+def _report(model, metrics, seconds) -> dict:
+    return _json_ready(
+        {
+            "strategy": model["strategy"],
+            "rounds": model["rounds"],
+            "stop_reason": model["stop_reason"],
+            "coef": model["coef"],
+            "intercept": model["intercept"],
+            "feature_names": model["feature_names"],
+            "label": model["label"],
+            "params": model["params"],
+            "standardization": model["standardization"],
+            "statistics": model["statistics"],
+            "n_samples": model["n_samples"],
+            "metrics": metrics,
+            "history": model["history"],
+            "seconds_total": seconds,
+        }
+    )
+
+
+def _plot(model, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError(
+            "--plot needs matplotlib: pip install 'pancreas-fl[plot]'."
+        ) from None
+    history = [entry for entry in model["history"] if entry["log_loss"] is not None]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([e["round"] for e in history], [e["log_loss"] for e in history], marker="o")
+    ax.set_xlabel("round")
+    ax.set_ylabel("pooled training log-loss")
+    ax.set_title(f"pancreas-fl ({model['strategy']}): convergence")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with tempfile.NamedTemporaryFile(suffix=".png", dir=path.parent, delete=False) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    os.replace(tmp.name, path)
+
+
+def _simulate(args) -> int:
+    from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
+    from pancreas_fl.engine import NodeFailedError, StarModelTester
+
+    folders = args.nodes or list(DEFAULT_NODES)
+    names = _node_names(folders)
+    splits = [_read_node(folder) for folder in folders]
+    out = _check_writable(args.out, "--out")
+    report = args.report and _check_writable(args.report, "--report")
+    plot = args.plot and _check_writable(args.plot, "--plot")
+    params = _simulation_params(args)
+    # The command always builds the model dict (history, feature names); --output coef
+    # writes its bare coefficient array instead, as FLAME would with output='coef'.
+    write_coef_only = params.get("output") == "coef"
+    params["output"] = "model"
+
+    start = time.perf_counter()
+    try:
+        tester = StarModelTester(
+            splits,
+            PancreasAnalyzer,
+            FederatedLogisticRegression,
+            "s3",
+            simple_analysis=False,
+            output_type="pickle",
+            analyzer_kwargs=params,
+            aggregator_kwargs=params,
+            isolation=args.isolation,
+            timeout=args.timeout,
+            node_ids=names,
+            log_handler=_log_printer(args.quiet),
+            print_failures=False,
+        )
+    except NodeFailedError as exc:
+        code, line = _failure(exc, dict(zip(names, folders, strict=True)))
+        raise _Exit(code, line) from None
+    seconds = time.perf_counter() - start
+    model = tester.result
+    if write_coef_only:
+        if model["intercept"] is not None:
+            raise UsageError("--output coef cannot carry the intercept; use --output model.")
+        payload = model["coef"]
+    else:
+        payload = model
+    metrics = _evaluate(model, splits, names, params)
+
+    import pickle
+
+    _atomic_write(out, pickle.dumps(payload))
+    if report:
+        _atomic_write(report, json.dumps(_report(model, metrics, seconds), indent=2).encode())
+    if plot:
+        _plot(model, plot)
+    print(_summary(model, metrics, seconds))
+    written = ", ".join(str(p) for p in (out, report, plot) if p)
+    print(f"\nwrote {written}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- predict
+def _predict(args) -> int:
+    import pandas as pd
+
+    from pancreas_fl.data import load_feature_table
+
+    clf = results.load_model(args.model)
+    path = Path(args.csv)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the file ({exc.strerror}).") from None
+    names = getattr(clf, "feature_names_in_", None)
+    features = load_feature_table(
+        raw,
+        dataset=str(path),
+        feature_names=None if names is None else [str(n) for n in names],
+        n_features=clf.n_features_in_,
+    )
+    proba = clf.predict_proba(features)[:, 1]
+    table = pd.DataFrame(
+        {"row": range(1, len(proba) + 1), "probability": proba, "prediction": proba >= 0.5}
+    )
+    table["prediction"] = table["prediction"].astype(int)
+    text = table.to_csv(index=False, float_format="%.6f")
+    if args.out:
+        _atomic_write(_check_writable(args.out, "--out"), text.encode())
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ---------------------------------------------------------------------------- sample
+def _sample(args) -> int:
+    from pancreas_fl.sample import make_cohort, write_cohort
+
+    out = Path(args.out)
+    frames = make_cohort(
+        n_nodes=args.nodes, rows=args.rows, n_features=args.features, seed=args.seed
+    )
+    paths = write_cohort(out, frames)
+    for path, frame in zip(paths, frames, strict=True):
+        print(f"{path}: {len(frame)} patients, {frame.shape[1] - 1} features")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+class _Exit(Exception):
+    def __init__(self, code: int, line: str) -> None:
+        super().__init__(line)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints the whole usage)
+        raise _Exit(2, f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (exposed for the documentation and tests)."""
+    from pancreas_fl import __version__
+
+    parser = _Parser(
+        prog=PROG,
+        description="Federated logistic regression for FLAME: simulate, predict, sample.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="run the federated analysis on local hospital folders (offline engine)",
+        description="Each NODE_DIR is one hospital; its files become the hospital's s3 "
+        "objects. Runs the analysis with the offline FLAME engine, shows every round, "
+        "summarizes, and writes the result.",
+    )
+    sim.add_argument("nodes", nargs="*", metavar="NODE_DIR", help=f"default: {DEFAULT_NODES}")
+    sim.add_argument("--strategy", choices=("fedavg", "exact"), help="default: fedavg")
+    sim.add_argument("--max-iter", type=int, help="default: 10 (fedavg), 50 (exact)")
+    sim.add_argument("--tol", type=float, help="default: 1e-8")
+    sim.add_argument("--C", type=float, help="inverse L2 strength; inf = no penalty")
+    sim.add_argument("--fit-intercept", action="store_true", default=None)
+    sim.add_argument("--weighted", action="store_true", default=None, help="fedavg: by counts")
+    sim.add_argument("--local-steps", type=int, help="fedavg: lbfgs steps per round")
+    sim.add_argument("--standardize", action="store_true", default=None, help="exact only")
+    sim.add_argument("--solver", choices=("auto", "newton", "lbfgs"), help="exact only")
+    sim.add_argument("--dataset", help="object key of the CSV (default: pancreasData.csv)")
+    sim.add_argument("--label", help="label column name or position (default: last)")
+    sim.add_argument("--min-patients", type=int, help="privacy guard (default: 10)")
+    sim.add_argument("--max-param-ratio", type=float, help="privacy guard (default: 0.33)")
+    sim.add_argument("--output", choices=("model", "coef"), help="what --out holds")
+    sim.add_argument("--isolation", choices=("thread", "process"), default="thread")
+    sim.add_argument("--timeout", type=float, default=120.0, help="seconds a node may wait")
+    sim.add_argument("--out", type=Path, default=Path("pancreas.pkl"))
+    sim.add_argument("--report", type=Path, help="write a JSON report")
+    sim.add_argument("--plot", type=Path, help="draw the log-loss per round (PNG)")
+    sim.add_argument("--quiet", action="store_true", help="no per-round lines")
+    sim.set_defaults(run=_simulate)
+
+    pred = commands.add_parser(
+        "predict",
+        help="probability and predicted label per row of a CSV",
+        description="Apply a result file (pancreas-fl's or FLAME's pickled coefficients) to "
+        "the rows of a CSV. Writes row, probability, prediction as CSV.",
+    )
+    pred.add_argument("--model", required=True, type=Path, help="result file (.pkl)")
+    pred.add_argument("csv", type=Path, metavar="CSV")
+    pred.add_argument("--out", type=Path, help="write here instead of stdout")
+    pred.set_defaults(run=_predict)
+
+    samp = commands.add_parser(
+        "sample",
+        help="write a synthetic pancreatic-cancer cohort (no real patients)",
+        description="Writes DIR/node1/pancreasData.csv ... DIR/nodeN/pancreasData.csv.",
+    )
+    samp.add_argument("--nodes", type=_positive_int, default=2)
+    samp.add_argument(
+        "--rows", type=_positive_int, default=180, help="average patients per hospital"
+    )
+    samp.add_argument("--features", type=_positive_int, default=8)
+    samp.add_argument("--seed", type=int, default=42, help="default: data/sample's seed")
+    samp.add_argument("--out", type=Path, required=True, metavar="DIR")
+    samp.set_defaults(run=_sample)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command; returns the exit status (also used as the console script)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.run(args)
+    except _Exit as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.code
+    except (UsageError, DataError, ConfigError, results.ModelFileError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

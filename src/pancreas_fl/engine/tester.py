@@ -1,0 +1,454 @@
+"""``StarModelTester``: run a whole star-pattern analysis locally, one node per data split.
+
+Compared with the SDK's harness (same signature, plus keyword-only engine options):
+
+* Nodes run as threads (``isolation='thread'``) or as separate spawned processes
+  (``isolation='process'``); in both modes every message is pickled, so nothing but bytes
+  travels between nodes, and waits block without polling (no 10 ms floor per round).
+* Node ids are deterministic: ``'node-1'`` … ``'node-N'`` (or ``node_ids``) and
+  ``'aggregator'`` (always the last participant).
+* A failing node **raises** :class:`~pancreas_fl.engine.NodeFailedError` (or
+  :class:`~pancreas_fl.engine.NodeTimeoutError` when the first failure is a wait that timed
+  out) after stopping every other node within 2 s; the SDK's harness prints and returns.
+* Logs are :class:`~pancreas_fl.engine.LogRecord` objects, delivered live to ``log_handler``
+  or printed to stderr as ``[node_id] message`` from ``stream_log_level`` up, and kept in
+  :attr:`StarModelTester.logs`.
+* Result files are written atomically; ``result_filepath`` (release 0.6.4's name) is an
+  alias of ``filename``; every data split is checked (the SDK checks only the first) and
+  ``node_roles`` must have one role per data split (the SDK's length check never fires).
+* ``load_checkpoint`` and ``local_storage_dir`` are accepted for signature compatibility
+  only: the engine keeps no checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+import os
+import pickle
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pancreas_fl.engine.core import DP_SEED_KEY, check_output_type
+from pancreas_fl.engine.errors import NodeFailedError, NodeTimeoutError, role_label
+from pancreas_fl.engine.logs import LogRecord
+from pancreas_fl.engine.model import StarLocalDPModel, StarModel
+from pancreas_fl.engine.runner import NodeSpec, child_main, class_modules, run_node
+from pancreas_fl.engine.transport import (
+    FinalSubmission,
+    ProcessRouter,
+    RunState,
+    ThreadBus,
+    ThreadEndpoint,
+)
+
+__all__ = ["AGGREGATOR_ID", "StarModelTester"]
+
+#: Node id of the aggregator in every local run.
+AGGREGATOR_ID = "aggregator"
+#: Seconds the tester gives the other nodes to stop after the first failure.
+_STOP_GRACE = 1.5
+
+
+def _split_problems(split: Any) -> list[str]:
+    if not isinstance(split, list):
+        return ["format your split as a list"]
+    if not split:
+        return ["fill the list with data sources"]
+    if not all(isinstance(source, dict) for source in split):
+        return ["make every data source a dict (dataset name -> content)"]
+    return []
+
+
+def _write_atomic(path: str, body: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class StarModelTester:
+    """Run a star-pattern analysis locally: one analyzer per data split plus one aggregator.
+
+    Parameters
+    ----------
+    data_splits : sequence
+        One entry per analyzer node, each a list of dicts (one dict per data source; s3:
+        object key → ``bytes``, FHIR: query → bundle). Other shapes print a warning.
+    analyzer, aggregator : type
+        The node classes (subclasses of :class:`~pancreas_fl.engine.StarAnalyzer` /
+        :class:`~pancreas_fl.engine.StarAggregator`, or of the SDK's).
+    data_type : {'s3', 'fhir'}
+        Which data the analyzers read.
+    node_roles : list of str, optional
+        The role of each analyzer node (one per data split; default ``'default'``).
+    query : str or list of str, optional
+        s3 object keys / FHIR queries to select.
+    simple_analysis : bool
+        Single round, or iterate until the aggregator's ``has_converged``.
+    output_type : {'str', 'bytes', 'pickle'} or list of them
+        How the final result is written.
+    multiple_results : bool
+        Split a list/tuple result into one result (file) per element.
+    filename : str or list of str, optional
+        Where to write the result; ``None`` prints ``Final result: ...`` instead.
+    stream_log_level : int
+        Lowest :mod:`logging` level printed to stderr (without ``log_handler``).
+    analyzer_kwargs, aggregator_kwargs : dict, optional
+        Extra keyword arguments of the node classes (copied into every node).
+    load_checkpoint, local_storage_dir : None
+        Accepted for signature compatibility; anything else raises ``NotImplementedError``.
+    epsilon, sensitivity : float, optional
+        Give both to run the nodes as :class:`~pancreas_fl.engine.StarLocalDPModel`.
+    result_filepath : str or list of str, optional
+        Alias of ``filename`` (the name in SDK release 0.6.4).
+    isolation : {'thread', 'process'}
+        Run each node as a thread, or as its own spawned OS process (nothing shared, so
+        module-global state cannot leak between nodes, as in production). Process isolation
+        needs node classes importable by module name or file (not defined in a function).
+    timeout : float or None
+        Longest time a node may wait for messages before :class:`NodeTimeoutError`.
+    node_ids : list of str, optional
+        Ids of the analyzer nodes (default ``'node-1'`` … ``'node-N'``).
+    log_handler : callable, optional
+        Called live with every :class:`~pancreas_fl.engine.LogRecord` (then nothing is
+        printed).
+    print_failures : bool
+        Print the failing node and its traceback to stderr before raising.
+    dp_seed : int, optional
+        Seed of the local-DP Laplace noise (``None``: fresh entropy).
+
+    Attributes
+    ----------
+    node_ids : list of str
+        Every participant's id, the aggregator last.
+    participants : list of dict
+        ``{'id': ..., 'role': ...}`` per participant.
+    logs : list of LogRecord
+        Every log record of the run.
+    result : object
+        The final result.
+    results : list
+        The final results (one per element with ``multiple_results``, else ``[result]``).
+    result_files : list of str
+        The files written.
+
+    Raises
+    ------
+    NodeFailedError
+        If a node raised (or its process died); names the first failing node.
+    NodeTimeoutError
+        If the first failure is a node that waited longer than ``timeout``.
+    """
+
+    def __init__(
+        self,
+        data_splits: Sequence[Any],
+        analyzer: type,
+        aggregator: type,
+        data_type: str,
+        node_roles: list[str] | None = None,
+        query: str | list[str] | None = None,
+        simple_analysis: bool = True,
+        output_type: str | list[str] = "str",
+        multiple_results: bool = False,
+        filename: str | list[str] | None = None,
+        stream_log_level: int = 20,
+        analyzer_kwargs: dict | None = None,
+        aggregator_kwargs: dict | None = None,
+        load_checkpoint: Any = None,
+        local_storage_dir: Any = None,
+        epsilon: float | None = None,
+        sensitivity: float | None = None,
+        *,
+        result_filepath: str | list[str] | None = None,
+        isolation: str = "thread",
+        timeout: float | None = 300.0,
+        node_ids: list[str] | None = None,
+        log_handler: Callable[[LogRecord], None] | None = None,
+        print_failures: bool = True,
+        dp_seed: int | None = None,
+    ) -> None:
+        if filename is not None and result_filepath is not None:
+            raise TypeError("give either filename or result_filepath (its alias), not both")
+        if filename is None:
+            filename = result_filepath
+        for name, value in (
+            ("load_checkpoint", load_checkpoint),
+            ("local_storage_dir", local_storage_dir),
+        ):
+            if value is not None:
+                raise NotImplementedError(
+                    f"{name} is accepted for signature compatibility only: the offline "
+                    "engine keeps no checkpoints. Leave it None."
+                )
+        if isolation not in ("thread", "process"):
+            raise ValueError(f"isolation must be 'thread' or 'process'. Got {isolation!r}.")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(
+                f"timeout must be a positive number of seconds or None. Got {timeout!r}."
+            )
+        if data_type not in ("s3", "fhir"):
+            raise ValueError(f"data_type must be 's3' or 'fhir'. Got {data_type!r} instead.")
+        if (epsilon is None) != (sensitivity is None):
+            raise ValueError("local DP needs both epsilon and sensitivity (or neither).")
+        if epsilon is not None and not (epsilon > 0 and sensitivity > 0):
+            raise ValueError("epsilon and sensitivity must be positive.")
+        check_output_type(output_type)
+        self._filename = self._check_filename(filename, multiple_results)
+
+        num_splits = len(data_splits)
+        if num_splits == 0:
+            raise ValueError("data_splits must hold at least one data split (one per analyzer).")
+        analyzer_ids = self._check_node_ids(node_ids, num_splits)
+        roles = self._check_node_roles(node_roles, num_splits)
+        self.participants = [{"id": i, "role": r} for i, r in zip(analyzer_ids, roles, strict=True)]
+        self.participants.append({"id": AGGREGATOR_ID, "role": "aggregator"})
+        self.node_ids = [p["id"] for p in self.participants]
+        for index, split in enumerate(data_splits):
+            problems = _split_problems(split)
+            if problems:
+                print(
+                    f"Warning! Data split {index} (node {analyzer_ids[index]!r}) is not a list "
+                    "of dicts: in FLAME every node gets a list with one dict per data source "
+                    "(s3: dataset name -> bytes; fhir: query -> bundle), so the analysis may "
+                    f"work here but not in FLAME. To fix: {'; '.join(problems)}.",
+                    file=sys.stderr,
+                )
+
+        self.isolation = isolation
+        self.timeout = timeout
+        self.logs: list[LogRecord] = []
+        self.result: Any = None
+        self.results: list[Any] = []
+        self.result_files: list[str] = []
+        self._log_handler = log_handler
+        self._stream_log_level = stream_log_level
+
+        model_kwargs: dict[str, Any] = {
+            "analyzer": analyzer,
+            "aggregator": aggregator,
+            "data_type": data_type,
+            "query": query,
+            "simple_analysis": simple_analysis,
+            "output_type": output_type,
+            "multiple_results": multiple_results,
+            "analyzer_kwargs": analyzer_kwargs,
+            "aggregator_kwargs": aggregator_kwargs,
+        }
+        model_cls: type = StarModel
+        if epsilon is not None:
+            model_cls = StarLocalDPModel
+            model_kwargs.update(epsilon=epsilon, sensitivity=sensitivity)
+        specs = []
+        for index, participant in enumerate(self.participants):
+            test_kwargs = {
+                f"{data_type}_data": data_splits[index] if index < num_splits else None,
+                "node_id": participant["id"],
+                "aggregator_id": AGGREGATOR_ID,
+                "participants": [p for p in self.participants if p is not participant],
+                "role": participant["role"],
+                "analysis_id": "analysis_id",
+                "project_id": "project_id",
+                DP_SEED_KEY: dp_seed,
+            }
+            specs.append(
+                NodeSpec(
+                    participant["id"],
+                    participant["role"],
+                    model_cls,
+                    model_kwargs,
+                    test_kwargs,
+                    timeout,
+                )
+            )
+
+        run = RunState({p["id"]: p["role"] for p in self.participants}, self._on_log)
+        if isolation == "thread":
+            self._run_threads(specs, run)
+        else:
+            self._run_processes(specs, run, (analyzer, aggregator))
+        if run.first_failure is not None:
+            self._raise_failure(run, print_failures)
+        if run.submission is None:
+            raise RuntimeError(
+                "every node finished but no final result was submitted "
+                "(is the aggregator the last participant with role 'aggregator'?)"
+            )
+        self._take_result(run.submission)
+        self._output(run.submission)
+
+    # ------------------------------------------------------------------ checks
+    @staticmethod
+    def _check_filename(filename: Any, multiple_results: bool) -> str | list[str] | None:
+        if filename is None:
+            return None
+        if isinstance(filename, list):
+            if not filename:
+                raise ValueError("filename must not be an empty list.")
+            if not multiple_results:
+                raise ValueError("a list of file names needs multiple_results=True.")
+            return [os.fspath(f) for f in filename]
+        return os.fspath(filename)
+
+    @staticmethod
+    def _check_node_ids(node_ids: list[str] | None, num_splits: int) -> list[str]:
+        if node_ids is None:
+            return [f"node-{i}" for i in range(1, num_splits + 1)]
+        node_ids = list(node_ids)
+        if len(node_ids) != num_splits:
+            raise ValueError(
+                f"node_ids must give one id per data split ({num_splits}). "
+                f"Got {len(node_ids)} ids instead."
+            )
+        if not all(isinstance(i, str) and i for i in node_ids):
+            raise ValueError("node_ids must be non-empty strings.")
+        if len(set(node_ids)) != num_splits or AGGREGATOR_ID in node_ids:
+            raise ValueError(
+                f"node_ids must be unique and must not be {AGGREGATOR_ID!r} "
+                f"(the aggregator's id). Got {node_ids!r}."
+            )
+        return node_ids
+
+    @staticmethod
+    def _check_node_roles(node_roles: list[str] | None, num_splits: int) -> list[str]:
+        if node_roles is None:
+            return ["default"] * num_splits
+        if len(node_roles) != num_splits:
+            raise ValueError(
+                f"Length of node_roles ({len(node_roles)}) must be equal to length of "
+                f"data_splits ({num_splits}), if node_roles is provided."
+            )
+        if not all(isinstance(r, str) for r in node_roles):
+            raise ValueError("node_roles must be strings.")
+        return list(node_roles)
+
+    # ------------------------------------------------------------------ running
+    def _on_log(self, record: LogRecord) -> None:
+        self.logs.append(record)
+        if self._log_handler is not None:
+            self._log_handler(record)
+        elif record.level >= self._stream_log_level:
+            print(f"[{record.node_id}] {record.message}", file=sys.stderr)
+
+    @staticmethod
+    def _run_threads(specs: list[NodeSpec], run: RunState) -> None:
+        bus = ThreadBus(run)
+        threads = []
+        for spec in specs:
+            endpoint = ThreadEndpoint(bus, spec.node_id, spec.timeout)
+            # A deep copy gives each node its own kwargs and data (classes are kept).
+            threads.append(
+                threading.Thread(
+                    target=run_node,
+                    args=(copy.deepcopy(spec), endpoint),
+                    name=f"flame-node-{spec.node_id}",
+                    daemon=True,
+                )
+            )
+        for thread in threads:
+            thread.start()
+        run.wait(_STOP_GRACE)
+
+    @staticmethod
+    def _run_processes(specs: list[NodeSpec], run: RunState, classes: tuple[type, ...]) -> None:
+        try:
+            payloads = [pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL) for spec in specs]
+        except Exception as exc:
+            raise TypeError(
+                "isolation='process' needs picklable node classes, kwargs and data splits "
+                f"({type(exc).__name__}: {exc}). Define the node classes at module level, or "
+                "use isolation='thread'."
+            ) from exc
+        modules = class_modules(*classes)
+        context = multiprocessing.get_context("spawn")
+        conns, processes = {}, {}
+        for spec, payload in zip(specs, payloads, strict=True):
+            parent_end, child_end = context.Pipe(duplex=True)
+            process = context.Process(
+                target=child_main,
+                args=(child_end, spec.node_id, spec.role, spec.timeout, modules, payload),
+                name=f"flame-node-{spec.node_id}",
+                daemon=True,
+            )
+            process.start()
+            child_end.close()
+            conns[spec.node_id] = parent_end
+            processes[spec.node_id] = process
+        ProcessRouter(conns, processes, run).route(_STOP_GRACE)
+
+    # ------------------------------------------------------------------ outcome
+    def _raise_failure(self, run: RunState, print_failures: bool) -> None:
+        failed = run.first_failure
+        assert failed is not None
+        error = None
+        if failed.error_payload is not None:
+            try:
+                error = pickle.loads(failed.error_payload)
+            except Exception:
+                error = None
+        if print_failures:
+            label = role_label(failed.role)
+            details = failed.traceback or f"{failed.error_type}: {failed.message}\n"
+            print(f"Node {failed.node_id!r} ({label}) failed:\n{details}", file=sys.stderr, end="")
+            stopped = [i for i in self.node_ids if i != failed.node_id]
+            if stopped:
+                print(
+                    f"Stopped because node {failed.node_id!r} failed: {', '.join(stopped)}",
+                    file=sys.stderr,
+                )
+        if isinstance(error, NodeTimeoutError):
+            raise error from None
+        raise NodeFailedError(
+            failed.node_id, failed.role, failed.error_type, failed.message, failed.traceback, error
+        ) from error
+
+    def _take_result(self, submission: FinalSubmission) -> None:
+        try:
+            self.result = pickle.loads(submission.payload)
+        except Exception as exc:
+            raise NodeFailedError(
+                AGGREGATOR_ID,
+                "aggregator",
+                type(exc).__name__,
+                f"the tester could not unpickle the final result: {exc}",
+            ) from exc
+        self.results = list(self.result) if submission.multiple else [self.result]
+
+    def _output(self, submission: FinalSubmission) -> None:
+        multiple = submission.multiple
+        filename = self._filename
+        if filename is None:
+            if multiple:
+                for index, result in enumerate(self.results, start=1):
+                    print(f"Final result_{index}: {result}")
+            else:
+                print(f"Final result: {self.result}")
+            return
+        count = len(submission.bodies)
+        if isinstance(filename, list):
+            if len(filename) != count:
+                raise ValueError(
+                    f"{len(filename)} file names given for {count} results; give one per "
+                    "result (tester.result holds the result)."
+                )
+            paths = filename
+        elif multiple:
+            root, ext = os.path.splitext(filename)
+            paths = [f"{root}_{index}{ext}" for index in range(1, count + 1)]
+        else:
+            paths = [filename]
+        for index, (path, (_, body)) in enumerate(
+            zip(paths, submission.bodies, strict=True), start=1
+        ):
+            _write_atomic(path, body)
+            print(f"Final result{f'_{index}' if multiple else ''} written to {path}")
+        self.result_files = list(paths)

@@ -1,0 +1,219 @@
+"""Local (per-hospital) terms of the logistic log-likelihood.
+
+Everything in this module runs *at a hospital* on its own patients; only the sums returned by
+:func:`local_terms` leave the hospital. The aggregator adds the hospitals' sums and applies
+``C`` and the penalty (see :mod:`pancreas_fl.stats.solver`), so a hospital never needs to know
+``C`` or the penalty.
+
+Notation
+--------
+For a patient with features :math:`x \\in \\mathbb{R}^d` and label :math:`y \\in \\{0, 1\\}`
+the design row is :math:`\\tilde x = x` (``fit_intercept=False``) or
+:math:`\\tilde x = (x, 1)` (``fit_intercept=True``, intercept last), the parameter vector is
+:math:`\\theta = (w, b)` and the linear predictor :math:`z = \\tilde x^\\top \\theta`.
+The per-patient log-loss (negative log-likelihood) is
+
+.. math::
+
+    \\ell(\\theta) = \\log(1 + e^{z}) - y z,
+
+with gradient :math:`(\\sigma(z) - y)\\,\\tilde x` and Hessian
+:math:`\\sigma(z)(1 - \\sigma(z))\\,\\tilde x \\tilde x^\\top` (the Fisher information of the
+Bernoulli model; for the canonical logit link Newton and Fisher scoring coincide).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "aggregate_terms",
+    "design_matrix",
+    "local_terms",
+    "log_loss_terms",
+    "sigmoid",
+]
+
+_HESSIAN_MODES = (True, False, "full", "diag", None)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function :math:`\\sigma(z) = 1 / (1 + e^{-z})`.
+
+    Parameters
+    ----------
+    z : array_like
+        Linear predictor.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`\\sigma(z)` in :math:`[0, 1]`, computed as :math:`e^{-\\log(1 + e^{-z})}`
+        with ``numpy.logaddexp`` so that no overflow occurs for large :math:`|z|`.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def log_loss_terms(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-patient log-loss :math:`\\log(1 + e^{z}) - y z` (stable, via ``logaddexp``).
+
+    Parameters
+    ----------
+    z : numpy.ndarray of shape (n,)
+        Linear predictor.
+    y : numpy.ndarray of shape (n,)
+        Labels in {0, 1}.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,)
+        Non-negative losses.
+    """
+    return np.logaddexp(0.0, z) - y * z
+
+
+def design_matrix(X: Any, *, fit_intercept: bool) -> np.ndarray:
+    """Return ``X`` as float64 with a trailing column of ones if ``fit_intercept``.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        Feature matrix.
+    fit_intercept : bool
+        Append the intercept column (intercept last, as in :math:`\\theta = (w, b)`).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, d + fit_intercept)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-d array. Got an array with {X.ndim} dimension(s).")
+    if fit_intercept:
+        X = np.hstack([X, np.ones((X.shape[0], 1))])
+    return X
+
+
+def local_terms(
+    X: Any,
+    y: Any,
+    theta: Any,
+    *,
+    fit_intercept: bool,
+    hessian: bool | str | None = True,
+) -> dict[str, Any]:
+    """Sums of the per-patient log-loss terms at ``theta`` (computed at one hospital).
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        The hospital's raw (or standardized) features; converted to float64.
+    y : array_like of shape (n,)
+        Labels in {0, 1} (bool or integer). A hospital may hold a single class.
+    theta : array_like of shape (d + fit_intercept,)
+        Parameter vector :math:`(w, b)` broadcast by the aggregator (intercept last).
+    fit_intercept : bool
+        Whether ``theta`` ends with an intercept.
+    hessian : {True, False, None, "full", "diag"}, default=True
+        What curvature to return: ``True``/``"full"`` the full matrix
+        :math:`\\sum_i \\sigma_i(1-\\sigma_i)\\tilde x_i\\tilde x_i^\\top` (what
+        :attr:`FederatedNewton.needs_hessian` asks for), ``"diag"`` only the
+        :math:`2p+1` weighted moments used by the L-BFGS preconditioner, ``False``/``None``
+        nothing.
+
+    Returns
+    -------
+    dict
+        ``n`` (int), ``n_pos`` (int, number of ``y == 1``), ``loss`` (float,
+        :math:`\\sum_i \\ell_i`, **not** multiplied by ``C``), ``grad`` (ndarray (p,),
+        :math:`\\sum_i (\\sigma_i - y_i)\\tilde x_i`) and ``hess``: the (p, p) ndarray for the
+        full Hessian, ``None`` when no curvature was asked for, or for ``"diag"`` a dict
+        ``{"s": float, "sx": (d,), "sxx": (d,)}`` with :math:`s = \\sum_i v_i`,
+        :math:`sx = \\sum_i v_i x_i` and :math:`sxx = \\sum_i v_i x_i^2` (elementwise),
+        :math:`v_i = \\sigma_i (1 - \\sigma_i)`.
+        Only these sums leave the hospital.
+    """
+    if hessian not in _HESSIAN_MODES:
+        raise ValueError(
+            "'hessian' must be one of True, False, None, 'full' or 'diag'. "
+            f"Got {hessian!r} instead."
+        )
+    Xd = design_matrix(X, fit_intercept=fit_intercept)
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != Xd.shape[0]:
+        raise ValueError(
+            f"y must be a 1-d array with one label per row of X ({Xd.shape[0]}). "
+            f"Got shape {y.shape} instead."
+        )
+    yf = y.astype(np.float64)
+    if not np.all((yf == 0.0) | (yf == 1.0)):
+        raise ValueError("y must contain only the labels 0 and 1.")
+    theta = np.asarray(theta, dtype=np.float64).reshape(-1)
+    if theta.shape[0] != Xd.shape[1]:
+        raise ValueError(
+            f"theta has {theta.shape[0]} entries but the design has {Xd.shape[1]} columns "
+            f"(fit_intercept={fit_intercept})."
+        )
+    z = Xd @ theta
+    prob = sigmoid(z)
+    out: dict[str, Any] = {
+        "n": int(Xd.shape[0]),
+        "n_pos": int(np.count_nonzero(yf)),
+        "loss": float(np.sum(log_loss_terms(z, yf))),
+        "grad": Xd.T @ (prob - yf),
+        "hess": None,
+    }
+    if hessian in (True, "full", "diag"):
+        # sigma(z) * sigma(-z) avoids the cancellation of 1 - sigma(z) when sigma(z) ~ 1.
+        v = prob * sigmoid(-z)
+    if hessian in (True, "full"):
+        out["hess"] = (Xd * v[:, None]).T @ Xd
+    elif hessian == "diag":
+        Xf = Xd[:, :-1] if fit_intercept else Xd
+        out["hess"] = {
+            "s": float(np.sum(v)),
+            "sx": v @ Xf,
+            "sxx": v @ (Xf * Xf),
+        }
+    return out
+
+
+def aggregate_terms(terms: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add the hospitals' :func:`local_terms` (done at the aggregator).
+
+    Parameters
+    ----------
+    terms : list of dict
+        One :func:`local_terms` result per hospital, all evaluated at the same ``theta`` with
+        the same ``hessian`` mode.
+
+    Returns
+    -------
+    dict
+        Same keys as :func:`local_terms`; every value is the sum over hospitals
+        (``hess`` stays ``None`` if any hospital sent none). Sums are accumulated in the given
+        order; the result does not depend on the order beyond floating-point rounding.
+    """
+    if not terms:
+        raise ValueError("aggregate_terms needs the terms of at least one hospital.")
+    out: dict[str, Any] = {
+        "n": sum(int(t["n"]) for t in terms),
+        "n_pos": sum(int(t["n_pos"]) for t in terms),
+        "loss": float(sum(float(t["loss"]) for t in terms)),
+        "grad": np.sum([np.asarray(t["grad"], dtype=np.float64) for t in terms], axis=0),
+        "hess": None,
+    }
+    hess = [t.get("hess") for t in terms]
+    if all(h is not None for h in hess):
+        if all(isinstance(h, dict) for h in hess):
+            out["hess"] = {
+                "s": float(sum(float(h["s"]) for h in hess)),
+                "sx": np.sum([np.asarray(h["sx"], dtype=np.float64) for h in hess], axis=0),
+                "sxx": np.sum([np.asarray(h["sxx"], dtype=np.float64) for h in hess], axis=0),
+            }
+        else:
+            out["hess"] = np.sum([np.asarray(h, dtype=np.float64) for h in hess], axis=0)
+    return out
