@@ -40,7 +40,7 @@ class PancreasAnalyzer(StarAnalyzer):
         self.clf.fit(data, labels)
         # During the first iteration, no global parameters exist yet
         if self.num_iterations == 0:
-            aggregator_results = self.clf.coef_.copy()  # noqa: F841 (the tutorial's no-op)
+            aggregator_results = self.clf.coef_.copy()
         # Return updated coefficients to the aggregator
         return self.clf.coef_
 
@@ -73,10 +73,9 @@ class FederatedLogisticRegression(StarAggregator):
             )
             return True
         # Stop if maximum number of iterations is reached
-        elif self.num_iterations > (self.max_iter - 1):
+        if self.num_iterations > (self.max_iter - 1):
             self.flame.flame_log(
-                f"Maximum number of {self.max_iter} iterations reached. "
-                "Returning current results.",
+                f"Maximum number of {self.max_iter} iterations reached. Returning current results.",
                 log_type="info",
             )
             return True

@@ -9,9 +9,7 @@ aggregator node combines only aggregates; no patient record leaves a hospital.
 * :func:`load_model`: a result file as a fitted scikit-learn ``LogisticRegression``.
 """
 
-from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
-from pancreas_fl.entrypoint import main
-from pancreas_fl.results import load_model
+from importlib import import_module
 
 __all__ = [
     "FederatedLogisticRegression",
@@ -22,3 +20,24 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Imported on first use: the engine's node processes and ``pancreas_fl.sdk`` users need not
+# pay for scikit-learn and pandas unless they touch the analysis.
+_LAZY = {
+    "FederatedLogisticRegression": "pancreas_fl.analysis",
+    "PancreasAnalyzer": "pancreas_fl.analysis",
+    "load_model": "pancreas_fl.results",
+    "main": "pancreas_fl.entrypoint",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pancreas_fl' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

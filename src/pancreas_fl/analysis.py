@@ -24,13 +24,14 @@ result.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from pancreas_fl import results
 from pancreas_fl.data import check_same_columns, load_hospital_data
 from pancreas_fl.errors import ConfigError, DataError
-from pancreas_fl.params import SHARED_PARAMS, resolve_params
+from pancreas_fl.params import LBFGS_MAX_ITER, SHARED_PARAMS, resolve_params
 from pancreas_fl.privacy import check_disclosure
 from pancreas_fl.sdk import StarAggregator, StarAnalyzer
 from pancreas_fl.stats import (
@@ -256,23 +257,20 @@ class FederatedLogisticRegression(StarAggregator):
         self._label_name = columns[-1]
         self._n_samples = {update["node"]: update["n"] for update in ordered}
         self._n_pos = sum(update["n_pos"] for update in ordered)
-        if p.fit_intercept and p.output == "coef":
-            raise ConfigError(
-                "output='coef' (the bare coefficient array) cannot carry the intercept; "
-                "use output='model' with fit_intercept=True."
-            )
         if p.strategy == "exact":
             self._solver = FederatedNewton(
                 len(self._feature_names) + p.fit_intercept,
                 fit_intercept=p.fit_intercept,
                 C=p.C,
-                penalty=None if np.isinf(p.C) else "l2",
                 tol=p.tol,
                 max_rounds=p.max_iter + 1,
                 method=p.solver,
             )
+            if self._solver.method == "lbfgs" and self.params.get("max_iter") is None:
+                # many features: the gradient-only solver needs more (cheaper) rounds
+                self.params_ = p = replace(p, max_iter=LBFGS_MAX_ITER)
+                self._solver.max_rounds = p.max_iter + 1
             self._scaler = None
-            self._best = None
 
     def _record(self, delta, loss_sum, n_total) -> None:
         """Close the round: history entry, stopping rule, one log line."""
@@ -288,8 +286,7 @@ class FederatedLogisticRegression(StarAggregator):
         change = "n/a" if delta is None else f"{delta:.3e}"
         loss = "n/a" if entry["log_loss"] is None else f"{entry['log_loss']:.6f}"
         self.flame.flame_log(
-            f"round {entry['round']}: change {change}, log-loss {loss} "
-            f"({entry['seconds']:.3f} s)",
+            f"round {entry['round']}: change {change}, log-loss {loss} ({entry['seconds']:.3f} s)",
             log_type="info",
         )
 
@@ -306,9 +303,7 @@ class FederatedLogisticRegression(StarAggregator):
         self._previous = current
         n_total = sum(update["n"] for update in updates)
         self._record(delta, sum(update["loss"] for update in updates), n_total)
-        self.stop_reason_ = stop_reason(
-            delta, self.num_iterations, max_iter=p.max_iter, tol=p.tol
-        )
+        self.stop_reason_ = stop_reason(delta, self.num_iterations, max_iter=p.max_iter, tol=p.tol)
         if p.output == "coef":
             return coef
         return self._model(coef, intercept)
@@ -325,9 +320,7 @@ class FederatedLogisticRegression(StarAggregator):
         total = aggregate_terms([update["terms"] for update in updates])
         theta = self._solver.pending
         step = self._solver.update(theta, total["loss"], total["grad"], total["hess"])
-        if step.accepted:
-            hess = total["hess"] if isinstance(total["hess"], np.ndarray) else None
-            self._best = {"theta": step.best_theta, "loss": total["loss"], "hess": hess}
+        self._step = step
         delta = None if self._previous is None else float(np.linalg.norm(theta - self._previous))
         self._previous = theta
         self._record(delta, total["loss"], n_total)
@@ -345,21 +338,21 @@ class FederatedLogisticRegression(StarAggregator):
 
     def _exact_model(self, n_total) -> dict:
         p = self.params_
-        theta = self._best["theta"]
+        theta, info = self._step.best_theta, self._solver.hess_loglik
         d = len(self._feature_names)
         coef, intercept = theta[:d], (theta[d:] if p.fit_intercept else None)
         statistics = None
-        if self._best["hess"] is not None:
+        if info is not None:
             statistics = glm_summary(
                 theta,
-                self._best["hess"],
+                info,
                 feature_names=self._feature_names,
                 fit_intercept=p.fit_intercept,
                 n=n_total,
-                deviance=2.0 * self._best["loss"],
+                deviance=2.0 * self._step.best_loss,
                 null_deviance=null_deviance(n_total, self._n_pos, fit_intercept=p.fit_intercept),
                 C=p.C,
-                penalty=None if np.isinf(p.C) else "l2",
+                penalty="l2",
                 rounds=len(self.history_),
             )
         else:

@@ -139,7 +139,7 @@ def _failure(exc, folders_by_node) -> tuple[int, str]:
         return 2, str(type(error)(error.problem, node=error.node, file=file, hint=error.hint))
     if isinstance(error, ConfigError):
         return 2, str(error)
-    where = f"{'aggregator' if exc.role == 'aggregator' else 'hospital'} {exc.node_id!r}"
+    where = f"{'the aggregator' if exc.role == 'aggregator' else 'hospital'} {exc.node_id!r}"
     return 1, f"the analysis failed at {where}: {exc.error_type}: {error if error else exc}"
 
 
@@ -226,9 +226,7 @@ def _plot(model, path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError(
-            "--plot needs matplotlib: pip install 'pancreas-fl[plot]'."
-        ) from None
+        raise UsageError("--plot needs matplotlib: pip install 'pancreas-fl[plot]'.") from None
     history = [entry for entry in model["history"] if entry["log_loss"] is not None]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([e["round"] for e in history], [e["log_loss"] for e in history], marker="o")
@@ -245,7 +243,7 @@ def _plot(model, path: Path) -> None:
 
 def _simulate(args) -> int:
     from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
-    from pancreas_fl.engine import NodeFailedError, StarModelTester
+    from pancreas_fl.engine import NodeFailedError, NodeTimeoutError, StarModelTester
 
     folders = args.nodes or list(DEFAULT_NODES)
     names = _node_names(folders)
@@ -275,10 +273,19 @@ def _simulate(args) -> int:
             node_ids=names,
             log_handler=_log_printer(args.quiet),
             print_failures=False,
+            print_result=False,
         )
     except NodeFailedError as exc:
         code, line = _failure(exc, dict(zip(names, folders, strict=True)))
         raise _Exit(code, line) from None
+    except NodeTimeoutError as exc:
+        senders = ", ".join(repr(m) for m in exc.missing)
+        raise _Exit(
+            1,
+            f"the analysis failed at {'the aggregator' if exc.role == 'aggregator' else 'hospital'}"
+            f" {exc.node_id!r}: no {exc.waited_for} from {senders} within --timeout "
+            f"{exc.timeout:g} s. If rounds legitimately take longer, raise --timeout.",
+        ) from None
     seconds = time.perf_counter() - start
     model = tester.result
     if write_coef_only:
@@ -321,7 +328,9 @@ def _predict(args) -> int:
         feature_names=None if names is None else [str(n) for n in names],
         n_features=clf.n_features_in_,
     )
-    proba = clf.predict_proba(features)[:, 1]
+    # a model without feature names (the tutorial's bare array) takes the columns by position
+    X = features if names is not None else features.to_numpy(dtype=float)
+    proba = clf.predict_proba(X)[:, 1]
     table = pd.DataFrame(
         {"row": range(1, len(proba) + 1), "probability": proba, "prediction": proba >= 0.5}
     )

@@ -14,10 +14,14 @@ from dataclasses import asdict, dataclass, fields
 
 from pancreas_fl.data import DEFAULT_DATASET
 from pancreas_fl.errors import ConfigError
-from pancreas_fl.privacy import DEFAULT_MAX_PARAM_RATIO, DEFAULT_MIN_PATIENTS
+from pancreas_fl.privacy import (
+    DEFAULT_MAX_PARAM_RATIO,
+    DEFAULT_MIN_PATIENTS,
+    validate_privacy_params,
+)
 from pancreas_fl.stats import DEFAULT_TOL as EXACT_DEFAULT_TOL
 
-__all__ = ["SHARED_PARAMS", "STRATEGIES", "Params", "resolve_params"]
+__all__ = ["LBFGS_MAX_ITER", "SHARED_PARAMS", "STRATEGIES", "Params", "resolve_params"]
 
 STRATEGIES = ("fedavg", "exact")
 SOLVERS = ("auto", "newton", "lbfgs")
@@ -29,7 +33,7 @@ _STRATEGY_DEFAULTS = {
     "exact": {"max_iter": 50, "tol": EXACT_DEFAULT_TOL, "output": "model"},
 }
 #: With the gradient-only solver every line-search step costs one round.
-_LBFGS_MAX_ITER = 500
+LBFGS_MAX_ITER = 500
 
 #: Parameters both roles must agree on; the aggregator checks them in the first round.
 SHARED_PARAMS = ("strategy", "C", "fit_intercept", "standardize", "local_steps")
@@ -71,8 +75,9 @@ class Params:
     max_param_ratio : float
         A hospital refuses when parameters / patients exceeds this ratio.
     output : {'coef', 'model'}
-        The final result: the bare ``(1, n_features)`` coefficient array (the tutorial's) or a
-        portable dict with coefficients, intercept, feature names, history and statistics.
+        The final result: the bare ``(1, n_features)`` coefficient array (the tutorial's;
+        FedAvg's default without intercept) or a portable dict with coefficients, intercept,
+        feature names, history and statistics (the default otherwise).
     """
 
     strategy: str = "fedavg"
@@ -165,10 +170,20 @@ def resolve_params(**kwargs) -> Params:
     solver = _check_choice("solver", p.solver, SOLVERS)
     defaults = dict(_STRATEGY_DEFAULTS[strategy])
     if strategy == "exact" and solver == "lbfgs":
-        defaults["max_iter"] = _LBFGS_MAX_ITER
+        defaults["max_iter"] = LBFGS_MAX_ITER
     max_iter = defaults["max_iter"] if p.max_iter is None else _check_int("max_iter", p.max_iter, 1)
     tol = defaults["tol"] if p.tol is None else _check_float("tol", p.tol)
-    output = defaults["output"] if p.output is None else _check_choice("output", p.output, OUTPUTS)
+    fit_intercept = _check_bool("fit_intercept", p.fit_intercept)
+    if p.output is None:
+        # the bare array cannot carry an intercept
+        output = "model" if fit_intercept else defaults["output"]
+    else:
+        output = _check_choice("output", p.output, OUTPUTS)
+    if fit_intercept and output == "coef":
+        raise ConfigError(
+            "output='coef' (the bare coefficient array) cannot carry the intercept; "
+            "use output='model' with fit_intercept=True."
+        )
     resolved = Params(
         strategy=strategy,
         dataset=p.dataset,
@@ -176,15 +191,16 @@ def resolve_params(**kwargs) -> Params:
         max_iter=max_iter,
         tol=tol,
         C=_check_float("C", p.C, allow_inf=True),
-        fit_intercept=_check_bool("fit_intercept", p.fit_intercept),
+        fit_intercept=fit_intercept,
         weighted=_check_bool("weighted", p.weighted),
         local_steps=_check_int("local_steps", p.local_steps, 1),
         standardize=_check_bool("standardize", p.standardize),
         solver=solver,
-        min_patients=_check_int("min_patients", p.min_patients, 1),
-        max_param_ratio=_check_float("max_param_ratio", p.max_param_ratio),
+        min_patients=p.min_patients,
+        max_param_ratio=p.max_param_ratio,
         output=output,
     )
+    validate_privacy_params(resolved.min_patients, resolved.max_param_ratio)
     _check_strategy_scope(resolved)
     return resolved
 

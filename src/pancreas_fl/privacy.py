@@ -62,7 +62,7 @@ DEFAULT_MAX_PARAM_RATIO = 0.33
 DEFAULT_MIN_CLASS_SIZE = 3
 """Fewest patients a non-empty outcome class may have (DataSHIELD's ``nfilter.subset``)."""
 
-_AGREE = "the data owner must agree to relaxing it"
+_AGREE = "with the data owner's agreement"
 
 
 def validate_privacy_params(

@@ -58,11 +58,15 @@ class ModelFileError(PancreasFLError, ValueError):
     """A result file cannot be turned into a model (unreadable, unsafe or malformed)."""
 
 
+class _Refused(pickle.UnpicklingError):
+    """The pickle refers to a global that a result file has no business with."""
+
+
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refers to {module}.{name}")
+        raise _Refused(f"refers to {module}.{name}")
 
 
 def load_result(path) -> object:
@@ -91,7 +95,7 @@ def load_result(path) -> object:
         raise ModelFileError(f"{name}: cannot read the model file ({exc.strerror}).") from None
     try:
         obj = _SafeUnpickler(io.BytesIO(raw)).load()
-    except pickle.UnpicklingError as exc:
+    except _Refused as exc:
         raise ModelFileError(
             f"{name}: refusing to load: the file {exc}. A model file may contain only numpy "
             "arrays and plain lists, dicts, numbers and strings; only load results you trust."

@@ -59,9 +59,9 @@ def test_abstract_methods_do_not_block_instantiation_as_in_the_sdk():
 
 def test_wrong_roles_raise_value_error():
     cores, _ = make_cores()
-    with pytest.raises(ValueError, match='analyzer node with mismatching.*received="aggregator"'):
+    with pytest.raises(ValueError, match=r'analyzer node with mismatching.*received="aggregator"'):
         Bare(cores["aggregator"])
-    with pytest.raises(ValueError, match='aggregator node with mismatching.*received="default"'):
+    with pytest.raises(ValueError, match=r'aggregator node with mismatching.*received="default"'):
         BareAggregator(cores["node-1"])
 
 
@@ -86,7 +86,7 @@ def test_analyze_bookkeeping():
 def test_aggregate_always_calls_has_converged(simple):
     cores, _ = make_cores()
     node = Scripted(cores["aggregator"], answers=[True, False, True])
-    assert node.aggregate([1, 2], simple) == (3, True if simple else False)
+    assert node.aggregate([1, 2], simple) == (3, simple)
     assert node.delta_criteria is True
     assert node.aggregate([2, 2], simple) == (4, simple)
     assert node.aggregate([3, 2], simple) == (5, True)
@@ -106,7 +106,7 @@ def _model_kwargs(node_id, ids, **extra):
 
 def test_test_mode_false_is_refused():
     with pytest.raises(
-        RuntimeError, match="cannot run as a production FLAME node.*StarModelTester"
+        RuntimeError, match=r"cannot run as a production FLAME node.*StarModelTester"
     ):
         StarModel(SumAnalyzer, MeanAggregator, "s3")
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,4 +125,4 @@ def wide_hospitals(seed: int, n: int = 600, d: int = 300) -> list[Hospital]:
     z = 0.5 * (X - X.mean(axis=0)) @ beta
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-z))).astype(np.int64)
     cuts = [0, n // 4, (2 * n) // 3, n]
-    return [(X[a:b], y[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    return [(X[a:b], y[a:b]) for a, b in itertools.pairwise(cuts)]

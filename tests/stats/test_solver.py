@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from _federated import make_hospitals, pooled_reference, rel_dist, run_federated, wide_hospitals
@@ -65,9 +67,12 @@ def test_hospital_with_one_class(penalty):
     hospitals = make_hospitals(5, "noniid")
     X0, y0 = hospitals[0]
     hospitals[0] = (X0, np.zeros_like(y0))  # legal: this hospital has no positive patient
-    assert aggregate_terms([local_terms(X0, np.zeros_like(y0), np.zeros(6), fit_intercept=True)])[
-        "n_pos"
-    ] == 0
+    assert (
+        aggregate_terms([local_terms(X0, np.zeros_like(y0), np.zeros(6), fit_intercept=True)])[
+            "n_pos"
+        ]
+        == 0
+    )
     fit = run_federated(hospitals, fit_intercept=True, C=1.0, penalty=penalty)
     ref = pooled_reference(hospitals, fit_intercept=True, C=1.0, penalty=penalty)
     assert fit.step.converged
@@ -102,9 +107,9 @@ def test_accepted_objective_never_increases_from_a_hard_start(theta0):
     for s in rejected:  # a rejected trial never becomes the best point
         assert s.objective > s.best_objective
     best = [s.best_objective for s in fit.steps]
-    assert all(b <= a for a, b in zip(best[:-1], best[1:], strict=True))
+    assert all(b <= a for a, b in itertools.pairwise(best))
     accepted = [s.objective for s in fit.steps if s.accepted]
-    assert all(b <= a for a, b in zip(accepted[:-1], accepted[1:], strict=True))
+    assert all(b <= a for a, b in itertools.pairwise(accepted))
     assert fit.step.converged  # 15-20 rounds from these starts
     ref = pooled_reference(hospitals, fit_intercept=True, C=100.0)
     assert rel_dist(fit.theta, ref) <= REL_TOL
@@ -124,12 +129,13 @@ def test_separable_unpenalized_does_not_crash():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(60, 2))
     y = (X[:, 0] > 0).astype(int)
-    fit = run_federated([(X[:30], y[:30]), (X[30:], y[30:])], fit_intercept=True,
-                        penalty=None, max_rounds=40)
+    fit = run_federated(
+        [(X[:30], y[:30]), (X[30:], y[30:])], fit_intercept=True, penalty=None, max_rounds=40
+    )
     assert fit.step.done
     assert np.all(np.isfinite(fit.theta))
     best = [s.best_objective for s in fit.steps]
-    assert all(b <= a for a, b in zip(best[:-1], best[1:], strict=True))
+    assert all(b <= a for a, b in itertools.pairwise(best))
     assert fit.step.best_objective < 1e-3  # the log-loss goes to 0
 
 
@@ -150,15 +156,16 @@ def test_lbfgs_reaches_the_optimum_on_a_wide_set(fit_intercept):
     # where F(theta) changes by less than its rounding error; there steps are accepted by the
     # gradient form of the Armijo test (which implies decrease in exact arithmetic).
     best = [s.best_objective for s in fit.steps]
-    assert all(b <= a + 1e-13 * abs(a) for a, b in zip(best[:-1], best[1:], strict=True))
+    assert all(b <= a + 1e-13 * abs(a) for a, b in itertools.pairwise(best))
     assert fit.steps[-1].best_objective <= min(best) + 1e-13 * abs(min(best))
 
 
 @pytest.mark.parametrize(("C", "penalty"), PENALTIES)
 def test_lbfgs_small_sets(C, penalty):
     hospitals = make_hospitals(4, "noniid")
-    fit = run_federated(hospitals, fit_intercept=True, C=C, penalty=penalty, method="lbfgs",
-                        max_rounds=400)
+    fit = run_federated(
+        hospitals, fit_intercept=True, C=C, penalty=penalty, method="lbfgs", max_rounds=400
+    )
     ref = pooled_reference(hospitals, fit_intercept=True, C=C, penalty=penalty)
     assert fit.step.converged
     assert rel_dist(fit.theta, ref) <= REL_TOL
@@ -169,8 +176,9 @@ def test_lbfgs_without_moments_still_converges():
     solver = FederatedNewton(6, fit_intercept=True, method="lbfgs", max_rounds=2000)
     theta = solver.initial_theta()
     while True:
-        agg = aggregate_terms([local_terms(X, y, theta, fit_intercept=True, hessian=False)
-                               for X, y in hospitals])
+        agg = aggregate_terms(
+            [local_terms(X, y, theta, fit_intercept=True, hessian=False) for X, y in hospitals]
+        )
         step = solver.update(theta, agg["loss"], agg["grad"])
         if step.done:
             break
@@ -204,8 +212,9 @@ def test_state_round_trip_continues_identically():
         agg = aggregate_terms([local_terms(X, y, theta, fit_intercept=True) for X, y in hospitals])
         theta = solver.update(theta, agg["loss"], agg["grad"], agg["hess"]).next_theta
     state = solver.get_state()
-    assert all(isinstance(v, (int, float, str, bool, list, dict, type(None)))
-               for v in state.values())
+    assert all(
+        isinstance(v, (int, float, str, bool, list, dict, type(None))) for v in state.values()
+    )
     solver = FederatedNewton.from_state(state)
     while True:
         agg = aggregate_terms([local_terms(X, y, theta, fit_intercept=True) for X, y in hospitals])

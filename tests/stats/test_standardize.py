@@ -48,7 +48,7 @@ def test_moments_equal_standard_scaler():
 
 def test_combine_skips_empty_hospitals_and_checks_input():
     X = np.arange(12.0).reshape(6, 2)
-    n, mean, var = combine_moments([local_moments(X[:0]), local_moments(X)])
+    n, _mean, var = combine_moments([local_moments(X[:0]), local_moments(X)])
     assert n == 6
     np.testing.assert_allclose(var, X.var(axis=0))
     with pytest.raises(ValueError, match="at least one hospital"):
@@ -67,8 +67,9 @@ def test_raw_space_model_predicts_like_the_pipeline(fit_intercept):
     X, y = pool(hospitals)
     pipe = make_pipeline(
         StandardScaler(),
-        LogisticRegression(C=0.5, fit_intercept=fit_intercept, solver="newton-cholesky",
-                           tol=1e-12, max_iter=1000),
+        LogisticRegression(
+            C=0.5, fit_intercept=fit_intercept, solver="newton-cholesky", tol=1e-12, max_iter=1000
+        ),
     ).fit(X, y)
     lr = pipe[-1]
     ref = np.append(lr.coef_.ravel(), lr.intercept_) if fit_intercept else lr.coef_.ravel()
@@ -89,8 +90,17 @@ def test_covariance_transforms_with_the_jacobian():
     Xs = standardize(X, mean, scale)
     fit_s = run_federated([(Xs, y)], fit_intercept=True, penalty=None)
     info_s = local_terms(Xs, y, fit_s.theta, fit_intercept=True)["hess"]
-    cov_s = np.array(glm_summary(fit_s.theta, info_s, feature_names=["a", "b"],
-                                 fit_intercept=True, n=n, deviance=0.0, penalty=None)["cov"])
+    cov_s = np.array(
+        glm_summary(
+            fit_s.theta,
+            info_s,
+            feature_names=["a", "b"],
+            fit_intercept=True,
+            n=n,
+            deviance=0.0,
+            penalty=None,
+        )["cov"]
+    )
     w_raw, b_raw, cov_raw = to_raw_space(fit_s.theta[:2], fit_s.theta[2], mean, scale, cov_s)
     ref = pooled_reference([(X, y)], fit_intercept=True, penalty=None)
     assert rel_dist(np.append(w_raw, b_raw), ref) <= 1e-6

@@ -63,6 +63,10 @@ def _split_problems(split: Any) -> list[str]:
     return []
 
 
+def _silent(*args: Any) -> None:
+    """Stands in for ``print`` when the tester is asked not to print the result."""
+
+
 def _write_atomic(path: str, body: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
@@ -123,6 +127,10 @@ class StarModelTester:
         printed).
     print_failures : bool
         Print the failing node and its traceback to stderr before raising.
+    print_result : bool
+        Print ``Final result: ...`` (no ``filename``) or ``Final result written to ...``, as
+        the SDK's harness does; ``False`` keeps the tester silent (``tester.result`` holds
+        the result either way).
     dp_seed : int, optional
         Seed of the local-DP Laplace noise (``None``: fresh entropy).
 
@@ -175,6 +183,7 @@ class StarModelTester:
         node_ids: list[str] | None = None,
         log_handler: Callable[[LogRecord], None] | None = None,
         print_failures: bool = True,
+        print_result: bool = True,
         dp_seed: int | None = None,
     ) -> None:
         if filename is not None and result_filepath is not None:
@@ -284,7 +293,7 @@ class StarModelTester:
                 "(is the aggregator the last participant with role 'aggregator'?)"
             )
         self._take_result(run.submission)
-        self._output(run.submission)
+        self._output(run.submission, print_result)
 
     # ------------------------------------------------------------------ checks
     @staticmethod
@@ -371,19 +380,25 @@ class StarModelTester:
         modules = class_modules(*classes)
         context = multiprocessing.get_context("spawn")
         conns, processes = {}, {}
-        for spec, payload in zip(specs, payloads, strict=True):
-            parent_end, child_end = context.Pipe(duplex=True)
-            process = context.Process(
-                target=child_main,
-                args=(child_end, spec.node_id, spec.role, spec.timeout, modules, payload),
-                name=f"flame-node-{spec.node_id}",
-                daemon=True,
-            )
-            process.start()
-            child_end.close()
-            conns[spec.node_id] = parent_end
-            processes[spec.node_id] = process
-        ProcessRouter(conns, processes, run).route(_STOP_GRACE)
+        router = ProcessRouter(conns, processes, run, patience=_STOP_GRACE)
+        try:
+            for spec, payload in zip(specs, payloads, strict=True):
+                parent_end, child_end = context.Pipe(duplex=True)
+                # Not daemonic: a node may start processes of its own, as in production.
+                process = context.Process(
+                    target=child_main,
+                    args=(child_end, spec.node_id, spec.role, spec.timeout, modules, payload),
+                    name=f"flame-node-{spec.node_id}",
+                )
+                process.start()
+                child_end.close()
+                conns[spec.node_id] = parent_end
+                processes[spec.node_id] = process
+            router.route(_STOP_GRACE)
+        except BaseException:
+            router.close(patience=0.0)
+            raise
+        router.close()
 
     # ------------------------------------------------------------------ outcome
     def _raise_failure(self, run: RunState, print_failures: bool) -> None:
@@ -423,15 +438,16 @@ class StarModelTester:
             ) from exc
         self.results = list(self.result) if submission.multiple else [self.result]
 
-    def _output(self, submission: FinalSubmission) -> None:
+    def _output(self, submission: FinalSubmission, print_result: bool) -> None:
         multiple = submission.multiple
         filename = self._filename
+        say = print if print_result else _silent
         if filename is None:
             if multiple:
                 for index, result in enumerate(self.results, start=1):
-                    print(f"Final result_{index}: {result}")
+                    say(f"Final result_{index}: {result}")
             else:
-                print(f"Final result: {self.result}")
+                say(f"Final result: {self.result}")
             return
         count = len(submission.bodies)
         if isinstance(filename, list):
@@ -450,5 +466,5 @@ class StarModelTester:
             zip(paths, submission.bodies, strict=True), start=1
         ):
             _write_atomic(path, body)
-            print(f"Final result{f'_{index}' if multiple else ''} written to {path}")
+            say(f"Final result{f'_{index}' if multiple else ''} written to {path}")
         self.result_files = list(paths)

@@ -24,6 +24,7 @@ Guarantees (beyond the SDK's local mock):
 
 from __future__ import annotations
 
+import pickle
 import sys
 import threading
 import time
@@ -409,33 +410,41 @@ class ProcessRouter:
     hands logs, the final result and reports to the :class:`RunState`. A child whose pipe
     closes before it reported died without reporting: that is a node failure too. After the
     first failure every other child is told to stop; children still running ``grace``
-    seconds later are terminated.
+    seconds later are killed by :meth:`close`.
 
     Parameters
     ----------
     conns : dict
-        Node id to the tester's end of that node's pipe.
+        Node id to the tester's end of that node's pipe (filled as children start).
     processes : dict
-        Node id to its :class:`multiprocessing.Process` (already started).
+        Node id to its started :class:`multiprocessing.Process`.
     run : RunState
         Where logs, the final result and reports go.
+    patience : float
+        How long :meth:`close` lets children exit on their own after a normal end.
     """
 
-    def __init__(self, conns: dict[str, Connection], processes: dict, run: RunState) -> None:
+    def __init__(
+        self,
+        conns: dict[str, Connection],
+        processes: dict,
+        run: RunState,
+        patience: float = 1.5,
+    ) -> None:
         self._conns = conns
         self._processes = processes
         self._run = run
+        self._patience = patience
 
     def route(self, grace: float) -> None:
         """Route until every node reported (or ``grace`` s after the first failure)."""
         live = dict(self._conns)
         node_of = {id(conn): node_id for node_id, conn in live.items()}
         deadline: float | None = None
-        expired = False
         while live and not self._run.all_reported:
             timeout = None if deadline is None else deadline - time.monotonic()
             if timeout is not None and timeout <= 0:
-                expired = True
+                self._patience = 0.0  # the grace is over: stragglers are killed at once
                 break
             for conn in wait(list(live.values()), timeout):
                 node_id = node_of[id(conn)]
@@ -449,7 +458,6 @@ class ProcessRouter:
                     continue
                 if self._handle(node_id, message, live):
                     deadline = deadline or time.monotonic() + grace
-        self._shut_down(0.0 if expired else grace)
 
     def _handle(self, node_id: str, message: tuple, live: dict[str, Connection]) -> bool:
         kind, *args = message
@@ -488,9 +496,19 @@ class ProcessRouter:
             f"the node's process exited (exit code {process.exitcode}) "
             "without reporting a result or an error"
         )
-        return NodeReport(node_id, self._run.roles[node_id], "failed", "ChildProcessError", message)
+        return NodeReport(
+            node_id,
+            self._run.roles[node_id],
+            "failed",
+            "ChildProcessError",
+            message,
+            error_payload=pickle.dumps(ChildProcessError(message)),
+        )
 
-    def _shut_down(self, patience: float) -> None:
+    def close(self, patience: float | None = None) -> None:
+        """Let the children exit (up to ``patience`` s), kill stragglers, close the pipes."""
+        if patience is None:
+            patience = self._patience
         end = time.monotonic() + patience
         for process in self._processes.values():
             process.join(max(0.0, end - time.monotonic()))

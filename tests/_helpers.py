@@ -1,0 +1,51 @@
+"""Shared test helpers: sample data, hospitals as FLAME s3 data, running the analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
+from pancreas_fl.engine import StarModelTester
+from pancreas_fl.sample import make_cohort
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+DATASET = "pancreasData.csv"
+
+
+def sample_splits() -> list[list[dict[str, bytes]]]:
+    """data/sample/ as FLAME delivers it: one s3 source per hospital."""
+    return [[{DATASET: (SAMPLE / name / DATASET).read_bytes()}] for name in ("node1", "node2")]
+
+
+def frames_to_splits(frames) -> list[list[dict[str, bytes]]]:
+    """Generated cohort frames as s3 data, formatted as the sample files are."""
+    return [
+        [{DATASET: frame.to_csv(index=False, float_format="%.3f", lineterminator="\n").encode()}]
+        for frame in frames
+    ]
+
+
+def cohort_splits(**kwargs) -> list[list[dict[str, bytes]]]:
+    """A seeded synthetic cohort (see ``pancreas_fl.sample.make_cohort``) as s3 data."""
+    return frames_to_splits(make_cohort(**kwargs))
+
+
+def run_analysis(splits, *, isolation="thread", analyzer=None, aggregator=None, **params):
+    """Run the pancreas analysis on the offline engine and return the tester."""
+    kwargs = params or None
+    return StarModelTester(
+        splits,
+        analyzer or PancreasAnalyzer,
+        aggregator or FederatedLogisticRegression,
+        "s3",
+        simple_analysis=False,
+        output_type="pickle",
+        analyzer_kwargs=kwargs,
+        aggregator_kwargs=kwargs,
+        isolation=isolation,
+        timeout=60.0,
+        stream_log_level=100,
+        print_failures=False,
+        print_result=False,
+    )
