@@ -43,7 +43,7 @@ $(OLDEST_STAMP): pyproject.toml .ci/oldest-constraints.txt
 	@test -n "$(OLDEST_PYTHON)" || { echo "make test-oldest: no python3.10 found (set OLDEST_PYTHON)"; exit 1; }
 	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(OLDEST_VENV)/bin/python -m pip install --quiet -c .ci/oldest-constraints.txt -e '.[test]'
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -c .ci/oldest-constraints.txt -e '.[test,plot]'
 	@touch $(OLDEST_STAMP)
 
 test-oldest: $(OLDEST_STAMP) ## the test suite on Python 3.10 with numpy 2.2, pandas 2.3, scikit-learn 1.7

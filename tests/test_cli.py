@@ -119,6 +119,7 @@ def test_simulate_gives_the_same_result_in_both_isolations(tmp_path, capsys, iso
 
 
 def test_simulate_plot_draws_a_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
     plot = tmp_path / "loss.png"
     code, _, err = run(["simulate", *NODES, "--out", tmp_path / "m.pkl", "--plot", plot], capsys)
     assert code == 0, err
@@ -133,6 +134,18 @@ def blank_first_value(text):
 def all_positive(text):
     header, *rows = text.strip().split("\n")
     return "\n".join([header, *(row[:-1] + "1" for row in rows)]) + "\n"
+
+
+def test_simulate_plot_without_matplotlib_fails_before_running(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    out = tmp_path / "m.pkl"
+    code, stdout, err = run(
+        ["simulate", *NODES, "--out", out, "--plot", tmp_path / "p.png"], capsys
+    )
+    assert code == 2
+    assert err == "pancreas-fl: error: --plot needs matplotlib: pip install 'pancreas-fl[plot]'.\n"
+    assert stdout == ""
+    assert not out.exists()
 
 
 BAD = {

@@ -221,9 +221,12 @@ class FederatedLogisticRegression(StarAggregator):
 
     def has_converged(self, result, last_result):
         if self.stop_reason_ == "tolerance":
-            self.flame.flame_log(
-                "Delta error is smaller than the tolerance threshold", log_type="info"
+            message = (
+                "Delta error is smaller than the tolerance threshold"  # the tutorial's words
+                if self.params_.strategy == "fedavg"
+                else "The solver step is smaller than the tolerance: converged"
             )
+            self.flame.flame_log(message, log_type="info")
         elif self.stop_reason_ == "max_iter":
             self.flame.flame_log(
                 f"Maximum number of {self.params_.max_iter} iterations reached. "

@@ -219,7 +219,8 @@ def _report(model, metrics, seconds) -> dict:
     )
 
 
-def _plot(model, path: Path) -> None:
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (an optional extra)."""
     try:
         import matplotlib
 
@@ -227,6 +228,10 @@ def _plot(model, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'pancreas-fl[plot]'.") from None
+    return plt
+
+
+def _plot(plt, model, path: Path) -> None:
     history = [entry for entry in model["history"] if entry["log_loss"] is not None]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([e["round"] for e in history], [e["log_loss"] for e in history], marker="o")
@@ -251,6 +256,7 @@ def _simulate(args) -> int:
     out = _check_writable(args.out, "--out")
     report = args.report and _check_writable(args.report, "--report")
     plot = args.plot and _check_writable(args.plot, "--plot")
+    plt = _pyplot() if plot else None
     params = _simulation_params(args)
     # The command always builds the model dict (history, feature names); --output coef
     # writes its bare coefficient array instead, as FLAME would with output='coef'.
@@ -302,7 +308,7 @@ def _simulate(args) -> int:
     if report:
         _atomic_write(report, json.dumps(_report(model, metrics, seconds), indent=2).encode())
     if plot:
-        _plot(model, plot)
+        _plot(plt, model, plot)
     print(_summary(model, metrics, seconds))
     written = ", ".join(str(p) for p in (out, report, plot) if p)
     print(f"\nwrote {written}")

@@ -149,7 +149,7 @@ def check_disclosure(
             f"at least {min_patients} are required",
             file=file,
             hint=f"Add patients or leave this hospital out; min_patients={min_patients} can "
-            f"be lowered only if {_AGREE}",
+            f"be lowered only {_AGREE}",
         )
     ratio = n_params / n_samples
     if ratio > max_param_ratio:
@@ -161,7 +161,7 @@ def check_disclosure(
             f"(at least {needed} patients, or at most {affordable} parameters)",
             file=file,
             hint=f"Use fewer features or add patients; max_param_ratio={max_param_ratio:g} "
-            f"can be raised only if {_AGREE}",
+            f"can be raised only {_AGREE}",
         )
     if n_positive is not None:
         if not _is_int(n_positive) or not 0 <= n_positive <= n_samples:
@@ -176,7 +176,7 @@ def check_disclosure(
                     f"{label} (at least {min_class_size} per class are required)",
                     file=file,
                     hint=f"Add patients of that class or leave this hospital out; "
-                    f"min_class_size={min_class_size} can be lowered only if {_AGREE}",
+                    f"min_class_size={min_class_size} can be lowered only {_AGREE}",
                 )
 
 

@@ -5,7 +5,7 @@ With :math:`\\hat\\theta` the fitted parameters and
 information (the Hessian of the negative log-likelihood, *not* multiplied by ``C``; the sum of
 the hospitals' ``hess`` at :math:`\\hat\\theta`):
 
-* unpenalized (``penalty=None``): :math:`\\widehat{\\operatorname{Cov}}(\\hat\\theta) =
+* unpenalized (``C=inf`` or ``penalty=None``): :math:`\\widehat{\\operatorname{Cov}}(\\hat\\theta) =
   \\mathcal I^{-1}`, Wald :math:`z = \\hat\\theta_j / \\mathrm{se}_j`, two-sided
   :math:`p = \\operatorname{erfc}(|z| / \\sqrt 2)`, 95% CI :math:`\\hat\\theta_j \\pm
   1.959964\\, \\mathrm{se}_j` (as statsmodels' ``Logit``);
@@ -13,7 +13,7 @@ the hospitals' ``hess`` at :math:`\\hat\\theta`):
   \\dots, 1, 0)` -- the Laplace approximation of the posterior covariance under the implied
   Gaussian prior :math:`w \\sim N(0, C I)`. It is reported *approximately* and labelled so:
   the penalized estimate is biased towards 0 and the Wald tests are not valid frequentist
-  tests; refit with ``penalty=None`` for inference.
+  tests; refit without penalty (``C=inf``) for inference.
 
 Deviance :math:`D = 2 \\sum_i \\ell_i(\\hat\\theta)`; null deviance from the intercept-only
 model :math:`\\hat p = n_{pos} / n` (or :math:`p = 1/2` without intercept); AIC
@@ -41,7 +41,7 @@ _PENALIZED_NOTE = (
     "L2-penalized fit (C={C:g}): standard errors are approximate, from (I + P/C)^-1 "
     "(posterior under the implied Gaussian prior w ~ N(0, C)); coefficients are shrunk "
     "towards 0 and z, P>|z| and the intervals are not valid frequentist tests. "
-    "Refit with penalty=None for inference."
+    "Refit without penalty (C=inf) for inference."
 )
 _UNPENALIZED_NOTE = "Unpenalized maximum likelihood fit; Wald standard errors from I^-1."
 
