@@ -66,7 +66,9 @@ def datasets():
     # (DataSHIELD's 0.33 parameters-per-patient guard would need 3,640 patients per hospital
     # here, so this synthetic set relaxes it to 0.6.)
     frames = make_cohort(n_nodes=3, rows=[2000] * 3, n_features=1100, seed=8, shift=1.0)
-    wide = [[{DATASET: frame.to_csv(index=False, float_format="%.3f").encode()}] for frame in frames]
+    wide = [
+        [{DATASET: frame.to_csv(index=False, float_format="%.3f").encode()}] for frame in frames
+    ]
     return {
         "data/sample": (sample, {}),
         "non-IID (4 hospitals, 10 genes)": (non_iid, {}),

@@ -76,7 +76,7 @@ def test_penalized_statistics_are_labelled_approximate():
     np.testing.assert_allclose(s["cov"], cov, rtol=1e-8)
     assert s["penalized"]
     assert "approximate" in s["note"]
-    assert "penalty=None" in s["note"]
+    assert "C=inf" in s["note"]
     assert 0 < s["edf"] < 6
     assert s["edf"] == pytest.approx(np.trace(cov @ info), rel=1e-10)
 
@@ -125,6 +125,6 @@ def test_format_summary(penalty):
     assert "AIC" in text
     assert "Note:" in text
     if penalty:
-        assert "penalty=None" in text
+        assert "C=inf" in text
     widths = {len(line) for line in text.splitlines()}
     assert max(widths) <= 100
