@@ -29,10 +29,9 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
-from pancreas_fl.engine import StarModelTester
 from pancreas_fl.results import model_from_result
 from pancreas_fl.sample import make_cohort
+from pancreas_fl.simulation import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = "pancreasData.csv"
@@ -83,18 +82,7 @@ def pooled(splits):
 
 def run(splits, params):
     start = time.perf_counter()
-    tester = StarModelTester(
-        splits,
-        PancreasAnalyzer,
-        FederatedLogisticRegression,
-        "s3",
-        simple_analysis=False,
-        output_type="pickle",
-        analyzer_kwargs={**params, "output": "model"},
-        aggregator_kwargs={**params, "output": "model"},
-        stream_log_level=100,
-        print_result=False,
-    )
+    tester = simulate(splits, stream_log_level=100, **{**params, "output": "model"})
     return tester.result, time.perf_counter() - start
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
 from pancreas_fl.engine import StarModelTester
 from pancreas_fl.sample import make_cohort
+from pancreas_fl.simulation import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
@@ -32,12 +32,14 @@ def cohort_splits(**kwargs) -> list[list[dict[str, bytes]]]:
 
 
 def run_analysis(splits, *, isolation="thread", analyzer=None, aggregator=None, **params):
-    """Run the pancreas analysis on the offline engine and return the tester."""
+    """Run the analysis (or the given node classes) on the offline engine; return the tester."""
+    if analyzer is None and aggregator is None:
+        return simulate(splits, isolation=isolation, timeout=60.0, stream_log_level=100, **params)
     kwargs = params or None
     return StarModelTester(
         splits,
-        analyzer or PancreasAnalyzer,
-        aggregator or FederatedLogisticRegression,
+        analyzer,
+        aggregator,
         "s3",
         simple_analysis=False,
         output_type="pickle",

@@ -17,12 +17,14 @@ import argparse
 import json
 import math
 import os
+import pickle
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from pancreas_fl import results
+from pancreas_fl.data import DEFAULT_DATASET
 from pancreas_fl.errors import ConfigError, DataError, PancreasFLError
 
 __all__ = ["main"]
@@ -54,21 +56,6 @@ def _check_writable(path: Path, option: str) -> Path:
     if not path.parent.is_dir():
         raise UsageError(f"{option} {path}: the folder {path.parent} does not exist.")
     return path
-
-
-def _read_node(folder: str) -> list[dict[str, bytes]]:
-    """A hospital folder as FLAME's s3 data: one source mapping file name -> bytes."""
-    path = Path(folder)
-    if not path.is_dir():
-        raise UsageError(f"hospital folder {folder}: not a directory.")
-    objects = {
-        entry.name: entry.read_bytes()
-        for entry in sorted(path.iterdir())
-        if entry.is_file() and not entry.name.startswith(".")
-    }
-    if not objects:
-        raise UsageError(f"hospital folder {folder}: contains no files.")
-    return [objects]
 
 
 def _node_names(folders) -> list[str]:
@@ -141,36 +128,6 @@ def _failure(exc, folders_by_node) -> tuple[int, str]:
         return 2, str(error)
     where = f"{'the aggregator' if exc.role == 'aggregator' else 'hospital'} {exc.node_id!r}"
     return 1, f"the analysis failed at {where}: {exc.error_type}: {error if error else exc}"
-
-
-def _evaluate(model, splits, names, params) -> list[dict]:
-    """Accuracy and ROC AUC of the final model at each hospital, on its own data."""
-    from sklearn.metrics import accuracy_score, roc_auc_score
-
-    from pancreas_fl.data import DEFAULT_DATASET, load_hospital_data
-
-    clf = results.model_from_result(model)
-    rows = []
-    for name, split in zip(names, splits, strict=True):
-        data = load_hospital_data(
-            split,
-            dataset=params.get("dataset", DEFAULT_DATASET),
-            label=params.get("label"),
-            require_both_classes=False,
-        )
-        X, y = data.features, data.labels.to_numpy()
-        proba = clf.predict_proba(X)[:, 1]
-        both = len(set(y.tolist())) == 2
-        rows.append(
-            {
-                "hospital": name,
-                "patients": data.n_samples,
-                "positives": data.n_positive,
-                "accuracy": float(accuracy_score(y, (proba >= 0.5).astype(int))),
-                "roc_auc": float(roc_auc_score(y, proba)) if both else None,
-            }
-        )
-    return rows
 
 
 def _summary(model, metrics, seconds) -> str:
@@ -247,12 +204,12 @@ def _plot(plt, model, path: Path) -> None:
 
 
 def _simulate(args) -> int:
-    from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
-    from pancreas_fl.engine import NodeFailedError, NodeTimeoutError, StarModelTester
+    from pancreas_fl.engine import NodeFailedError, NodeTimeoutError
+    from pancreas_fl.simulation import evaluate, read_hospital, simulate
 
     folders = args.nodes or list(DEFAULT_NODES)
     names = _node_names(folders)
-    splits = [_read_node(folder) for folder in folders]
+    splits = [read_hospital(folder) for folder in folders]
     out = _check_writable(args.out, "--out")
     report = args.report and _check_writable(args.report, "--report")
     plot = args.plot and _check_writable(args.plot, "--plot")
@@ -261,25 +218,22 @@ def _simulate(args) -> int:
     # The command always builds the model dict (history, feature names); --output coef
     # writes its bare coefficient array instead, as FLAME would with output='coef'.
     write_coef_only = params.get("output") == "coef"
+    if write_coef_only and (params.get("fit_intercept") or params.get("standardize")):
+        raise UsageError(
+            "--output coef (the bare coefficient array) cannot carry an intercept; "
+            "use --output model with --fit-intercept or --standardize."
+        )
     params["output"] = "model"
 
     start = time.perf_counter()
     try:
-        tester = StarModelTester(
+        tester = simulate(
             splits,
-            PancreasAnalyzer,
-            FederatedLogisticRegression,
-            "s3",
-            simple_analysis=False,
-            output_type="pickle",
-            analyzer_kwargs=params,
-            aggregator_kwargs=params,
+            node_ids=names,
             isolation=args.isolation,
             timeout=args.timeout,
-            node_ids=names,
             log_handler=_log_printer(args.quiet),
-            print_failures=False,
-            print_result=False,
+            **params,
         )
     except NodeFailedError as exc:
         code, line = _failure(exc, dict(zip(names, folders, strict=True)))
@@ -294,16 +248,14 @@ def _simulate(args) -> int:
         ) from None
     seconds = time.perf_counter() - start
     model = tester.result
-    if write_coef_only:
-        if model["intercept"] is not None:
-            raise UsageError("--output coef cannot carry the intercept; use --output model.")
-        payload = model["coef"]
-    else:
-        payload = model
-    metrics = _evaluate(model, splits, names, params)
-
-    import pickle
-
+    payload = model["coef"] if write_coef_only else model
+    metrics = evaluate(
+        model,
+        splits,
+        names,
+        dataset=params.get("dataset", DEFAULT_DATASET),
+        label=params.get("label"),
+    )
     _atomic_write(out, pickle.dumps(payload))
     if report:
         _atomic_write(report, json.dumps(_report(model, metrics, seconds), indent=2).encode())

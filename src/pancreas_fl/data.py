@@ -188,17 +188,9 @@ def load_hospital_data(
         raise ConfigError(f"'label' must be a str, an int or None. Got {label!r} instead.")
 
     raw = _find_object(data, dataset)
-    text = _decode(raw, dataset)
-    header = _read_header(text, dataset)
-    df = _parse(raw, text, len(header), dataset)
-
-    if len(df) == 0:
-        raise DataError(
-            f"has a header ({len(header)} columns) but no data rows",
-            file=dataset,
-            hint="Export the patients' rows too, or leave this hospital out",
-        )
-
+    text, header, df = _read_table(
+        raw, dataset, no_rows_hint="Export the patients' rows too, or leave this hospital out"
+    )
     names = [str(c) for c in df.columns]
     position = _label_position(label, names, dataset)
     if len(names) < 2:
@@ -259,15 +251,7 @@ def load_feature_table(
     DataError
         When the file cannot be read or lacks the model's features.
     """
-    text = _decode(raw, dataset)
-    header = _read_header(text, dataset)
-    df = _parse(raw, text, len(header), dataset)
-    if len(df) == 0:
-        raise DataError(
-            f"has a header ({len(header)} columns) but no data rows",
-            file=dataset,
-            hint="Give at least one patient's row",
-        )
+    text, header, df = _read_table(raw, dataset, no_rows_hint="Give at least one patient's row")
     names = [str(c) for c in df.columns]
     if feature_names is not None:
         missing = [name for name in feature_names if name not in names]
@@ -389,6 +373,20 @@ def _find_object(data: object, dataset: str) -> bytes | bytearray | memoryview:
             hint="Export the data again with a header row and one row per patient",
         )
     return raw
+
+
+def _read_table(raw, dataset: str, *, no_rows_hint: str):
+    """Decode, check the header, parse: ``(text, header, DataFrame)`` with at least one row."""
+    text = _decode(raw, dataset)
+    header = _read_header(text, dataset)
+    df = _parse(raw, text, len(header), dataset)
+    if len(df) == 0:
+        raise DataError(
+            f"has a header ({len(header)} columns) but no data rows",
+            file=dataset,
+            hint=no_rows_hint,
+        )
+    return text, header, df
 
 
 def _decode(raw: bytes | bytearray | memoryview, dataset: str) -> str:

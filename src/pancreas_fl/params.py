@@ -8,10 +8,10 @@ chosen strategy.
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import asdict, dataclass, fields
 
+from pancreas_fl._validation import check_bool, check_choice, check_int, check_real
 from pancreas_fl.data import DEFAULT_DATASET
 from pancreas_fl.errors import ConfigError
 from pancreas_fl.privacy import (
@@ -104,36 +104,6 @@ class Params:
 _NAMES = tuple(f.name for f in fields(Params))
 
 
-def _fail(name, expected, value):
-    raise ConfigError(f"{name!r} must be {expected}. Got {value!r} instead.")
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        _fail(name, f"an int in [{low}, inf)", value)
-    return int(value)
-
-
-def _check_float(name, value, *, allow_inf=False):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = ok and value > 0 and not math.isnan(value) and (allow_inf or math.isfinite(value))
-    if not ok:
-        _fail(name, f"a float in (0, inf{']' if allow_inf else ')'}", value)
-    return float(value)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        _fail(name, "a bool (True or False)", value)
-    return value
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        _fail(name, f"one of {', '.join(repr(c) for c in choices)}", value)
-    return value
-
-
 def resolve_params(**kwargs) -> Params:
     """Validate the keyword arguments of a node and fill in the strategy's defaults.
 
@@ -160,25 +130,28 @@ def resolve_params(**kwargs) -> Params:
             f"valid parameters are {', '.join(_NAMES)}."
         )
     p = Params(**kwargs)
-    strategy = _check_choice("strategy", p.strategy, STRATEGIES)
+    strategy = check_choice("strategy", p.strategy, STRATEGIES)
     if not isinstance(p.dataset, str) or not p.dataset:
-        _fail("dataset", "a non-empty str (the s3 object key)", p.dataset)
-    if p.label is not None and not isinstance(p.label, (str, numbers.Integral)):
-        _fail("label", "a column name (str), a column position (int) or None", p.label)
-    if isinstance(p.label, bool):
-        _fail("label", "a column name (str), a column position (int) or None", p.label)
-    solver = _check_choice("solver", p.solver, SOLVERS)
+        raise ConfigError(
+            f"'dataset' must be a non-empty str (the s3 object key). Got {p.dataset!r} instead."
+        )
+    if isinstance(p.label, bool) or not isinstance(p.label, (str, numbers.Integral, type(None))):
+        raise ConfigError(
+            "'label' must be a column name (str), a column position (int) or None. "
+            f"Got {p.label!r} instead."
+        )
+    solver = check_choice("solver", p.solver, SOLVERS)
     defaults = dict(_STRATEGY_DEFAULTS[strategy])
     if strategy == "exact" and solver == "lbfgs":
         defaults["max_iter"] = LBFGS_MAX_ITER
-    max_iter = defaults["max_iter"] if p.max_iter is None else _check_int("max_iter", p.max_iter, 1)
-    tol = defaults["tol"] if p.tol is None else _check_float("tol", p.tol)
-    fit_intercept = _check_bool("fit_intercept", p.fit_intercept)
+    max_iter = defaults["max_iter"] if p.max_iter is None else check_int("max_iter", p.max_iter, 1)
+    tol = defaults["tol"] if p.tol is None else check_real("tol", p.tol)
+    fit_intercept = check_bool("fit_intercept", p.fit_intercept)
     if p.output is None:
         # the bare array cannot carry an intercept
         output = "model" if fit_intercept else defaults["output"]
     else:
-        output = _check_choice("output", p.output, OUTPUTS)
+        output = check_choice("output", p.output, OUTPUTS)
     if fit_intercept and output == "coef":
         raise ConfigError(
             "output='coef' (the bare coefficient array) cannot carry the intercept; "
@@ -190,11 +163,11 @@ def resolve_params(**kwargs) -> Params:
         label=p.label,
         max_iter=max_iter,
         tol=tol,
-        C=_check_float("C", p.C, allow_inf=True),
+        C=check_real("C", p.C, closed="right"),
         fit_intercept=fit_intercept,
-        weighted=_check_bool("weighted", p.weighted),
-        local_steps=_check_int("local_steps", p.local_steps, 1),
-        standardize=_check_bool("standardize", p.standardize),
+        weighted=check_bool("weighted", p.weighted),
+        local_steps=check_int("local_steps", p.local_steps, 1),
+        standardize=check_bool("standardize", p.standardize),
         solver=solver,
         min_patients=p.min_patients,
         max_param_ratio=p.max_param_ratio,

@@ -41,8 +41,8 @@ agreement, through the documented keyword arguments ``min_patients``, ``max_para
 from __future__ import annotations
 
 import math
-import numbers
 
+from pancreas_fl._validation import check_int, check_real
 from pancreas_fl.errors import ConfigError, PrivacyError
 
 __all__ = [
@@ -87,18 +87,9 @@ def validate_privacy_params(
         With scikit-learn's message style, e.g.
         ``"'min_patients' must be an int in [1, inf). Got 0 instead."``.
     """
-    for name, value in (("min_patients", min_patients), ("min_class_size", min_class_size)):
-        if not _is_int(value) or value < 1:
-            raise ConfigError(f"{name!r} must be an int in [1, inf). Got {value!r} instead.")
-    if (
-        not isinstance(max_param_ratio, numbers.Real)
-        or isinstance(max_param_ratio, bool)
-        or math.isnan(max_param_ratio)
-        or not 0 < max_param_ratio <= 1
-    ):
-        raise ConfigError(
-            f"'max_param_ratio' must be a float in (0, 1]. Got {max_param_ratio!r} instead."
-        )
+    check_int("min_patients", min_patients, 1)
+    check_int("min_class_size", min_class_size, 1)
+    check_real("max_param_ratio", max_param_ratio, high=1.0, closed="right")
 
 
 def check_disclosure(
@@ -139,9 +130,8 @@ def check_disclosure(
         When a threshold is invalid.
     """
     validate_privacy_params(min_patients, max_param_ratio, min_class_size)
-    for name, value in (("n_samples", n_samples), ("n_params", n_params)):
-        if not _is_int(value) or value < 0:
-            raise ConfigError(f"{name!r} must be an int in [0, inf). Got {value!r} instead.")
+    check_int("n_samples", n_samples, 0)
+    check_int("n_params", n_params, 0)
 
     if n_samples < min_patients:
         raise PrivacyError(
@@ -164,7 +154,7 @@ def check_disclosure(
             f"can be raised only {_AGREE}",
         )
     if n_positive is not None:
-        if not _is_int(n_positive) or not 0 <= n_positive <= n_samples:
+        if check_int("n_positive", n_positive, 0) > n_samples:
             raise ConfigError(
                 f"'n_positive' must be an int in [0, n_samples={n_samples}]. "
                 f"Got {n_positive!r} instead."
@@ -178,7 +168,3 @@ def check_disclosure(
                     hint=f"Add patients of that class or leave this hospital out; "
                     f"min_class_size={min_class_size} can be lowered only {_AGREE}",
                 )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pancreas_fl._validation import check_int, check_real
 from pancreas_fl.data import DEFAULT_DATASET
 from pancreas_fl.errors import ConfigError
 
@@ -103,7 +104,7 @@ def gene_names(n_features: int) -> tuple[str, ...]:
     -------
     tuple of str
     """
-    _check_int("n_features", n_features, 1)
+    check_int("n_features", n_features, 1)
     extra = n_features - len(GENE_PANEL)
     return GENE_PANEL[:n_features] + tuple(f"GENE_{i:04d}" for i in range(1, extra + 1))
 
@@ -167,11 +168,11 @@ def make_cohort(
         One per hospital: float64 gene columns, then the int64 ``diagnosis`` column, with a
         default RangeIndex.
     """
-    _check_int("n_nodes", n_nodes, 1)
-    _check_int("n_features", n_features, 1)
-    _check_int("seed", seed, 0)
-    _check_real("shift", shift, 0.0)
-    _check_real("signal", signal, 0.0)
+    check_int("n_nodes", n_nodes, 1)
+    check_int("n_features", n_features, 1)
+    check_int("seed", seed, 0)
+    check_real("shift", shift, low=0.0, closed="left")
+    check_real("signal", signal, low=0.0, closed="left")
     sizes = _sizes(n_nodes, rows)
 
     seq = np.random.SeedSequence(seed)
@@ -276,7 +277,7 @@ def _intercept_for(eta: np.ndarray, target: float) -> float:
 
 def _sizes(n_nodes: int, rows: int | Sequence[int]) -> list[int]:
     if isinstance(rows, numbers.Integral) and not isinstance(rows, bool):
-        _check_int("rows", rows, 1)
+        check_int("rows", rows, 1)
         if n_nodes == 1:
             return [int(rows)]
         weights = np.linspace(1 + _SIZE_SPREAD, 1 - _SIZE_SPREAD, n_nodes)
@@ -290,7 +291,7 @@ def _sizes(n_nodes: int, rows: int | Sequence[int]) -> list[int]:
             f"'rows' must give one size per hospital ({n_nodes}). Got {len(rows)} sizes instead."
         )
     for r in rows:
-        _check_int("rows", r, 1)
+        check_int("rows", r, 1)
     return [int(r) for r in rows]
 
 
@@ -310,22 +311,4 @@ def _prevalences(
             f"'prevalence' must give one value per hospital ({n_nodes}). "
             f"Got {len(values)} values instead."
         )
-    for p in values:
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 < p < 1:
-            raise ConfigError(f"'prevalence' must be a float in (0, 1). Got {p!r} instead.")
-    return [float(p) for p in values]
-
-
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ConfigError(f"{name!r} must be an int in [{low}, inf). Got {value!r} instead.")
-
-
-def _check_real(name: str, value: object, low: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-        or value < low
-    ):
-        raise ConfigError(f"{name!r} must be a float in [{low:g}, inf). Got {value!r} instead.")
+    return [check_real("prevalence", p, high=1.0) for p in values]

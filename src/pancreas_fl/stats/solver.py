@@ -76,12 +76,12 @@ objective of successive accepted points fluctuate by rounding error.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from pancreas_fl._validation import check_bool, check_choice, check_int, check_real
 from pancreas_fl.errors import ConfigError
 
 __all__ = [
@@ -111,18 +111,6 @@ _MIN_STEP = 2.0**-40
 #: at the default tol on a 300-feature set, vs up to 3e-7 without the factor).
 _LBFGS_TOL_FACTOR = 1e-2
 _EPS = np.finfo(np.float64).eps
-
-
-def _fmt_got(value: Any) -> str:
-    return f"Got {value!r} instead."
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def validate_solver_params(
@@ -173,45 +161,29 @@ def validate_solver_params(
     pancreas_fl.errors.ConfigError
         If a parameter is invalid.
     """
-    if not _is_int(n_params) or n_params < 1:
-        raise ConfigError(f"'n_params' must be an int in [1, inf). {_fmt_got(n_params)}")
-    if not isinstance(fit_intercept, (bool, np.bool_)):
-        raise ConfigError(
-            f"'fit_intercept' must be an instance of 'bool'. {_fmt_got(fit_intercept)}"
-        )
-    if not _is_real(C) or math.isnan(C) or not C > 0:
-        raise ConfigError(f"'C' must be a float in (0, inf]. {_fmt_got(C)}")
-    if penalty is not None and penalty != "l2":
-        raise ConfigError(f"'penalty' must be a str among {{'l2'}} or None. {_fmt_got(penalty)}")
-    if not _is_real(tol) or not math.isfinite(tol) or not tol > 0:
-        raise ConfigError(f"'tol' must be a float in (0, inf). {_fmt_got(tol)}")
-    if not _is_int(max_rounds) or max_rounds < 1:
-        raise ConfigError(f"'max_rounds' must be an int in [1, inf). {_fmt_got(max_rounds)}")
-    if not isinstance(method, str) or method not in _METHODS:
-        raise ConfigError(
-            f"'method' must be a str among {{'auto', 'lbfgs', 'newton'}}. {_fmt_got(method)}"
-        )
-    if not _is_int(max_hessian_features) or max_hessian_features < 1:
-        raise ConfigError(
-            f"'max_hessian_features' must be an int in [1, inf). {_fmt_got(max_hessian_features)}"
-        )
-    if not _is_int(memory) or memory < 1:
-        raise ConfigError(f"'memory' must be an int in [1, inf). {_fmt_got(memory)}")
-    C = float(C)
+    n_params = check_int("n_params", n_params, 1)
+    fit_intercept = check_bool("fit_intercept", fit_intercept)
+    C = check_real("C", C, closed="right")
+    penalty = check_choice("penalty", penalty, ("l2", None))
+    tol = check_real("tol", tol)
+    max_rounds = check_int("max_rounds", max_rounds, 1)
+    method = check_choice("method", method, _METHODS)
+    max_hessian_features = check_int("max_hessian_features", max_hessian_features, 1)
+    memory = check_int("memory", memory, 1)
     if math.isinf(C):
         penalty = None
     if method == "auto":
         method = "newton" if n_params <= max_hessian_features else "lbfgs"
     return {
-        "n_params": int(n_params),
-        "fit_intercept": bool(fit_intercept),
+        "n_params": n_params,
+        "fit_intercept": fit_intercept,
         "C": C,
         "penalty": penalty,
-        "tol": float(tol),
-        "max_rounds": int(max_rounds),
+        "tol": tol,
+        "max_rounds": max_rounds,
         "method": method,
-        "max_hessian_features": int(max_hessian_features),
-        "memory": int(memory),
+        "max_hessian_features": max_hessian_features,
+        "memory": memory,
     }
 
 
