@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pancreas_fl.engine import StarModelTester
 from pancreas_fl.sample import make_cohort
 from pancreas_fl.simulation import simulate
 
@@ -31,23 +30,6 @@ def cohort_splits(**kwargs) -> list[list[dict[str, bytes]]]:
     return frames_to_splits(make_cohort(**kwargs))
 
 
-def run_analysis(splits, *, isolation="thread", analyzer=None, aggregator=None, **params):
-    """Run the analysis (or the given node classes) on the offline engine; return the tester."""
-    if analyzer is None and aggregator is None:
-        return simulate(splits, isolation=isolation, timeout=60.0, stream_log_level=100, **params)
-    kwargs = params or None
-    return StarModelTester(
-        splits,
-        analyzer,
-        aggregator,
-        "s3",
-        simple_analysis=False,
-        output_type="pickle",
-        analyzer_kwargs=kwargs,
-        aggregator_kwargs=kwargs,
-        isolation=isolation,
-        timeout=60.0,
-        stream_log_level=100,
-        print_failures=False,
-        print_result=False,
-    )
+def run_analysis(splits, *, isolation="thread", **params):
+    """Run the analysis on the offline engine, quietly, with a test-sized timeout."""
+    return simulate(splits, isolation=isolation, timeout=60.0, stream_log_level=100, **params)

@@ -53,6 +53,8 @@ def simulate(
     timeout: float | None = 300.0,
     log_handler=None,
     stream_log_level: int = 20,
+    analyzer: type = PancreasAnalyzer,
+    aggregator: type = FederatedLogisticRegression,
     **params,
 ) -> StarModelTester:
     """Run the analysis with every hospital as a node of the offline engine.
@@ -72,6 +74,8 @@ def simulate(
         go to stderr).
     stream_log_level : int
         See above.
+    analyzer, aggregator : type
+        The node classes (for comparisons, e.g. with the tutorial's own classes).
     **params
         The analysis parameters (see :class:`pancreas_fl.params.Params`), given to both roles.
 
@@ -91,8 +95,8 @@ def simulate(
     kwargs = params or None
     return StarModelTester(
         splits,
-        PancreasAnalyzer,
-        FederatedLogisticRegression,
+        analyzer,
+        aggregator,
         "s3",
         simple_analysis=False,
         output_type="pickle",
