@@ -61,20 +61,33 @@ def test_simulate_shows_rounds_summarizes_and_writes_result_and_report(tmp_path,
     assert data["rounds"] == 11
     assert data["stop_reason"] == "max_iter"
     assert data["intercept"] is None
-    assert data["coef"] == model["coef"].tolist()
+    assert isinstance(model, np.ndarray)  # by default, the tutorial's result
+    assert data["coef"] == model.tolist()
     assert len(data["history"]) == 11
     assert set(data["history"][1]) >= {"round", "delta", "seconds", "log_loss"}
     assert data["metrics"][0]["hospital"] == "node1"
     assert 0.0 <= data["metrics"][0]["roc_auc"] <= 1.0
 
 
-def test_simulate_output_coef_writes_the_tutorials_bare_array(tmp_path, capsys):
-    out = tmp_path / "coef.pkl"
-    code, _, err = run(["simulate", *NODES, "--out", out, "--output", "coef", "--quiet"], capsys)
+def test_simulate_output_model_writes_the_model_dict(tmp_path, capsys):
+    out, bare = tmp_path / "model.pkl", tmp_path / "coef.pkl"
+    code, _, err = run(["simulate", *NODES, "--out", out, "--output", "model", "--quiet"], capsys)
     assert code == 0, err
-    coef = pickle.loads(out.read_bytes())
-    assert isinstance(coef, np.ndarray)
-    assert coef.shape == (1, 8)
+    run(["simulate", *NODES, "--out", bare, "--quiet"], capsys)
+    model, coef = pickle.loads(out.read_bytes()), pickle.loads(bare.read_bytes())
+    assert model["feature_names"][0] == "KRAS"
+    assert model["coef"].tobytes() == coef.tobytes()
+
+
+def test_simulate_refuses_output_coef_with_an_intercept_before_running(tmp_path, capsys):
+    out = tmp_path / "m.pkl"
+    code, stdout, err = run(
+        ["simulate", *NODES, "--out", out, "--output", "coef", "--fit-intercept"], capsys
+    )
+    assert code == 2
+    assert "output='coef' (the bare coefficient array) cannot carry an intercept" in err
+    assert "round" not in stdout
+    assert not out.exists()
 
 
 def test_simulate_exact_prints_a_glm_summary_and_converges_quickly(tmp_path, capsys):
@@ -113,9 +126,7 @@ def test_simulate_gives_the_same_result_in_both_isolations(tmp_path, capsys, iso
     assert code == 0, err
     reference = tmp_path / "ref.pkl"
     run(["simulate", *NODES, "--out", reference, "--quiet"], capsys)
-    assert pickle.loads(out.read_bytes())["coef"].tobytes() == (
-        pickle.loads(reference.read_bytes())["coef"].tobytes()
-    )
+    assert out.read_bytes() == reference.read_bytes()
 
 
 def test_simulate_plot_draws_a_png(tmp_path, capsys):
@@ -199,6 +210,33 @@ def test_usage_errors_exit_2_with_one_line(capsys, argv, match):
     assert re.search(match, err)
 
 
+@pytest.mark.parametrize("option", ["--out", "--report", "--plot"])
+def test_an_output_path_that_is_a_directory_fails_before_running(tmp_path, capsys, option):
+    out = tmp_path / "m.pkl"
+    argv = ["simulate", *NODES, "--out", out, option, tmp_path]
+    code, stdout, err = run(argv, capsys)
+    assert code == 2
+    assert f"{option} {tmp_path}: is a directory; give a file name." in err
+    assert stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_timeout_must_be_a_positive_number(capsys, value):
+    code, _, err = run(["simulate", *NODES, "--timeout", value], capsys)
+    assert code == 2
+    assert "argument --timeout: must be a" in err
+
+
+def test_sample_into_an_existing_file_is_one_line(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    code, _, err = run(["sample", "--out", target], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
 def test_an_analysis_failure_exits_1(tmp_path, capsys):
     code, _, err = run(
         ["simulate", *NODES, "--out", tmp_path / "m.pkl", "--timeout", "1e-9", "--quiet"], capsys
@@ -235,7 +273,7 @@ def test_predict_writes_probability_and_label_per_row(tmp_path, capsys, output):
 )
 def test_predict_refuses_a_csv_without_the_models_features(tmp_path, capsys, text, match):
     model = tmp_path / "m.pkl"
-    run(["simulate", *NODES, "--out", model, "--quiet"], capsys)
+    run(["simulate", *NODES, "--out", model, "--output", "model", "--quiet"], capsys)
     csv = tmp_path / "new.csv"
     csv.write_text(text)
     code, _, err = run(["predict", "--model", model, csv], capsys)

@@ -245,15 +245,29 @@ BAD_FILES = [
     ),
     (
         "label-strings",
-        b"KRAS,y\n123.456,PDAC\n2,control\n",
+        b"KRAS,y\n123.456,PDAC\n2,control\n3,PDAC\n4,control\n",
         r"must be 0/1, found value\(s\) 'PDAC', 'control'",
     ),
-    ("label-2", b"KRAS,y\n123.456,1\n2,2\n3,0\n", r"must be 0/1, found value\(s\) 0, 1, 2"),
-    ("label-float", b"KRAS,y\n123.456,0.5\n2,1.0\n", r"found value\(s\) 0.5, 1.0"),
+    (
+        "label-2",
+        b"KRAS,y\n123.456,1\n2,2\n3,0\n4,1\n5,2\n6,0\n",
+        r"must be 0/1, found value\(s\) 0, 1, 2\.",
+    ),
+    (
+        "label-float",
+        b"KRAS,y\n123.456,0.5\n2,1.0\n3,0.5\n4,1.0\n",
+        r"found 2 distinct values that may be measurements or identifiers \(not listed",
+    ),
     (
         "label-many",
         b"KRAS,y\n" + b"".join(b"1.5,%d\n" % i for i in range(15)),
-        r"0, 1, 2, .*9, \.\.\. \(15 distinct",
+        r"found 15 distinct values that may be measurements",
+    ),
+    (
+        # the label column is not last: the "label" is a gene, its values must not leak
+        "label-is-a-measurement",
+        b"y,KRAS\n1,123.456\n0,987.654\n1,123.456\n0,987.654\n",
+        r"label column 'KRAS' must be 0/1, found 2 distinct values .*not listed",
     ),
     (
         "one-class",

@@ -93,12 +93,29 @@ def test_loading_never_runs_code_from_the_file(tmp_path, monkeypatch, payload, m
     [
         (b"not a pickle", r"not a pancreas-fl or FLAME result pickle"),
         (pickle.dumps({"intercept": 1.0}), r"has no 'coef' entry"),
-        (pickle.dumps(np.array([["a", "b"]])), r"expected a coefficient array"),
+        (pickle.dumps(np.array([["a", "b"]])), r"the coefficients: expected numbers"),
         (pickle.dumps(np.zeros((2, 3))), r"expected one row of coefficients"),
+        (pickle.dumps(np.zeros((1, 2, 3))), r"expected a coefficient array of shape"),
         (pickle.dumps(np.array([[np.nan, 1.0]])), r"not all finite"),
         (pickle.dumps(model_dict([1.0, 2.0])), r"3 feature names for 2 coefficients"),
+        (pickle.dumps({"coef": [[1.0, 2.0], [3.0]]}), r"the coefficients: expected numbers"),
+        (pickle.dumps({"coef": [[1.0]], "intercept": [1.0, 2.0]}), r"expected one intercept"),
+        (pickle.dumps({"coef": [[1.0]], "intercept": "b"}), r"the intercept: expected numbers"),
+        (pickle.dumps({"coef": [[1.0]], "feature_names": 5}), r"must be a list of strings"),
     ],
-    ids=["garbage", "no-coef", "strings", "multiclass", "nan", "names"],
+    ids=[
+        "garbage",
+        "no-coef",
+        "strings",
+        "multiclass",
+        "3d",
+        "nan",
+        "names",
+        "ragged",
+        "two-intercepts",
+        "string-intercept",
+        "names-not-a-list",
+    ],
 )
 def test_malformed_results_are_refused_with_a_clear_message(tmp_path, content, match):
     path = tmp_path / "bad.pkl"
@@ -126,6 +143,13 @@ def test_global_parameters_of_every_result_form(result, expected_intercept):
         assert intercept is None
     else:
         np.testing.assert_array_equal(intercept, expected_intercept)
+
+
+@pytest.mark.parametrize("params", [None, "x", {}])
+def test_a_model_dict_with_plain_lists_and_odd_params_loads(tmp_path, params):
+    clf = load_model(write(tmp_path, {"coef": [[1.0, -1.0]], "params": params}))
+    np.testing.assert_array_equal(clf.coef_, [[1.0, -1.0]])
+    assert clf.fit_intercept is False
 
 
 def test_as_model_dict_fills_a_zero_intercept_for_the_bare_array():

@@ -35,7 +35,6 @@ from pancreas_fl.params import LBFGS_MAX_ITER, SHARED_PARAMS, resolve_params
 from pancreas_fl.privacy import check_disclosure
 from pancreas_fl.sdk import StarAggregator, StarAnalyzer
 from pancreas_fl.stats import (
-    HESSIAN_LIMIT,
     FederatedNewton,
     aggregate_terms,
     combine_moments,
@@ -51,15 +50,10 @@ from pancreas_fl.stats import (
     standardize,
     stop_reason,
     to_raw_space,
+    validate_solver_params,
 )
 
 __all__ = ["FederatedLogisticRegression", "PancreasAnalyzer"]
-
-
-def _first_round_curvature(p, n_params) -> str:
-    """What curvature the hospitals send at the start point (before any broadcast)."""
-    use_newton = p.solver == "newton" or (p.solver == "auto" and n_params <= HESSIAN_LIMIT)
-    return "full" if use_newton else "diag"
 
 
 class PancreasAnalyzer(StarAnalyzer):
@@ -168,7 +162,11 @@ class PancreasAnalyzer(StarAnalyzer):
                 return update
             self._X = X
             theta = np.zeros(self.data_.n_features + p.fit_intercept)
-            curvature = _first_round_curvature(p, theta.size)
+            # the solver the aggregator will use decides what curvature to send at the start
+            method = validate_solver_params(
+                n_params=theta.size, fit_intercept=p.fit_intercept, method=p.solver
+            )["method"]
+            curvature = "full" if method == "newton" else "diag"
         else:
             if self._X is None:
                 self._X = standardize(X, **aggregator_results["scaler"])
@@ -201,9 +199,11 @@ class FederatedLogisticRegression(StarAggregator):
     history_ : list of dict
         One entry per round: ``round``, ``delta`` (change of the global parameters, ``None``
         in the first round), ``log_loss`` (pooled training log-loss of the model the round
-        evaluated), ``seconds``.
-    stop_reason_ : {'tolerance', 'max_iter'} or None
-        Why the analysis stopped (``None`` while it runs).
+        evaluated), ``seconds``; for the exact strategy also ``accepted`` (``False`` for a
+        line-search trial point that was rejected).
+    stop_reason_ : {'tolerance', 'max_iter', 'line_search'} or None
+        Why the analysis stopped (``None`` while it runs); ``'line_search'`` (exact only):
+        no step lowers the objective at floating-point resolution.
     """
 
     def __init__(self, flame, **params):
@@ -232,6 +232,12 @@ class FederatedLogisticRegression(StarAggregator):
                 f"Maximum number of {self.params_.max_iter} iterations reached. "
                 "Returning current results.",
                 log_type="info",
+            )
+        elif self.stop_reason_ == "line_search":
+            self.flame.flame_log(
+                "The line search cannot lower the objective any further (floating-point "
+                "resolution): returning the best point found.",
+                log_type="warning",
             )
         return self.stop_reason_ is not None
 
@@ -275,14 +281,15 @@ class FederatedLogisticRegression(StarAggregator):
                 self._solver.max_rounds = p.max_iter + 1
             self._scaler = None
 
-    def _record(self, delta, loss_sum, n_total) -> None:
-        """Close the round: history entry, stopping rule, one log line."""
+    def _record(self, delta, loss_sum, n_total, **extra) -> None:
+        """Close the round: one history entry and one log line."""
         now = time.perf_counter()
         entry = {
             "round": self.num_iterations,
             "delta": delta,
             "log_loss": None if loss_sum is None else loss_sum / n_total,
             "seconds": now - self._clock,
+            **extra,
         }
         self._clock = now
         self.history_.append(entry)
@@ -308,7 +315,9 @@ class FederatedLogisticRegression(StarAggregator):
         self._record(delta, sum(update["loss"] for update in updates), n_total)
         self.stop_reason_ = stop_reason(delta, self.num_iterations, max_iter=p.max_iter, tol=p.tol)
         if p.output == "coef":
-            return coef
+            return coef  # the tutorial's result, and its broadcast
+        if self.stop_reason_ is None:
+            return {"coef": coef, "intercept": intercept}  # hospitals get the model only
         return self._model(coef, intercept)
 
     # ------------------------------------------------------------------ exact
@@ -326,14 +335,18 @@ class FederatedLogisticRegression(StarAggregator):
         self._step = step
         delta = None if self._previous is None else float(np.linalg.norm(theta - self._previous))
         self._previous = theta
-        self._record(delta, total["loss"], n_total)
+        # a rejected trial point (line search) is evaluated but not taken
+        self._record(delta, total["loss"], n_total, accepted=step.accepted)
         if step.converged:
             self.stop_reason_ = "tolerance"
+        elif step.status == "line_search_failed":
+            self.stop_reason_ = "line_search"
         elif step.done or self.num_iterations > p.max_iter - 1:
             self.stop_reason_ = "max_iter"
         if self.stop_reason_ is None:
             return self._broadcast(step.next_theta, step.curvature)
-        return self._exact_model(n_total)
+        model = self._exact_model(n_total)
+        return model if p.output == "model" else model["coef"]
 
     def _broadcast(self, theta, curvature) -> dict:
         """What the hospitals need for the next exact round (no patient-level content)."""
@@ -376,6 +389,14 @@ class FederatedLogisticRegression(StarAggregator):
                 statistics["note"] += (
                     " Coefficients refer to standardized features (per standard deviation)."
                 )
+        if statistics is not None and self.stop_reason_ != "tolerance":
+            warning = (
+                f"The fit stopped before converging ({self.stop_reason_}): standard errors "
+                "and p-values are unreliable. Without a penalty (C=inf) this usually means "
+                "the classes are (quasi-)separable; use a finite C."
+            )
+            statistics["note"] += " " + warning
+            self.flame.flame_log(warning, log_type="warning")
         return self._model(coef, intercept, standardization, statistics)
 
     def _model(self, coef, intercept, standardization=None, statistics=None) -> dict:

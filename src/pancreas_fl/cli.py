@@ -14,18 +14,20 @@ analysis itself fails.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
 import pickle
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from pancreas_fl import results
+from pancreas_fl._io import atomic_write
 from pancreas_fl.data import DEFAULT_DATASET
 from pancreas_fl.errors import ConfigError, DataError, PancreasFLError
+from pancreas_fl.params import resolve_params
 
 __all__ = ["main"]
 
@@ -38,23 +40,14 @@ class UsageError(PancreasFLError):
 
 
 # ---------------------------------------------------------------------------- helpers
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, so no partial file is left."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_writable(path: Path, option: str) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; give a file name.")
     if not path.parent.is_dir():
         raise UsageError(f"{option} {path}: the folder {path.parent} does not exist.")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"{option} {path}: the folder {path.parent} is not writable.")
     return path
 
 
@@ -188,19 +181,31 @@ def _pyplot():
     return plt
 
 
-def _plot(plt, model, path: Path) -> None:
+def _plot(plt, model) -> bytes:
+    """The pooled training log-loss per round, as PNG bytes (rejected trial steps marked)."""
     history = [entry for entry in model["history"] if entry["log_loss"] is not None]
+    accepted = [entry for entry in history if entry.get("accepted", True)]
+    rejected = [entry for entry in history if not entry.get("accepted", True)]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([e["round"] for e in history], [e["log_loss"] for e in history], marker="o")
+    ax.plot([e["round"] for e in accepted], [e["log_loss"] for e in accepted], marker="o")
+    if rejected:
+        ax.plot(
+            [e["round"] for e in rejected],
+            [e["log_loss"] for e in rejected],
+            "x",
+            color="grey",
+            label="rejected trial step",
+        )
+        ax.legend()
     ax.set_xlabel("round")
     ax.set_ylabel("pooled training log-loss")
     ax.set_title(f"pancreas-fl ({model['strategy']}): convergence")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with tempfile.NamedTemporaryFile(suffix=".png", dir=path.parent, delete=False) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
-    os.replace(tmp.name, path)
+    return buffer.getvalue()
 
 
 def _simulate(args) -> int:
@@ -215,14 +220,10 @@ def _simulate(args) -> int:
     plot = args.plot and _check_writable(args.plot, "--plot")
     plt = _pyplot() if plot else None
     params = _simulation_params(args)
-    # The command always builds the model dict (history, feature names); --output coef
-    # writes its bare coefficient array instead, as FLAME would with output='coef'.
-    write_coef_only = params.get("output") == "coef"
-    if write_coef_only and (params.get("fit_intercept") or params.get("standardize")):
-        raise UsageError(
-            "--output coef (the bare coefficient array) cannot carry an intercept; "
-            "use --output model with --fit-intercept or --standardize."
-        )
+    # Validated here, before any hospital runs; the resolved output is what FLAME would write
+    # (the tutorial's bare array by default). The command itself always asks for the model
+    # dict, for the history and the summary.
+    write_coef_only = resolve_params(**params).output == "coef"
     params["output"] = "model"
 
     start = time.perf_counter()
@@ -256,11 +257,14 @@ def _simulate(args) -> int:
         dataset=params.get("dataset", DEFAULT_DATASET),
         label=params.get("label"),
     )
-    _atomic_write(out, pickle.dumps(payload))
+    # every output is rendered first, then written, so a failure leaves none of them
+    files = {out: pickle.dumps(payload)}
     if report:
-        _atomic_write(report, json.dumps(_report(model, metrics, seconds), indent=2).encode())
+        files[report] = json.dumps(_report(model, metrics, seconds), indent=2).encode()
     if plot:
-        _plot(plt, model, plot)
+        files[plot] = _plot(plt, model)
+    for path, data in files.items():
+        atomic_write(path, data)
     print(_summary(model, metrics, seconds))
     written = ", ".join(str(p) for p in (out, report, plot) if p)
     print(f"\nwrote {written}")
@@ -295,7 +299,7 @@ def _predict(args) -> int:
     table["prediction"] = table["prediction"].astype(int)
     text = table.to_csv(index=False, float_format="%.6f")
     if args.out:
-        _atomic_write(_check_writable(args.out, "--out"), text.encode())
+        atomic_write(_check_writable(args.out, "--out"), text.encode())
     else:
         sys.stdout.write(text)
     return 0
@@ -327,6 +331,16 @@ class _Parser(argparse.ArgumentParser):
         raise _Exit(2, f"{message} (see '{self.prog} --help')")
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -354,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("nodes", nargs="*", metavar="NODE_DIR", help=f"default: {DEFAULT_NODES}")
     sim.add_argument("--strategy", choices=("fedavg", "exact"), help="default: fedavg")
-    sim.add_argument("--max-iter", type=int, help="default: 10 (fedavg), 50 (exact)")
+    sim.add_argument(
+        "--max-iter", type=int, help="default: 10 (fedavg), 50 (exact), 500 (exact, L-BFGS)"
+    )
     sim.add_argument("--tol", type=float, help="default: 1e-8")
     sim.add_argument("--C", type=float, help="inverse L2 strength; inf = no penalty")
     sim.add_argument("--fit-intercept", action="store_true", default=None)
@@ -368,7 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--max-param-ratio", type=float, help="privacy guard (default: 0.33)")
     sim.add_argument("--output", choices=("model", "coef"), help="what --out holds")
     sim.add_argument("--isolation", choices=("thread", "process"), default="thread")
-    sim.add_argument("--timeout", type=float, default=120.0, help="seconds a node may wait")
+    sim.add_argument(
+        "--timeout", type=_positive_float, default=120.0, help="seconds a node may wait"
+    )
     sim.add_argument("--out", type=Path, default=Path("pancreas.pkl"))
     sim.add_argument("--report", type=Path, help="write a JSON report")
     sim.add_argument("--plot", type=Path, help="draw the log-loss per round (PNG)")
@@ -413,6 +431,10 @@ def main(argv=None) -> int:
         return exc.code
     except (UsageError, DataError, ConfigError, results.ModelFileError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that cannot be written or read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

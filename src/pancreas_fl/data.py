@@ -588,12 +588,9 @@ def _check_labels(labels: pd.Series, dataset: str, require_both_classes: bool) -
     else:
         ok = False
     if not ok:
-        shown = sorted(values, key=_sort_key)[:_MAX_LABEL_VALUES]
-        listed = ", ".join(_label_repr(v) for v in shown)
-        if len(values) > _MAX_LABEL_VALUES:
-            listed += f", ... ({len(values)} distinct values)"
         raise DataError(
-            f"label column {name!r} must be 0/1, found value(s) {listed}",
+            f"label column {name!r} must be 0/1, found "
+            f"{_describe_label_values(values, len(labels))}",
             file=dataset,
             hint="Encode the diagnosis as 1 (disease) and 0 (control); if the label is "
             "another column, pass label=<column name>",
@@ -633,6 +630,31 @@ def _sort_key(value: object) -> tuple[int, float, str]:
         v = float(value)
         return (0, v if not math.isnan(v) else math.inf, "")
     return (1, 0.0, str(value))
+
+
+def _describe_label_values(values, n_rows: int) -> str:
+    """The label values found, listed only when they are category codes.
+
+    Codes are text or small whole numbers (-9 to 9), at most ``_MAX_LABEL_VALUES`` distinct
+    ones, each shared by two patients on average. Anything else (fractional or large numbers,
+    values unique to a patient) may be a measurement or an identifier, for example when the
+    label column is not last, so only the count is given: listing those would put patient
+    values into a message.
+    """
+    plain = [v.item() if isinstance(v, np.generic) else v for v in values]
+    shared = len(plain) <= min(_MAX_LABEL_VALUES, n_rows / 2)
+    codes = all(
+        isinstance(v, str)
+        or (isinstance(v, (int, float)) and float(v).is_integer() and abs(v) <= 9)
+        for v in plain
+        if not (isinstance(v, float) and math.isnan(v))
+    )
+    if shared and codes:
+        return "value(s) " + ", ".join(_label_repr(v) for v in sorted(values, key=_sort_key))
+    return (
+        f"{len(plain)} distinct values that may be measurements or identifiers (not listed: "
+        "they could be patient values)"
+    )
 
 
 def _label_repr(value: object) -> str:

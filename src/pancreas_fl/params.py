@@ -32,11 +32,12 @@ _STRATEGY_DEFAULTS = {
     "fedavg": {"max_iter": 10, "tol": 1e-8, "output": "coef"},
     "exact": {"max_iter": 50, "tol": EXACT_DEFAULT_TOL, "output": "model"},
 }
-#: With the gradient-only solver every line-search step costs one round.
+#: The exact strategy's default ``max_iter`` when it uses the gradient-only solver (many
+#: features, or ``solver='lbfgs'``): every line-search step costs one round.
 LBFGS_MAX_ITER = 500
 
 #: Parameters both roles must agree on; the aggregator checks them in the first round.
-SHARED_PARAMS = ("strategy", "C", "fit_intercept", "standardize", "local_steps")
+SHARED_PARAMS = ("strategy", "C", "fit_intercept", "standardize", "local_steps", "solver")
 
 
 @dataclass(frozen=True)
@@ -141,21 +142,21 @@ def resolve_params(**kwargs) -> Params:
             f"Got {p.label!r} instead."
         )
     solver = check_choice("solver", p.solver, SOLVERS)
-    defaults = dict(_STRATEGY_DEFAULTS[strategy])
-    if strategy == "exact" and solver == "lbfgs":
-        defaults["max_iter"] = LBFGS_MAX_ITER
+    defaults = _STRATEGY_DEFAULTS[strategy]
     max_iter = defaults["max_iter"] if p.max_iter is None else check_int("max_iter", p.max_iter, 1)
     tol = defaults["tol"] if p.tol is None else check_real("tol", p.tol)
     fit_intercept = check_bool("fit_intercept", p.fit_intercept)
+    standardize = check_bool("standardize", p.standardize)
+    # the bare array cannot carry an intercept (a standardized fit has one in raw space)
+    has_intercept = fit_intercept or standardize
     if p.output is None:
-        # the bare array cannot carry an intercept
-        output = "model" if fit_intercept else defaults["output"]
+        output = "model" if has_intercept else defaults["output"]
     else:
         output = check_choice("output", p.output, OUTPUTS)
-    if fit_intercept and output == "coef":
+    if has_intercept and output == "coef":
         raise ConfigError(
-            "output='coef' (the bare coefficient array) cannot carry the intercept; "
-            "use output='model' with fit_intercept=True."
+            "output='coef' (the bare coefficient array) cannot carry an intercept; "
+            "use output='model' with fit_intercept=True or standardize=True."
         )
     resolved = Params(
         strategy=strategy,
@@ -167,7 +168,7 @@ def resolve_params(**kwargs) -> Params:
         fit_intercept=fit_intercept,
         weighted=check_bool("weighted", p.weighted),
         local_steps=check_int("local_steps", p.local_steps, 1),
-        standardize=check_bool("standardize", p.standardize),
+        standardize=standardize,
         solver=solver,
         min_patients=p.min_patients,
         max_param_ratio=p.max_param_ratio,

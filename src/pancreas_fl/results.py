@@ -15,7 +15,6 @@ numpy arrays, numpy scalars and plain Python containers, numbers and strings.
 from __future__ import annotations
 
 import io
-import math
 import os
 import pickle
 from pathlib import Path
@@ -218,37 +217,56 @@ def as_model_dict(result, *, name="result") -> dict:
     Raises
     ------
     ModelFileError
-        When the result holds no usable coefficients.
+        When the result holds no usable coefficients, intercept or feature names.
     """
     if isinstance(result, dict):
         if "coef" not in result:
             raise ModelFileError(f"{name}: the result has no 'coef' entry.")
         model = dict(result)
     else:
-        model = {"coef": result, "intercept": None, "feature_names": None}
-    coef = np.asarray(model["coef"])
-    if coef.dtype.kind not in "fiu" or coef.ndim not in (1, 2) or coef.size == 0:
+        model = {"coef": result}
+    coef = _numbers(model["coef"], name, "the coefficients")
+    if coef.ndim == 2 and coef.shape[0] != 1:
         raise ModelFileError(
-            f"{name}: expected a coefficient array of shape (1, n_features); "
-            f"got {coef.dtype} of shape {coef.shape}."
+            f"{name}: expected one row of coefficients (binary model); got shape {coef.shape}."
         )
-    coef = coef.astype(np.float64).reshape(1, -1)
-    if coef.ndim == 2 and np.asarray(model["coef"]).ndim == 2 and model["coef"].shape[0] != 1:
+    if coef.ndim not in (1, 2) or coef.size == 0:
         raise ModelFileError(
-            f"{name}: expected one row of coefficients (binary model); got shape "
-            f"{np.asarray(model['coef']).shape}."
+            f"{name}: expected a coefficient array of shape (1, n_features); got shape "
+            f"{coef.shape}."
         )
+    coef = coef.reshape(1, -1)
     intercept = model.get("intercept")
-    intercept = np.zeros(1) if intercept is None else np.asarray(intercept, float).reshape(1)
+    intercept = np.zeros(1) if intercept is None else _numbers(intercept, name, "the intercept")
+    if intercept.size != 1:
+        raise ModelFileError(f"{name}: expected one intercept; got {intercept.size} values.")
+    intercept = intercept.reshape(1)
     if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
         raise ModelFileError(f"{name}: the coefficients are not all finite.")
     names = model.get("feature_names")
-    if names is not None and len(names) != coef.shape[1]:
-        raise ModelFileError(
-            f"{name}: {len(names)} feature names for {coef.shape[1]} coefficients."
-        )
-    model.update(coef=coef, intercept=intercept, feature_names=names)
+    if names is not None:
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise ModelFileError(f"{name}: 'feature_names' must be a list of strings.")
+        if len(names) != coef.shape[1]:
+            raise ModelFileError(
+                f"{name}: {len(names)} feature names for {coef.shape[1]} coefficients."
+            )
+    params = model.get("params")
+    if not isinstance(params, dict):
+        params = {}
+    model.update(coef=coef, intercept=intercept, feature_names=names, params=params)
     return model
+
+
+def _numbers(value, name, what) -> np.ndarray:
+    """``value`` as a float64 array, or a :class:`ModelFileError`."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        array = np.asarray(None)
+    if array.dtype.kind not in "fiu":
+        raise ModelFileError(f"{name}: {what}: expected numbers, found {array.dtype}.")
+    return array.astype(np.float64)
 
 
 def model_from_result(result, *, name="result") -> LogisticRegression:
@@ -258,12 +276,13 @@ def model_from_result(result, *, name="result") -> LogisticRegression:
     space too, and that is what is loaded.
     """
     model = as_model_dict(result, name=name)
-    clf = LogisticRegression(fit_intercept=model.get("params", {}).get("fit_intercept", False))
+    clf = LogisticRegression(fit_intercept=bool(model["params"].get("fit_intercept", False)))
     clf.classes_ = np.array([0, 1])
     clf.coef_ = model["coef"]
     clf.intercept_ = model["intercept"]
     clf.n_features_in_ = model["coef"].shape[1]
-    clf.n_iter_ = np.array([model.get("rounds", 0)], dtype=np.int32)
+    rounds = model.get("rounds")
+    clf.n_iter_ = np.array([rounds if isinstance(rounds, int) else 0], dtype=np.int32)
     if model["feature_names"] is not None:
         clf.feature_names_in_ = np.asarray(model["feature_names"], dtype=object)
     return clf
@@ -297,18 +316,3 @@ def load_model(path) -> LogisticRegression:
     >>> model.predict_proba(features)[:, 1]  # doctest: +SKIP
     """
     return model_from_result(load_result(path), name=os.fspath(path))
-
-
-def scaler(mean, var) -> dict:
-    """Standardization parameters as ``StandardScaler`` sets them (zero variance -> scale 1)."""
-    scale = np.sqrt(np.asarray(var, dtype=np.float64))
-    scale = np.where(scale < 10 * np.finfo(np.float64).eps, 1.0, scale)
-    return {"mean": np.asarray(mean, dtype=np.float64), "scale": scale}
-
-
-def finite_or_none(value):
-    """A float for JSON, or ``None`` for missing/non-finite values."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None

@@ -27,11 +27,11 @@ import multiprocessing
 import os
 import pickle
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pancreas_fl._io import atomic_write
 from pancreas_fl.engine.core import DP_SEED_KEY, check_output_type
 from pancreas_fl.engine.errors import NodeFailedError, NodeTimeoutError, role_label
 from pancreas_fl.engine.logs import LogRecord
@@ -65,18 +65,6 @@ def _split_problems(split: Any) -> list[str]:
 
 def _silent(*args: Any) -> None:
     """Stands in for ``print`` when the tester is asked not to print the result."""
-
-
-def _write_atomic(path: str, body: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 class StarModelTester:
@@ -465,6 +453,6 @@ class StarModelTester:
         for index, (path, (_, body)) in enumerate(
             zip(paths, submission.bodies, strict=True), start=1
         ):
-            _write_atomic(path, body)
+            atomic_write(path, body)
             say(f"Final result{f'_{index}' if multiple else ''} written to {path}")
         self.result_files = list(paths)
