@@ -292,7 +292,9 @@ def test_different_columns_between_hospitals_are_named_without_moving_data():
     error = info.value.error
     assert info.value.role == "aggregator"
     assert isinstance(error, DataError)
-    assert re.search(r"'node-2'.*lacks 'TP53'.*extra 'CDKN2A'", str(error))
+    assert re.search(
+        r"hospital 'node-2' has 'CDKN2A' where 'node-1' has 'TP53' \(no majority\)", str(error)
+    )
 
 
 def test_columns_in_another_order_are_refused():

@@ -189,7 +189,7 @@ def test_columns_that_differ_between_hospitals_exit_2(hospitals, capsys):
     csv.write_text(csv.read_text().replace("KRAS", "KRAS2", 1))
     code, _, err = run(["simulate", hospitals / "node1", hospitals / "node2"], capsys)
     assert code == 2
-    assert "hospital 'node2' lacks 'KRAS'" in err
+    assert "hospital 'node2' has 'KRAS2' where 'node1' has 'KRAS'" in err
 
 
 @pytest.mark.parametrize(

@@ -315,7 +315,8 @@ def _sample(args) -> int:
     )
     paths = write_cohort(out, frames)
     for path, frame in zip(paths, frames, strict=True):
-        print(f"{path}: {len(frame)} patients, {frame.shape[1] - 1} features")
+        n, d = len(frame), frame.shape[1] - 1
+        print(f"{path}: {n} patient{'s' * (n != 1)}, {d} feature{'s' * (d != 1)}")
     return 0
 
 

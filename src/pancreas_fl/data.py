@@ -301,26 +301,39 @@ def check_same_columns(
     if len(set(layouts.values())) <= 1:
         return
     counts = Counter(layouts.values())
-    # most common layout wins; ties go to the first hospital (dict order)
     reference = max(layouts.values(), key=lambda cols: counts[cols])
     agreeing = [node for node, cols in layouts.items() if cols == reference]
+    # Without a strict majority nobody can tell which hospital is "wrong": the first one is
+    # only a point of comparison, and the message says so.
+    majority = len(agreeing) * 2 > len(layouts)
+    first = agreeing[0]
     differences = []
     for node, cols in layouts.items():
         if cols == reference:
             continue
         missing = [c for c in reference if c not in cols]
         extra = [c for c in cols if c not in reference]
-        parts = []
-        if missing:
-            parts.append(f"lacks {_names(missing)}")
-        if extra:
-            parts.append(f"has extra {_names(extra)}")
-        if not parts:
-            parts.append("has the same columns in a different order")
-        differences.append(f"hospital {node!r} " + " and ".join(parts))
+        if not missing and not extra:
+            differences.append(
+                f"hospital {node!r} has the same columns as {first!r} in a different order"
+            )
+        elif majority:
+            parts = [f"lacks {_names(missing)}"] if missing else []
+            parts += [f"has extra {_names(extra)}"] if extra else []
+            differences.append(f"hospital {node!r} " + " and ".join(parts))
+        elif missing and extra:
+            differences.append(
+                f"hospital {node!r} has {_names(extra)} where {first!r} has {_names(missing)}"
+            )
+        elif missing:
+            differences.append(f"hospital {node!r} lacks {_names(missing)} (which {first!r} has)")
+        else:
+            differences.append(
+                f"hospital {node!r} has extra {_names(extra)} (which {first!r} lacks)"
+            )
+    compared = f"compared with {_names(agreeing, kind='hospital')}" if majority else "no majority"
     raise DataError(
-        f"hospitals' columns differ: {'; '.join(differences)} "
-        f"(compared with {_names(agreeing, kind='hospital')})",
+        f"hospitals' columns differ: {'; '.join(differences)} ({compared})",
         file=file,
         hint="All hospitals must export the same columns in the same order",
     )
@@ -488,14 +501,25 @@ def _ragged_error(text: str, n_header: int, dataset: str, pandas_message: str) -
         return DataError(
             f"line {line} has {saw} fields, header has {expected}", file=dataset, hint=hint
         )
-    match = re.search(r"EOF inside string starting at row (\d+)", pandas_message)
-    if match:
+    if "EOF inside string" in pandas_message:
         return DataError(
-            f"a quoted field starting at data row {match.group(1)} is never closed",
+            f"a quoted field starting on line {_unclosed_quote_line(text)} is never closed",
             file=dataset,
             hint="Close every opening double quote",
         )
     return DataError("could not be parsed as comma-separated CSV", file=dataset, hint=hint)
+
+
+def _unclosed_quote_line(text: str) -> int:
+    """The line on which the double quote that is never closed opens (1-based)."""
+    inside, opened = False, 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for char in line:
+            if char == '"':
+                inside = not inside
+                if inside:
+                    opened = number
+    return opened
 
 
 def _label_position(label: str | int | None, names: list[str], dataset: str) -> int:

@@ -180,6 +180,18 @@ def test_star_model_from_user_threads_uses_the_default_bus(capsys):
     assert f"[{ids[0]}] Analyzer {ids[0]} started" in capsys.readouterr().err
 
 
+def test_the_default_bus_serves_a_second_run_with_the_same_node_ids():
+    # the SDK's mock keeps the first run's "finished" state; a second run must not hang
+    suffix = uuid.uuid4().hex[:8]
+    ids = (f"a-{suffix}", f"b-{suffix}", "aggregator")
+    data = {ids[0]: [{"v.csv": b"1,2"}], ids[1]: [{"v.csv": b"3"}]}
+    kwargs = {"analyzer": SumAnalyzer, "aggregator": MeanAggregator, "data_type": "s3"}
+    for _ in range(2):
+        models = _run_nodes(StarModel, ids, data, simple_analysis=False, **kwargs)
+        assert set(models) == set(ids)  # every node finished (none still waiting)
+        assert models["aggregator"].flame.final_results_storage == 2.0
+
+
 def test_local_dp_model_adds_seeded_laplace_noise():
     suffix = uuid.uuid4().hex[:8]
     ids = (f"a-{suffix}", "aggregator")

@@ -69,15 +69,16 @@ def test_invalid_node_ids(node_ids, match):
 
 
 def test_results_come_in_participant_order(isolation):
-    # node-1 answers last: the aggregator still gets the results in participant order.
+    # answers arrive in reverse order (delays well above process start-up jitter): the
+    # aggregator still gets them in participant order.
     tester = run(
-        splits=SPLITS[:2],
+        splits=SPLITS[:3],
         analyzer=_nodes.SleepyAnalyzer,
         aggregator=_nodes.ListAggregator,
-        analyzer_kwargs={"delay": {"node-1": 0.3}},
+        analyzer_kwargs={"delay": {"node-1": 2.0, "node-2": 1.0}},
         isolation=isolation,
     )
-    assert tester.result == ["node-1", "node-2"]
+    assert tester.result == ["node-1", "node-2", "node-3"]
 
 
 def test_iterative_rounds_follow_the_sdk_bookkeeping(isolation):
@@ -389,17 +390,20 @@ def test_unpicklable_exception_is_reported_without_the_object():
 
 
 def test_timeout_raises_node_timeout_error(isolation):
+    # node-2 is stuck; node-1 waits for the aggregator, which waits for node-2: the
+    # aggregator's timeout names the stuck hospital (analyzers allow it extra grace).
     with pytest.raises(
         NodeTimeoutError,
-        match=r"node 'aggregator' \(aggregator\) waited 0\.3 s for 'intermediate_data' "
+        match=r"node 'aggregator' \(aggregator\) waited 2 s for 'intermediate_data' "
         r"from 'node-2'",
     ) as info:
         run(
             splits=SPLITS[:2],
             analyzer=_nodes.SleepyAnalyzer,
             aggregator=_nodes.ListAggregator,
-            analyzer_kwargs={"delay": {"node-2": 0.8}},
-            timeout=0.3,
+            analyzer_kwargs={"delay": {"node-2": 6.0}},
+            simple_analysis=False,
+            timeout=2.0,
             print_failures=False,
             isolation=isolation,
         )

@@ -48,6 +48,9 @@ from pancreas_fl.engine.transport import (
 
 __all__ = ["DP_SEED_KEY", "ENDPOINT_KEY", "OUTPUT_TYPES", "EngineConfig", "FlameCore"]
 
+#: Factor on the tester's ``timeout`` for an analyzer's wait on the aggregator (see ``_await``).
+AGGREGATOR_GRACE = 1.5
+
 #: Private ``test_kwargs`` key: the node's transport endpoint (set by the tester).
 ENDPOINT_KEY = "_engine_endpoint"
 #: Private ``test_kwargs`` key: seed of the Laplace noise of local DP (``None``: fresh entropy).
@@ -390,6 +393,11 @@ class FlameCore:
     ) -> dict[str, Any]:
         self._check_ids(senders, "Sender")
         engine_timeout = self._endpoint.timeout
+        if engine_timeout is not None and list(senders) == [self.config.aggregator_id]:
+            # The aggregator knows which hospital is missing; waiting on it, an analyzer allows
+            # it AGGREGATOR_GRACE more, so a stuck hospital is named by the aggregator's
+            # timeout rather than by another hospital's wait for the aggregator.
+            engine_timeout *= AGGREGATOR_GRACE
         limits = [t for t in (timeout, engine_timeout) if t is not None]
         try:
             received = self._endpoint.take(senders, category, min(limits) if limits else None)

@@ -110,6 +110,11 @@ class Mailbox:
         """Why the mailbox was stopped, or ``None`` while the run goes on."""
         return self._stop_reason
 
+    @property
+    def finished(self) -> bool:
+        """Whether the end of the analysis was announced to this node."""
+        return self._finished
+
     def put(self, sender: str, category: str, payload: bytes) -> None:
         """Queue one message and wake the owner if it waits."""
         with self._cond:
@@ -261,6 +266,19 @@ class ThreadBus:
                     box.stop(self._stop_reason)
         return box
 
+    def open(self, node_id: str) -> Mailbox:
+        """The mailbox of a node that starts now.
+
+        A mailbox left over from an earlier, finished analysis under the same id (the
+        long-lived default bus) is replaced by an empty one, so a second run in the same
+        interpreter does not see the first run's end announcement or leftover messages.
+        """
+        with self._lock:
+            box = self._mailboxes.get(node_id)
+            if box is not None and box.finished:
+                box = self._mailboxes[node_id] = Mailbox()
+        return self.mailbox(node_id)
+
     @property
     def stop_reason(self) -> str | None:
         """Why the bus was stopped, or ``None``."""
@@ -292,7 +310,7 @@ class ThreadEndpoint:
         self.bus = bus
         self.node_id = node_id
         self.timeout = timeout
-        self._mailbox = bus.mailbox(node_id)
+        self._mailbox = bus.open(node_id)
 
     def post(self, receivers: list[str], category: str, payload: bytes) -> None:
         """Deliver ``payload`` to each receiver's mailbox."""
