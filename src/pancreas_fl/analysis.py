@@ -124,9 +124,10 @@ class PancreasAnalyzer(StarAnalyzer):
             f"{d.n_features} features",
             log_type="info",
         )
-        self._model = make_local_model(
-            C=p.C, fit_intercept=p.fit_intercept, local_steps=p.local_steps
-        )
+        if p.strategy == "fedavg":  # one estimator per hospital, warm-started every round
+            self._model = make_local_model(
+                C=p.C, fit_intercept=p.fit_intercept, local_steps=p.local_steps
+            )
         self._X = None  # the design for the exact strategy (standardized once, if asked)
 
     def _first_message(self) -> dict:

@@ -245,7 +245,7 @@ def _simulate(args) -> int:
             1,
             f"the analysis failed at {'the aggregator' if exc.role == 'aggregator' else 'hospital'}"
             f" {exc.node_id!r}: no {exc.waited_for} from {senders} within --timeout "
-            f"{exc.timeout:g} s. If rounds legitimately take longer, raise --timeout.",
+            f"{args.timeout:g} s. If rounds legitimately take longer, raise --timeout.",
         ) from None
     seconds = time.perf_counter() - start
     model = tester.result
