@@ -212,10 +212,10 @@ class FederatedLogisticRegression(StarAggregator):
         self.params = params
 
     def aggregation_method(self, analysis_results):
-        if self.num_iterations == 0:
-            self._setup(analysis_results)
         # Node order must not change the result: combine in the order of the node ids.
         updates = sorted(analysis_results, key=lambda update: update["node"])
+        if self.num_iterations == 0:
+            self._setup(updates)
         if self.params_.strategy == "fedavg":
             return self._fedavg_round(updates)
         return self._exact_round(updates)
@@ -248,9 +248,8 @@ class FederatedLogisticRegression(StarAggregator):
         self.history_ = []
         self.stop_reason_ = None
         self._clock = time.perf_counter()
-        self._previous = None  # the last global parameter vector (FedAvg)
-        ordered = sorted(updates, key=lambda update: update["node"])
-        for update in ordered:
+        self._previous = None  # the last global parameter vector
+        for update in updates:
             theirs = update["params"]
             for name in SHARED_PARAMS:
                 if theirs[name] != getattr(p, name):
@@ -260,13 +259,14 @@ class FederatedLogisticRegression(StarAggregator):
                         f"value in analyzer_kwargs and aggregator_kwargs."
                     )
         check_same_columns(
-            {update["node"]: tuple(update["columns"]) for update in ordered}, file=p.dataset
+            {update["node"]: tuple(update["columns"]) for update in updates}, file=p.dataset
         )
-        columns = ordered[0]["columns"]
+        columns = updates[0]["columns"]
         self._feature_names = list(columns[:-1])
         self._label_name = columns[-1]
-        self._n_samples = {update["node"]: update["n"] for update in ordered}
-        self._n_pos = sum(update["n_pos"] for update in ordered)
+        self._n_samples = {update["node"]: update["n"] for update in updates}
+        self._n_total = sum(self._n_samples.values())
+        self._n_pos = sum(update["n_pos"] for update in updates)
         if p.strategy == "exact":
             self._solver = FederatedNewton(
                 len(self._feature_names) + p.fit_intercept,
@@ -282,13 +282,13 @@ class FederatedLogisticRegression(StarAggregator):
                 self._solver.max_rounds = p.max_iter + 1
             self._scaler = None
 
-    def _record(self, delta, loss_sum, n_total, **extra) -> None:
+    def _record(self, delta, loss_sum, **extra) -> None:
         """Close the round: one history entry and one log line."""
         now = time.perf_counter()
         entry = {
             "round": self.num_iterations,
             "delta": delta,
-            "log_loss": None if loss_sum is None else loss_sum / n_total,
+            "log_loss": None if loss_sum is None else loss_sum / self._n_total,
             "seconds": now - self._clock,
             **extra,
         }
@@ -312,8 +312,7 @@ class FederatedLogisticRegression(StarAggregator):
         current = coef if intercept is None else np.hstack([coef, intercept[:, None]])
         delta = None if self._previous is None else l2_change(current, self._previous)
         self._previous = current
-        n_total = sum(update["n"] for update in updates)
-        self._record(delta, sum(update["loss"] for update in updates), n_total)
+        self._record(delta, sum(update["loss"] for update in updates))
         self.stop_reason_ = stop_reason(delta, self.num_iterations, max_iter=p.max_iter, tol=p.tol)
         if p.output == "coef":
             return coef  # the tutorial's result, and its broadcast
@@ -324,11 +323,10 @@ class FederatedLogisticRegression(StarAggregator):
     # ------------------------------------------------------------------ exact
     def _exact_round(self, updates):
         p = self.params_
-        n_total = sum(update["n"] for update in updates)
         if p.standardize and self._scaler is None:
             n, mean, var = combine_moments([update["moments"] for update in updates])
             self._scaler = {"mean": mean, "scale": scale_from_var(var, mean, n)}
-            self._record(None, None, n_total)
+            self._record(None, None)
             return self._broadcast(self._solver.initial_theta(), self._solver.curvature)
         total = aggregate_terms([update["terms"] for update in updates])
         theta = self._solver.pending
@@ -337,7 +335,7 @@ class FederatedLogisticRegression(StarAggregator):
         delta = None if self._previous is None else float(np.linalg.norm(theta - self._previous))
         self._previous = theta
         # a rejected trial point (line search) is evaluated but not taken
-        self._record(delta, total["loss"], n_total, accepted=step.accepted)
+        self._record(delta, total["loss"], accepted=step.accepted)
         if step.converged:
             self.stop_reason_ = "tolerance"
         elif step.status == "line_search_failed":
@@ -346,14 +344,14 @@ class FederatedLogisticRegression(StarAggregator):
             self.stop_reason_ = "max_iter"
         if self.stop_reason_ is None:
             return self._broadcast(step.next_theta, step.curvature)
-        model = self._exact_model(n_total)
+        model = self._exact_model()
         return model if p.output == "model" else model["coef"]
 
     def _broadcast(self, theta, curvature) -> dict:
         """What the hospitals need for the next exact round (no patient-level content)."""
         return {"next_theta": theta, "curvature": curvature, "scaler": self._scaler}
 
-    def _exact_model(self, n_total) -> dict:
+    def _exact_model(self) -> dict:
         p = self.params_
         theta, info = self._step.best_theta, self._solver.hess_loglik
         d = len(self._feature_names)
@@ -365,9 +363,11 @@ class FederatedLogisticRegression(StarAggregator):
                 info,
                 feature_names=self._feature_names,
                 fit_intercept=p.fit_intercept,
-                n=n_total,
+                n=self._n_total,
                 deviance=2.0 * self._step.best_loss,
-                null_deviance=null_deviance(n_total, self._n_pos, fit_intercept=p.fit_intercept),
+                null_deviance=null_deviance(
+                    self._n_total, self._n_pos, fit_intercept=p.fit_intercept
+                ),
                 C=p.C,
                 penalty="l2",
                 rounds=len(self.history_),

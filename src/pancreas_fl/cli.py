@@ -109,6 +109,10 @@ def _log_printer(quiet: bool):
     return show
 
 
+def _where(role: str, node_id: str) -> str:
+    return f"{'the aggregator' if role == 'aggregator' else 'hospital'} {node_id!r}"
+
+
 def _failure(exc, folders_by_node) -> tuple[int, str]:
     """Turn a node failure into (exit status, one line)."""
     error = exc.error
@@ -119,7 +123,7 @@ def _failure(exc, folders_by_node) -> tuple[int, str]:
         return 2, str(type(error)(error.problem, node=error.node, file=file, hint=error.hint))
     if isinstance(error, ConfigError):
         return 2, str(error)
-    where = f"{'the aggregator' if exc.role == 'aggregator' else 'hospital'} {exc.node_id!r}"
+    where = _where(exc.role, exc.node_id)
     return 1, f"the analysis failed at {where}: {exc.error_type}: {error if error else exc}"
 
 
@@ -127,6 +131,7 @@ def _summary(model, metrics, seconds) -> str:
     reason = {
         "tolerance": "the change fell below tol",
         "max_iter": "max_iter was reached",
+        "line_search": "no step could lower the objective any further",
     }.get(model["stop_reason"], model["stop_reason"])
     lines = [
         "",
@@ -243,8 +248,8 @@ def _simulate(args) -> int:
         senders = ", ".join(repr(m) for m in exc.missing)
         raise _Exit(
             1,
-            f"the analysis failed at {'the aggregator' if exc.role == 'aggregator' else 'hospital'}"
-            f" {exc.node_id!r}: no {exc.waited_for} from {senders} within --timeout "
+            f"the analysis failed at {_where(exc.role, exc.node_id)}: no {exc.waited_for} "
+            f"from {senders} within --timeout "
             f"{args.timeout:g} s. If rounds legitimately take longer, raise --timeout.",
         ) from None
     seconds = time.perf_counter() - start
