@@ -16,7 +16,7 @@ import io
 import statistics
 import time
 
-from pancreas_fl.engine import StarAggregator, StarAnalyzer, StarModelTester
+from flame_offline import StarAggregator, StarAnalyzer, StarModelTester
 
 ROUNDS = 1000
 ANALYZERS = 4

@@ -15,7 +15,7 @@ import pytest
 import _tutorial
 from _helpers import ROOT, cohort_splits, run_analysis, sample_splits
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
-from pancreas_fl.engine import NodeFailedError, StarModelTester
+from flame_offline import NodeFailedError, StarModelTester
 from pancreas_fl.errors import ConfigError, DataError, PrivacyError
 
 GOLDEN = json.loads((ROOT / "tests" / "golden" / "tutorial_sample.json").read_text())

@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from _helpers import cohort_splits, run_analysis, sample_splits
-from pancreas_fl.engine import NodeFailedError
+from flame_offline import NodeFailedError
 from pancreas_fl.errors import PrivacyError
 from pancreas_fl.results import model_from_result
 

@@ -67,8 +67,8 @@ def test_without_the_sdk_the_offline_engine_is_used(tmp_path, value):
     assert proc.returncode == 0, proc.stderr
     backend, description, modules, subclass = proc.stdout.splitlines()
     assert backend == "local"
-    assert description.startswith("offline engine (pancreas_fl.engine)")
-    assert modules.startswith("pancreas_fl.engine")
+    assert description.startswith("offline engine (flame_offline)")
+    assert modules.startswith("flame_offline")
     assert subclass == "True"
 
 

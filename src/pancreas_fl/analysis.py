@@ -56,6 +56,18 @@ from pancreas_fl.stats import (
 __all__ = ["FederatedLogisticRegression", "PancreasAnalyzer"]
 
 
+def _fail(flame, err: Exception) -> None:
+    """Report a user error (bad data or parameters) as this node's failure, in one line.
+
+    ``log_type="error"`` is chosen on purpose and only here: in production (flamesdk 0.5/0.6)
+    it marks the node *failed* at once, so the platform's orchestrator stops the analysis
+    instead of leaving the other nodes waiting for a message that will never come. (It then
+    blocks the node for a while; the orchestrator tears the pod down meanwhile.) Everything
+    else the analysis logs uses the production types ``info``, ``notice`` and ``warn``.
+    """
+    flame.flame_log(str(err), log_type="error")
+
+
 class PancreasAnalyzer(StarAnalyzer):
     """A hospital: parses its CSV once, then returns one aggregate per round.
 
@@ -92,8 +104,11 @@ class PancreasAnalyzer(StarAnalyzer):
                 update = self._exact_round(aggregator_results)
         except DataError as err:
             err = err.with_context(node=self.id)
-            self.flame.flame_log(str(err), log_type="error")
+            _fail(self.flame, err)
             raise err from None
+        except ConfigError as err:
+            _fail(self.flame, err)
+            raise
         return {
             "node": self.id,
             "n": self.data_.n_samples,
@@ -215,7 +230,11 @@ class FederatedLogisticRegression(StarAggregator):
         # Node order must not change the result: combine in the order of the node ids.
         updates = sorted(analysis_results, key=lambda update: update["node"])
         if self.num_iterations == 0:
-            self._setup(updates)
+            try:
+                self._setup(updates)
+            except (ConfigError, DataError) as err:
+                _fail(self.flame, err)
+                raise
         if self.params_.strategy == "fedavg":
             return self._fedavg_round(updates)
         return self._exact_round(updates)
@@ -238,7 +257,7 @@ class FederatedLogisticRegression(StarAggregator):
             self.flame.flame_log(
                 "The line search cannot lower the objective any further (floating-point "
                 "resolution): returning the best point found.",
-                log_type="warning",
+                log_type="warn",
             )
         return self.stop_reason_ is not None
 
@@ -397,7 +416,7 @@ class FederatedLogisticRegression(StarAggregator):
                 "the classes are (quasi-)separable; use a finite C."
             )
             statistics["note"] += " " + warning
-            self.flame.flame_log(warning, log_type="warning")
+            self.flame.flame_log(warning, log_type="warn")
         return self._model(coef, intercept, standardization, statistics)
 
     def _model(self, coef, intercept, standardization=None, statistics=None) -> dict:

@@ -99,7 +99,7 @@ def _simulation_params(args) -> dict:
 
 def _log_printer(quiet: bool):
     def show(record) -> None:
-        if record.log_type in ("error", "critical-error"):
+        if record.log_type in ("error", "crit"):
             return  # a failure is reported once, by the command itself
         if record.level >= 30:
             print(f"[{record.node_id}] {record.log_type}: {record.message}", file=sys.stderr)
@@ -214,7 +214,7 @@ def _plot(plt, model) -> bytes:
 
 
 def _simulate(args) -> int:
-    from pancreas_fl.engine import NodeFailedError, NodeTimeoutError
+    from flame_offline import NodeFailedError, NodeTimeoutError
     from pancreas_fl.simulation import evaluate, read_hospital, simulate
 
     folders = args.nodes or list(DEFAULT_NODES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
+from pancreas_fl.data import DEFAULT_DATASET
 from pancreas_fl.sdk import StarModel
 
 __all__ = ["main"]
@@ -21,15 +22,26 @@ def main(**params) -> None:
 
     Notes
     -----
-    Inside FLAME the real SDK is used: ``StarModel`` fetches the hospital's s3 objects, runs
-    the rounds and, at the aggregator, submits the pickled final result. Outside FLAME there
-    is no node to run; use ``pancreas-fl simulate`` or a ``StarModelTester``.
+    Inside FLAME the real SDK is used: ``StarModel`` fetches the hospital's s3 object named by
+    ``dataset``, runs the rounds and, at the aggregator, submits the pickled final result.
+    Outside FLAME there is no node to run; use ``pancreas-fl simulate`` or a
+    ``StarModelTester``.
+
+    The s3 query is explicit on purpose. The tutorial's ``main()`` passes none, and on a
+    production node (flamesdk 0.4 and later) ``get_s3_data(None)`` returns ``None``: every
+    hospital would get ``data=None``. The SDK's local mock ignores the query, so only a
+    production-like run (``make flame-node``) shows the difference.
     """
     kwargs = params or None
+    dataset = params.get("dataset", DEFAULT_DATASET)
+    # Only the analysis's own object is fetched; a malformed ``dataset`` fetches nothing
+    # extra here and is refused, in one line, by the hospital's parameter check.
+    query = [dataset] if isinstance(dataset, str) else []
     StarModel(
         PancreasAnalyzer,
         FederatedLogisticRegression,
         "s3",
+        query=query,
         simple_analysis=False,
         output_type="pickle",
         analyzer_kwargs=kwargs,

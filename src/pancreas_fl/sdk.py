@@ -3,7 +3,7 @@
 FLAME's Python images ship the FLAME SDK (``flame.star``, built on ``flamesdk``), installed
 from its git repository; it is not on the package registries, so developers' machines and CI
 usually do not have it. pancreas-fl therefore carries an offline engine
-(:mod:`pancreas_fl.engine`) that implements the same star-pattern contract, and the analysis
+(:mod:`flame_offline`) that implements the same star-pattern contract, and the analysis
 classes subclass whatever this module exports.
 
 The environment variable ``PANCREAS_FL_SDK`` selects the implementation, read once when this
@@ -79,8 +79,8 @@ def _select():
                 f"{ENV_VAR}=flame, but the FLAME SDK (flame.star) cannot be imported "
                 f"({type(error).__name__}: {error}). {_SDK_HINT}"
             ) from error
-        return requested, "local", importlib.import_module("pancreas_fl.engine"), error
-    return requested, "local", importlib.import_module("pancreas_fl.engine"), None
+        return requested, "local", importlib.import_module("flame_offline"), error
+    return requested, "local", importlib.import_module("flame_offline"), None
 
 
 _REQUESTED, BACKEND, _module, _flame_import_error = _select()
@@ -97,7 +97,7 @@ def describe() -> str:
     Returns
     -------
     str
-        For example ``"offline engine (pancreas_fl.engine): PANCREAS_FL_SDK=auto and
+        For example ``"offline engine (flame_offline): PANCREAS_FL_SDK=auto and
         flame.star is not importable (ModuleNotFoundError: No module named 'flame')"``.
     """
     if BACKEND == "flame":
@@ -106,4 +106,4 @@ def describe() -> str:
     if _flame_import_error is not None:
         error = _flame_import_error
         reason += f" and flame.star is not importable ({type(error).__name__}: {error})"
-    return f"offline engine (pancreas_fl.engine): {reason}"
+    return f"offline engine (flame_offline): {reason}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
 from pancreas_fl.data import DEFAULT_DATASET, load_hospital_data
-from pancreas_fl.engine import StarModelTester
+from flame_offline import StarModelTester
 from pancreas_fl.errors import DataError
 from pancreas_fl.results import model_from_result
 from pancreas_fl.stats import accuracy, roc_auc
@@ -66,7 +66,7 @@ def simulate(
     node_ids : list of str, optional
         Hospital names (default ``node-1`` ... ``node-N``).
     isolation : {'thread', 'process'}
-        See :class:`pancreas_fl.engine.StarModelTester`.
+        See :class:`flame_offline.StarModelTester`.
     timeout : float or None
         Longest wait of a node for messages, in seconds.
     log_handler : callable, optional
@@ -86,10 +86,10 @@ def simulate(
 
     Raises
     ------
-    pancreas_fl.engine.NodeFailedError
+    flame_offline.NodeFailedError
         A node failed; ``.error`` is its exception (for example a
         :class:`~pancreas_fl.errors.DataError` naming the hospital and file).
-    pancreas_fl.engine.NodeTimeoutError
+    flame_offline.NodeTimeoutError
         A node waited longer than ``timeout``.
     """
     kwargs = params or None

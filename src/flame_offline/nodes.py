@@ -22,7 +22,7 @@ class Node:
     ----------
     flame : object
         The node's core object (``FlameCoreSDK`` in production, the engine's
-        :class:`~pancreas_fl.engine.core.FlameCore` locally).
+        :class:`~flame_offline.core.FlameCore` locally).
 
     Attributes
     ----------
@@ -53,7 +53,7 @@ class Node:
         self.num_iterations = 0
 
     def node_finished(self) -> None:
-        """Mark the node finished (ends its loop in :class:`~pancreas_fl.engine.StarModel`)."""
+        """Mark the node finished (ends its loop in :class:`~flame_offline.StarModel`)."""
         self.finished = True
 
 

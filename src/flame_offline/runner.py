@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from pancreas_fl.engine.core import ENDPOINT_KEY
-from pancreas_fl.engine.errors import NodeStopped
-from pancreas_fl.engine.transport import ChildEndpoint, NodeReport
+from flame_offline.core import ENDPOINT_KEY
+from flame_offline.errors import NodeStopped
+from flame_offline.transport import ChildEndpoint, NodeReport
 
 __all__ = ["NodeSpec", "child_main", "class_modules", "run_node"]
 

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from pancreas_fl.engine import StarAggregator, StarAnalyzer
+from flame_offline import StarAggregator, StarAnalyzer
 
 #: Incremented by :class:`GlobalCounterAnalyzer` (shows state leaking between nodes).
 COUNTER = 0

@@ -8,9 +8,9 @@ import threading
 import pytest
 from _cores import make_cores, node_kwargs
 
-from pancreas_fl.engine import LOG_TYPES, NodeTimeoutError
-from pancreas_fl.engine.core import FlameCore
-from pancreas_fl.engine.logs import LOG_LEVELS
+from flame_offline import LOG_TYPES, NodeTimeoutError
+from flame_offline.core import FlameCore
+from flame_offline.logs import LOG_LEVELS
 
 
 def test_ids_participants_and_aggregator():

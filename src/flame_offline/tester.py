@@ -7,10 +7,10 @@ Compared with the SDK's harness (same signature, plus keyword-only engine option
   travels between nodes, and waits block without polling (no 10 ms floor per round).
 * Node ids are deterministic: ``'node-1'`` … ``'node-N'`` (or ``node_ids``) and
   ``'aggregator'`` (always the last participant).
-* A failing node **raises** :class:`~pancreas_fl.engine.NodeFailedError` (or
-  :class:`~pancreas_fl.engine.NodeTimeoutError` when the first failure is a wait that timed
+* A failing node **raises** :class:`~flame_offline.NodeFailedError` (or
+  :class:`~flame_offline.NodeTimeoutError` when the first failure is a wait that timed
   out) after stopping every other node within 2 s; the SDK's harness prints and returns.
-* Logs are :class:`~pancreas_fl.engine.LogRecord` objects, delivered live to ``log_handler``
+* Logs are :class:`~flame_offline.LogRecord` objects, delivered live to ``log_handler``
   or printed to stderr as ``[node_id] message`` from ``stream_log_level`` up, and kept in
   :attr:`StarModelTester.logs`.
 * Result files are written atomically; ``result_filepath`` (release 0.6.4's name) is an
@@ -32,12 +32,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pancreas_fl._io import atomic_write
-from pancreas_fl.engine.core import DP_SEED_KEY, check_output_type
-from pancreas_fl.engine.errors import NodeFailedError, NodeTimeoutError, role_label
-from pancreas_fl.engine.logs import LogRecord
-from pancreas_fl.engine.model import StarLocalDPModel, StarModel
-from pancreas_fl.engine.runner import NodeSpec, child_main, class_modules, run_node
-from pancreas_fl.engine.transport import (
+from flame_offline.core import DP_SEED_KEY, check_output_type
+from flame_offline.errors import NodeFailedError, NodeTimeoutError, role_label
+from flame_offline.logs import LogRecord
+from flame_offline.model import StarLocalDPModel, StarModel
+from flame_offline.runner import NodeSpec, child_main, class_modules, run_node
+from flame_offline.transport import (
     FinalSubmission,
     ProcessRouter,
     RunState,
@@ -76,8 +76,8 @@ class StarModelTester:
         One entry per analyzer node, each a list of dicts (one dict per data source; s3:
         object key → ``bytes``, FHIR: query → bundle). Other shapes print a warning.
     analyzer, aggregator : type
-        The node classes (subclasses of :class:`~pancreas_fl.engine.StarAnalyzer` /
-        :class:`~pancreas_fl.engine.StarAggregator`, or of the SDK's).
+        The node classes (subclasses of :class:`~flame_offline.StarAnalyzer` /
+        :class:`~flame_offline.StarAggregator`, or of the SDK's).
     data_type : {'s3', 'fhir'}
         Which data the analyzers read.
     node_roles : list of str, optional
@@ -99,7 +99,7 @@ class StarModelTester:
     load_checkpoint, local_storage_dir : None
         Accepted for signature compatibility; anything else raises ``NotImplementedError``.
     epsilon, sensitivity : float, optional
-        Give both to run the nodes as :class:`~pancreas_fl.engine.StarLocalDPModel`.
+        Give both to run the nodes as :class:`~flame_offline.StarLocalDPModel`.
     result_filepath : str or list of str, optional
         Alias of ``filename`` (the name in SDK release 0.6.4).
     isolation : {'thread', 'process'}
@@ -111,7 +111,7 @@ class StarModelTester:
     node_ids : list of str, optional
         Ids of the analyzer nodes (default ``'node-1'`` … ``'node-N'``).
     log_handler : callable, optional
-        Called live with every :class:`~pancreas_fl.engine.LogRecord` (then nothing is
+        Called live with every :class:`~flame_offline.LogRecord` (then nothing is
         printed).
     print_failures : bool
         Print the failing node and its traceback to stderr before raising.

@@ -11,7 +11,7 @@ import time
 import _nodes
 import pytest
 
-from pancreas_fl.engine import NodeFailedError, NodeTimeoutError, StarModelTester
+from flame_offline import NodeFailedError, NodeTimeoutError, StarModelTester
 
 SPLITS = [[{"v.csv": b"1,2,3"}], [{"v.csv": b"4,5"}], [{"v.csv": b"6"}]]
 
@@ -435,7 +435,7 @@ def test_global_state_leaks_between_thread_nodes_but_not_process_nodes():
 def test_process_isolation_imports_classes_from_modules_loaded_by_path(tmp_path):
     source = textwrap.dedent(
         """
-        from pancreas_fl.engine import StarAnalyzer
+        from flame_offline import StarAnalyzer
 
         class PathAnalyzer(StarAnalyzer):
             def analysis_method(self, data, aggregator_results):

@@ -8,7 +8,7 @@ from the SDK's mock, all on purpose:
   payload that cannot be pickled fails in the sending node with an error naming the node;
   one that cannot be unpickled fails in the receiving node naming both nodes.
 * Waits block without polling; with a tester ``timeout`` a wait that lasts longer raises
-  :class:`~pancreas_fl.engine.errors.NodeTimeoutError`. A per-call ``timeout`` shorter than
+  :class:`~flame_offline.errors.NodeTimeoutError`. A per-call ``timeout`` shorter than
   the tester's behaves like production: senders not heard from map to ``None``.
 * ``await_messages`` / ``await_intermediate_data`` return one message per sender (the oldest
   queued one), keyed in the order of ``senders``; after the end announcement every awaited
@@ -36,9 +36,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from pancreas_fl.engine.errors import NodeTimeoutError, role_label
-from pancreas_fl.engine.logs import LOG_TYPES, LogRecord, render_log_message
-from pancreas_fl.engine.transport import (
+from flame_offline.errors import NodeTimeoutError, role_label
+from flame_offline.logs import LOG_TYPES, LogRecord, render_log_message
+from flame_offline.transport import (
     FINISHED_CATEGORY,
     FinalSubmission,
     ThreadEndpoint,
@@ -193,7 +193,7 @@ class FlameCore:
         suppress_head: bool = False,
         halt_submission: bool = False,
     ) -> None:
-        """Log a message of one of the :data:`~pancreas_fl.engine.LOG_TYPES`.
+        """Log a message of one of the :data:`~flame_offline.LOG_TYPES`.
 
         Raises
         ------

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pancreas_fl.engine.core import ENDPOINT_KEY, FlameCore
-from pancreas_fl.engine.logs import LogRecord
-from pancreas_fl.engine.transport import RunState, ThreadBus, ThreadEndpoint
+from flame_offline.core import ENDPOINT_KEY, FlameCore
+from flame_offline.logs import LogRecord
+from flame_offline.transport import RunState, ThreadBus, ThreadEndpoint
 
 IDS = ("node-1", "node-2", "aggregator")
 

@@ -7,11 +7,11 @@ pickled, nothing is polled, node failures and timeouts raise, and nodes may run 
 processes. Inside FLAME the real SDK is used instead.
 """
 
-from pancreas_fl.engine.errors import NodeFailedError, NodeTimeoutError
-from pancreas_fl.engine.logs import LOG_TYPES, LogRecord
-from pancreas_fl.engine.model import StarLocalDPModel, StarModel
-from pancreas_fl.engine.nodes import StarAggregator, StarAnalyzer
-from pancreas_fl.engine.tester import StarModelTester
+from flame_offline.errors import NodeFailedError, NodeTimeoutError
+from flame_offline.logs import LOG_TYPES, LogRecord
+from flame_offline.model import StarLocalDPModel, StarModel
+from flame_offline.nodes import StarAggregator, StarAnalyzer
+from flame_offline.tester import StarModelTester
 
 __all__ = [
     "LOG_TYPES",

@@ -18,7 +18,7 @@ Guarantees (beyond the SDK's local mock):
   message in its mailbox ends the wait: the node is marked finished and every awaited sender
   maps to ``None`` (as in the SDK's mock).
 * **Stop on failure.** When a node fails, every mailbox is stopped: each wait (and each
-  later send) of the other nodes raises :class:`~pancreas_fl.engine.errors.NodeStopped`
+  later send) of the other nodes raises :class:`~flame_offline.errors.NodeStopped`
   immediately.
 """
 
@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-from pancreas_fl.engine.errors import NodeStopped, role_label
-from pancreas_fl.engine.logs import LogRecord
+from flame_offline.errors import NodeStopped, role_label
+from flame_offline.logs import LogRecord
 
 __all__ = [
     "FINISHED_CATEGORY",

@@ -23,8 +23,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from pancreas_fl.engine.core import FlameCore
-from pancreas_fl.engine.nodes import StarAggregator, StarAnalyzer
+from flame_offline.core import FlameCore
+from flame_offline.nodes import StarAggregator, StarAnalyzer
 
 __all__ = ["StarLocalDPModel", "StarModel"]
 
@@ -67,9 +67,9 @@ class StarModel:
     Parameters
     ----------
     analyzer : type
-        A subclass of :class:`~pancreas_fl.engine.StarAnalyzer` (or of the SDK's).
+        A subclass of :class:`~flame_offline.StarAnalyzer` (or of the SDK's).
     aggregator : type
-        A subclass of :class:`~pancreas_fl.engine.StarAggregator` (or of the SDK's).
+        A subclass of :class:`~flame_offline.StarAggregator` (or of the SDK's).
     data_type : {'s3', 'fhir'}
         Which data the analyzers read.
     query : str or list of str, optional
@@ -85,7 +85,7 @@ class StarModel:
     test_mode : bool
         Must be ``True`` (the engine only runs locally).
     test_kwargs : dict, optional
-        The node's configuration, see :class:`~pancreas_fl.engine.core.FlameCore`.
+        The node's configuration, see :class:`~flame_offline.core.FlameCore`.
 
     Attributes
     ----------

@@ -9,7 +9,7 @@ import pytest
 from _cores import make_cores, node_kwargs
 from _nodes import ConstantAggregator, EchoAnalyzer, MeanAggregator, SumAnalyzer
 
-from pancreas_fl.engine import StarAggregator, StarAnalyzer, StarLocalDPModel, StarModel
+from flame_offline import StarAggregator, StarAnalyzer, StarLocalDPModel, StarModel
 
 
 class Bare(StarAnalyzer):
@@ -240,7 +240,7 @@ def test_real_sdk_bases_are_accepted_when_importable(monkeypatch):
     flame_pkg.star = star
     monkeypatch.setitem(sys.modules, "flame", flame_pkg)
     monkeypatch.setitem(sys.modules, "flame.star", star)
-    from pancreas_fl.engine import model
+    from flame_offline import model
 
     model._sdk_bases.cache_clear()
     try:

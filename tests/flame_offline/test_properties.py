@@ -7,7 +7,7 @@ from _cores import make_cores
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pancreas_fl.engine import StarModelTester
+from flame_offline import StarModelTester
 
 plain_data = st.recursive(
     st.none()
