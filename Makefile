@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two stamps: `make run` needs only the package and its runtime dependencies; the dev tools
+# (linters, pytest, hypothesis, matplotlib) come with the first `make test`.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 NODES ?= data/sample/node1 data/sample/node2
 
@@ -14,20 +17,23 @@ OLDEST_VENV ?= .venv-oldest
 OLDEST_STAMP := $(OLDEST_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint test-oldest format bench clean
+.PHONY: help venv run test lint test-oldest test-flame flame-venv hub format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv with the package and its dev tools
 
-run: $(STAMP) ## run the pancreas analysis on data/sample/ (writes pancreas.pkl)
+run: $(RUN_STAMP) ## run the pancreas analysis on data/sample/ (writes pancreas.pkl)
 	$(BIN)/pancreas-fl simulate $(NODES) --out pancreas.pkl
 
 lint: $(STAMP) ## ruff, formatting, Python 3.10 compatibility (vermin), Dockerfile (hadolint)
@@ -50,6 +56,42 @@ test-oldest: $(OLDEST_STAMP) ## the test suite on Python 3.10 with numpy 2.2, pa
 	$(OLDEST_VENV)/bin/python -c "import sys, numpy, pandas, sklearn; print('oldest:', sys.version.split()[0], 'numpy', numpy.__version__, 'pandas', pandas.__version__, 'scikit-learn', sklearn.__version__)"
 	$(OLDEST_VENV)/bin/python -m pytest
 
+# The real FLAME SDK, from the wheels in ../shared/wheels (built from its public release tags;
+# see their README), on Python 3.10 with the ml image's libraries: flame 0.6.4 with the core
+# it pins (flamesdk 0.5.0) or the newest core (FLAMESDK=0.6.0).
+WHEELS ?= ../shared/wheels
+FLAMESDK ?= 0.5.0
+FLAME_VENV ?= .venv-flame-$(FLAMESDK)
+FLAME_STAMP := $(FLAME_VENV)/.installed
+
+$(FLAME_STAMP): pyproject.toml .ci/oldest-constraints.txt
+	@test -n "$(OLDEST_PYTHON)" || { echo "make flame-venv: no python3.10 found (set OLDEST_PYTHON)"; exit 1; }
+	@test -f "$(WHEELS)/flame-0.6.4-py3-none-any.whl" || { echo "make flame-venv: no SDK wheels in $(WHEELS) (set WHEELS)"; exit 1; }
+	$(OLDEST_PYTHON) -m venv $(FLAME_VENV)
+	$(FLAME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c .ci/oldest-constraints.txt \
+		-e '.[test]' "$(WHEELS)/flamesdk-$(FLAMESDK)-py3-none-any.whl" 'opendp>=0.12.1,<0.13'
+	$(FLAME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "$(WHEELS)/flame-0.6.4-py3-none-any.whl"
+	$(FLAME_VENV)/bin/python -c "import flame.star, flamesdk"
+	@touch $(FLAME_STAMP)
+
+flame-venv: $(FLAME_STAMP) ## a Python 3.10 venv with the real FLAME SDK (FLAMESDK=0.5.0 or 0.6.0)
+
+# The tests that concern the SDK, with PANCREAS_FL_SDK=flame: the analysis classes under the
+# SDK's own StarModelTester, and engine == SDK bit for bit, in one environment.
+FLAME_TESTS ?= tests/test_flame_sdk.py tests/test_analysis.py tests/test_analysis_exact.py
+test-flame: $(FLAME_STAMP) ## the SDK tests under the real FLAME SDK (FLAMESDK=0.5.0 or 0.6.0)
+	$(FLAME_VENV)/bin/python -c "import flame, flamesdk, importlib.metadata as m; print('FLAME SDK: flame', m.version('flame'), 'flamesdk', m.version('flamesdk'))"
+	PANCREAS_FL_SDK=flame $(FLAME_VENV)/bin/python -m pytest $(FLAME_TESTS)
+
+# What analysts upload to the FLAME Hub: the entrypoint and the analysis package, nothing else
+# (the offline engine and the node emulator are tools for running off FLAME).
+HUB_DIR ?= dist/hub
+hub: ## assemble the FLAME Hub upload in dist/hub/src/ (entrypoint + pancreas_fl)
+	rm -rf "$(HUB_DIR)" && mkdir -p "$(HUB_DIR)/src"
+	cp -R src/pancreas_analysis.py src/pancreas_fl "$(HUB_DIR)/src/"
+	find "$(HUB_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+	@echo "upload $(HUB_DIR)/src/ and select pancreas_analysis.py: $$(find "$(HUB_DIR)/src" -type f | wc -l | tr -d ' ') files, $$(du -sk "$(HUB_DIR)/src" | cut -f1) KiB"
+
 format: $(STAMP) ## format and autofix the code
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
@@ -59,4 +101,4 @@ bench: $(STAMP) ## run the benchmarks
 	$(BIN)/python benchmarks/quality.py
 
 clean: ## remove the virtual environments and caches
-	rm -rf $(VENV) $(OLDEST_VENV) .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info
+	rm -rf $(VENV) $(OLDEST_VENV) .venv-flame-* .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info

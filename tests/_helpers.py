@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import numpy as np
 
 from pancreas_fl.sample import make_cohort
 from pancreas_fl.simulation import simulate
@@ -33,3 +36,13 @@ def cohort_splits(**kwargs) -> list[list[dict[str, bytes]]]:
 def run_analysis(splits, *, isolation="thread", **params):
     """Run the analysis on the offline engine, quietly, with a test-sized timeout."""
     return simulate(splits, isolation=isolation, timeout=60.0, stream_log_level=100, **params)
+
+
+def golden_coef():
+    """The tutorial's final coefficients on data/sample/ under the real SDK (golden file).
+
+    Computed on one machine; compare with a tolerance (``rtol=1e-12``): on another CPU,
+    OpenBLAS may pick other kernels and the last bits differ.
+    """
+    golden = json.loads((ROOT / "tests" / "golden" / "tutorial_sample.json").read_text())
+    return np.array([float.fromhex(v) for v in golden["coef_hex"]]).reshape(golden["shape"])

@@ -33,7 +33,13 @@ _LAZY = {
 
 def __getattr__(name):
     if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
+        try:
+            module = import_module(_LAZY[name])
+        except AttributeError as exc:
+            # ``from pancreas_fl import main`` would otherwise report an AttributeError raised
+            # while importing the module as "cannot import name 'main'", hiding the cause.
+            raise ImportError(f"importing {_LAZY[name]} failed: {exc}") from exc
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'pancreas_fl' has no attribute {name!r}")

@@ -79,8 +79,25 @@ def _select():
                 f"{ENV_VAR}=flame, but the FLAME SDK (flame.star) cannot be imported "
                 f"({type(error).__name__}: {error}). {_SDK_HINT}"
             ) from error
-        return requested, "local", importlib.import_module("flame_offline"), error
-    return requested, "local", importlib.import_module("flame_offline"), None
+        return requested, "local", _import_engine(error), error
+    return requested, "local", _import_engine(None), None
+
+
+def _import_engine(flame_error):
+    """Return the offline engine, or say in one line that neither implementation is there.
+
+    The engine (``flame_offline``) is installed with pancreas-fl but is not part of what is
+    uploaded to the FLAME Hub, where the real SDK is always present.
+    """
+    try:
+        return importlib.import_module("flame_offline")
+    except ImportError as exc:
+        why = "" if flame_error is None else f" ({type(flame_error).__name__}: {flame_error})"
+        raise ImportError(
+            f"Neither the FLAME SDK (flame.star){why} nor pancreas-fl's offline engine "
+            f"(flame_offline: {exc}) can be imported. Inside FLAME the SDK is preinstalled; "
+            "elsewhere install pancreas-fl (pip install -e .), which brings the engine."
+        ) from exc
 
 
 _REQUESTED, BACKEND, _module, _flame_import_error = _select()
