@@ -6,8 +6,17 @@ import math
 
 import pytest
 
+from _helpers import ROOT
 from pancreas_fl.errors import ConfigError
-from pancreas_fl.params import LBFGS_MAX_ITER, SHARED_PARAMS, Params, resolve_params
+from pancreas_fl.params import (
+    LBFGS_MAX_ITER,
+    PARAMETERS,
+    SHARED_PARAMS,
+    Params,
+    default,
+    markdown_table,
+    resolve_params,
+)
 
 
 def test_defaults_are_the_tutorials():
@@ -73,3 +82,31 @@ def test_shared_params_are_fields_and_listed_in_shared():
     assert set(p.shared()) == set(SHARED_PARAMS)
     assert p.shared()["C"] == math.inf
     assert set(SHARED_PARAMS) <= set(Params.__dataclass_fields__)
+
+
+def test_params_has_one_field_per_row_of_the_table_in_order():
+    assert list(Params.__dataclass_fields__) == [p.name for p in PARAMETERS]
+
+
+def test_every_default_passes_its_own_constraint():
+    for parameter in PARAMETERS:
+        for strategy in ("fedavg", "exact"):
+            value = parameter.default_for(strategy)
+            assert parameter.constraint.check(parameter.name, value) == value
+
+
+@pytest.mark.parametrize("strategy", ["fedavg", "exact"])
+def test_resolved_defaults_are_the_tables(strategy):
+    p = resolve_params(strategy=strategy)
+    assert p.max_iter == default("max_iter", strategy)
+    assert p.tol == default("tol", strategy)
+    assert p.output == default("output", strategy)
+    assert p.dataset == default("dataset") == "pancreasData.csv"
+
+
+def test_the_readme_parameter_table_is_the_generated_one():
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, (
+        "regenerate it: python -c 'from pancreas_fl.params "
+        "import markdown_table; print(markdown_table())'"
+    )

@@ -1,108 +1,254 @@
-"""The analysis parameters, validated once, with scikit-learn style messages.
+"""The analysis parameters: one declarative table, validated once at the boundary.
 
 Analysts pass parameters to FLAME as ``analyzer_kwargs`` and ``aggregator_kwargs``; both node
 classes accept the same set (so one dict can be given to both), and each role uses the ones it
-needs. :func:`resolve_params` checks them all at the boundary and fills in the defaults of the
-chosen strategy.
+needs. :data:`PARAMETERS` is the one home of every parameter: its default, its constraint, who
+uses it, the strategy it applies to and its help text. Everything else derives from it:
+
+* :func:`resolve_params` validates a node's keyword arguments against it (one wording per
+  check, from :mod:`pancreas_fl._validation`) and fills in the defaults;
+* ``pancreas-fl simulate`` builds its options from it (names, choices, defaults, help);
+* the README's parameter table is :func:`markdown_table`, checked by a test.
+
+Adding a parameter means adding one :class:`Parameter` row here and one field to
+:class:`Params` (a test checks that the two agree), then using it where it acts.
 """
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from pancreas_fl._validation import check_bool, check_choice, check_int, check_real
-from pancreas_fl.data import DEFAULT_DATASET
-from pancreas_fl.errors import ConfigError
-from pancreas_fl.privacy import (
-    DEFAULT_MAX_PARAM_RATIO,
-    DEFAULT_MIN_PATIENTS,
-    validate_privacy_params,
+from pancreas_fl._validation import (
+    Boolean,
+    ColumnRef,
+    Interval,
+    NonEmptyStr,
+    Options,
 )
-from pancreas_fl.stats import DEFAULT_TOL as EXACT_DEFAULT_TOL
+from pancreas_fl.errors import ConfigError
 
-__all__ = ["LBFGS_MAX_ITER", "SHARED_PARAMS", "STRATEGIES", "Params", "resolve_params"]
+__all__ = [
+    "LBFGS_MAX_ITER",
+    "PARAMETERS",
+    "SHARED_PARAMS",
+    "STRATEGIES",
+    "Parameter",
+    "Params",
+    "default",
+    "markdown_table",
+    "resolve_params",
+]
 
 STRATEGIES = ("fedavg", "exact")
-SOLVERS = ("auto", "newton", "lbfgs")
-OUTPUTS = ("coef", "model")
 
-#: Defaults that depend on the strategy (the FedAvg ones are the tutorial's).
-_STRATEGY_DEFAULTS = {
-    "fedavg": {"max_iter": 10, "tol": 1e-8, "output": "coef"},
-    "exact": {"max_iter": 50, "tol": EXACT_DEFAULT_TOL, "output": "model"},
-}
 #: The exact strategy's default ``max_iter`` when it uses the gradient-only solver (many
 #: features, or ``solver='lbfgs'``): every line-search step costs one round.
 LBFGS_MAX_ITER = 500
 
+
+@dataclass(frozen=True)
+class Parameter:
+    """One analysis parameter.
+
+    Attributes
+    ----------
+    name : str
+        The keyword, e.g. ``"max_iter"`` (CLI: ``--max-iter``).
+    constraint : Interval, Options, Boolean, NonEmptyStr or ColumnRef
+        What a valid value is; it also words the error message.
+    default : object
+        The value when not given (or given as ``None``); a ``dict`` maps each strategy to
+        its default.
+    used_by : {'both', 'hospitals', 'aggregator'}
+        The role(s) that act on it.
+    help : str
+        One line for the README (Markdown) and, without the backticks, the CLI.
+    strategy : {'fedavg', 'exact'} or None
+        The only strategy it applies to; setting it away from its default under the other
+        strategy is refused.
+    shared : bool
+        Both roles must agree on it (the aggregator checks in the first round).
+    default_doc : str or None
+        How the default reads in the docs, when it is not a plain value.
+    """
+
+    name: str
+    constraint: Any
+    default: Any
+    used_by: str
+    help: str
+    strategy: str | None = None
+    shared: bool = False
+    default_doc: str | None = None
+
+    def default_for(self, strategy: str) -> Any:
+        """The default under ``strategy``."""
+        return self.default[strategy] if isinstance(self.default, dict) else self.default
+
+    def describe_default(self) -> str:
+        """The default as the README and the CLI's help show it."""
+        if self.default_doc is not None:
+            return self.default_doc
+        if isinstance(self.default, str):
+            return f'"{self.default}"'
+        return repr(self.default) if isinstance(self.default, float) else str(self.default)
+
+
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter(
+        "strategy",
+        Options(STRATEGIES),
+        "fedavg",
+        "both",
+        '`"fedavg"` (the tutorial) or `"exact"`',
+        shared=True,
+    ),
+    Parameter(
+        "dataset",
+        NonEmptyStr("the s3 object key"),
+        "pancreasData.csv",
+        "hospitals",
+        "the s3 object key of the CSV",
+    ),
+    Parameter(
+        "label",
+        ColumnRef(),
+        None,
+        "hospitals",
+        "label column by name or position (0/1 values)",
+        default_doc="last column",
+    ),
+    Parameter(
+        "max_iter",
+        Interval(int, 1, closed="left"),
+        {"fedavg": 10, "exact": 50},
+        "aggregator",
+        "stop after `max_iter + 1` rounds",
+        default_doc=f"10 (fedavg), 50 (exact), {LBFGS_MAX_ITER} (exact with L-BFGS)",
+    ),
+    Parameter(
+        "tol",
+        Interval(float, 0.0),
+        {"fedavg": 1e-8, "exact": 1e-8},
+        "aggregator",
+        "fedavg: stop when the L2 change of the coefficients is <= `tol`; exact: relative step",
+        default_doc="1e-8",
+    ),
+    Parameter(
+        "C",
+        Interval(float, 0.0, closed="right"),
+        1.0,
+        "both",
+        "inverse L2 strength as in scikit-learn; `inf` = no penalty",
+        shared=True,
+    ),
+    Parameter(
+        "fit_intercept",
+        Boolean(),
+        False,
+        "both",
+        "fit an unpenalized intercept",
+        shared=True,
+    ),
+    Parameter(
+        "weighted",
+        Boolean(),
+        False,
+        "aggregator",
+        "fedavg: average by hospital sample counts",
+        strategy="fedavg",
+    ),
+    Parameter(
+        "local_steps",
+        Interval(int, 1, closed="left"),
+        1,
+        "hospitals",
+        "fedavg: lbfgs iterations per round",
+        strategy="fedavg",
+        shared=True,
+    ),
+    Parameter(
+        "standardize",
+        Boolean(),
+        False,
+        "both",
+        "exact: federated pooled standardization (see below)",
+        strategy="exact",
+        shared=True,
+    ),
+    Parameter(
+        "solver",
+        Options(("auto", "newton", "lbfgs")),
+        "auto",
+        "both",
+        'exact: `"newton"`, `"lbfgs"`, or `"auto"` (L-BFGS above 1,000 parameters)',
+        strategy="exact",
+        shared=True,
+    ),
+    Parameter(
+        "min_patients",
+        Interval(int, 1, closed="left"),
+        10,
+        "hospitals",
+        "privacy guard (see below)",
+    ),
+    Parameter(
+        "max_param_ratio",
+        Interval(float, 0.0, 1.0, closed="right"),
+        0.33,
+        "hospitals",
+        "privacy guard (see below)",
+    ),
+    Parameter(
+        "output",
+        Options(("coef", "model")),
+        {"fedavg": "coef", "exact": "model"},
+        "aggregator",
+        "the final result: bare array or model dict",
+        default_doc='`"coef"` (fedavg without intercept), else `"model"`',
+    ),
+)
+
+_BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
+
 #: Parameters both roles must agree on; the aggregator checks them in the first round.
-SHARED_PARAMS = ("strategy", "C", "fit_intercept", "standardize", "local_steps", "solver")
+SHARED_PARAMS = tuple(parameter.name for parameter in PARAMETERS if parameter.shared)
+
+
+def default(name: str, strategy: str = "fedavg") -> Any:
+    """The default of parameter ``name`` under ``strategy`` (e.g. ``default("dataset")``)."""
+    return _BY_NAME[name].default_for(strategy)
 
 
 @dataclass(frozen=True)
 class Params:
-    """Validated parameters of one node (see the README's parameter table).
+    """The validated parameters of one node; build it with :func:`resolve_params`.
 
-    Attributes
-    ----------
-    strategy : {'fedavg', 'exact'}
-        ``'fedavg'``: the tutorial's averaging of one-step local fits. ``'exact'``: federated
-        Newton on the pooled objective, equal to the pooled scikit-learn fit.
-    dataset : str
-        The s3 object key of each hospital's CSV file.
-    label : str, int or None
-        The label column by name or position; ``None`` means the last column.
-    max_iter : int
-        Rounds after the first before the analysis stops (``max_iter + 1`` rounds in all).
-    tol : float
-        FedAvg: stop when the L2 change of the global coefficients is at most ``tol``.
-        Exact: the solver's scale-free step tolerance.
-    C : float
-        Inverse L2 regularization strength as in scikit-learn; ``inf`` means no penalty.
-    fit_intercept : bool
-        Fit an intercept (not penalized).
-    weighted : bool
-        FedAvg only: average by hospital sample counts instead of the plain mean.
-    local_steps : int
-        FedAvg only: lbfgs iterations per hospital and round.
-    standardize : bool
-        Exact only: standardize features with federated pooled means and variances.
-    solver : {'auto', 'newton', 'lbfgs'}
-        Exact only: Newton with shared Hessians, or gradient-only L-BFGS (``'auto'`` picks
-        L-BFGS when the Hessian would be too large).
-    min_patients : int
-        A hospital with fewer patients refuses to share a model update.
-    max_param_ratio : float
-        A hospital refuses when parameters / patients exceeds this ratio.
-    output : {'coef', 'model'}
-        The final result: the bare ``(1, n_features)`` coefficient array (the tutorial's;
-        FedAvg's default without intercept) or a portable dict with coefficients, intercept,
-        feature names, history and statistics (the default otherwise).
+    One field per row of :data:`PARAMETERS` (see there, or the README's table, for what each
+    means and its default), every one resolved: ``max_iter``, ``tol`` and ``output`` hold the
+    chosen strategy's values.
     """
 
-    strategy: str = "fedavg"
-    dataset: str = DEFAULT_DATASET
-    label: str | int | None = None
-    max_iter: int | None = None
-    tol: float | None = None
-    C: float = 1.0
-    fit_intercept: bool = False
-    weighted: bool = False
-    local_steps: int = 1
-    standardize: bool = False
-    solver: str = "auto"
-    min_patients: int = DEFAULT_MIN_PATIENTS
-    max_param_ratio: float = DEFAULT_MAX_PARAM_RATIO
-    output: str | None = None
+    strategy: str
+    dataset: str
+    label: str | int | None
+    max_iter: int
+    tol: float
+    C: float
+    fit_intercept: bool
+    weighted: bool
+    local_steps: int
+    standardize: bool
+    solver: str
+    min_patients: int
+    max_param_ratio: float
+    output: str
 
     def shared(self) -> dict:
         """The parameters both roles must agree on, as a plain dict (sent to the aggregator)."""
         values = asdict(self)
         return {name: values[name] for name in SHARED_PARAMS}
-
-
-_NAMES = tuple(f.name for f in fields(Params))
 
 
 def resolve_params(**kwargs) -> Params:
@@ -111,12 +257,13 @@ def resolve_params(**kwargs) -> Params:
     Parameters
     ----------
     **kwargs
-        Any of the fields of :class:`Params`.
+        Any of the parameters in :data:`PARAMETERS`. ``None`` stands for the default of the
+        parameters whose default is ``None`` or depends on the strategy.
 
     Returns
     -------
     Params
-        With ``max_iter``, ``tol`` and ``output`` resolved.
+        Every parameter validated, with the defaults of the chosen strategy.
 
     Raises
     ------
@@ -124,74 +271,47 @@ def resolve_params(**kwargs) -> Params:
         For an unknown parameter, a value of the wrong type or range, or a parameter that does
         not apply to the chosen strategy.
     """
-    unknown = sorted(set(kwargs) - set(_NAMES))
+    unknown = sorted(set(kwargs) - set(_BY_NAME))
     if unknown:
         raise ConfigError(
             f"unknown parameter(s) {', '.join(repr(u) for u in unknown)}; "
-            f"valid parameters are {', '.join(_NAMES)}."
+            f"valid parameters are {', '.join(_BY_NAME)}."
         )
-    p = Params(**kwargs)
-    strategy = check_choice("strategy", p.strategy, STRATEGIES)
-    if not isinstance(p.dataset, str) or not p.dataset:
-        raise ConfigError(
-            f"'dataset' must be a non-empty str (the s3 object key). Got {p.dataset!r} instead."
-        )
-    if isinstance(p.label, bool) or not isinstance(p.label, (str, numbers.Integral, type(None))):
-        raise ConfigError(
-            "'label' must be a column name (str), a column position (int) or None. "
-            f"Got {p.label!r} instead."
-        )
-    solver = check_choice("solver", p.solver, SOLVERS)
-    defaults = _STRATEGY_DEFAULTS[strategy]
-    max_iter = defaults["max_iter"] if p.max_iter is None else check_int("max_iter", p.max_iter, 1)
-    tol = defaults["tol"] if p.tol is None else check_real("tol", p.tol)
-    fit_intercept = check_bool("fit_intercept", p.fit_intercept)
-    standardize = check_bool("standardize", p.standardize)
-    # the bare array cannot carry an intercept (a standardized fit has one in raw space)
-    has_intercept = fit_intercept or standardize
-    if p.output is None:
-        output = "model" if has_intercept else defaults["output"]
-    else:
-        output = check_choice("output", p.output, OUTPUTS)
-    if has_intercept and output == "coef":
+    strategy = _BY_NAME["strategy"].constraint.check("strategy", kwargs.get("strategy", "fedavg"))
+    values = {}
+    for parameter in PARAMETERS:
+        name, value = parameter.name, kwargs.get(parameter.name)
+        derived = parameter.default is None or isinstance(parameter.default, dict)
+        if name not in kwargs or (derived and value is None):
+            values[name] = parameter.default_for(strategy)
+            continue
+        values[name] = parameter.constraint.check(name, value)
+    # The bare (1, n_features) array cannot carry an intercept (a standardized fit has one in
+    # raw space), so the output defaults to what can carry the model.
+    has_intercept = values["fit_intercept"] or values["standardize"]
+    if has_intercept and kwargs.get("output") is None:
+        values["output"] = "model"
+    elif has_intercept and values["output"] == "coef":
         raise ConfigError(
             "output='coef' (the bare coefficient array) cannot carry an intercept; "
             "use output='model' with fit_intercept=True or standardize=True."
         )
-    resolved = Params(
-        strategy=strategy,
-        dataset=p.dataset,
-        label=p.label,
-        max_iter=max_iter,
-        tol=tol,
-        C=check_real("C", p.C, closed="right"),
-        fit_intercept=fit_intercept,
-        weighted=check_bool("weighted", p.weighted),
-        local_steps=check_int("local_steps", p.local_steps, 1),
-        standardize=standardize,
-        solver=solver,
-        min_patients=p.min_patients,
-        max_param_ratio=p.max_param_ratio,
-        output=output,
-    )
-    validate_privacy_params(resolved.min_patients, resolved.max_param_ratio)
-    _check_strategy_scope(resolved)
-    return resolved
+    for parameter in PARAMETERS:
+        name = parameter.name
+        if parameter.strategy not in (None, strategy) and values[name] != parameter.default:
+            raise ConfigError(
+                f"{name!r} applies to strategy={parameter.strategy!r} only; "
+                f"got {name}={values[name]!r} with strategy={strategy!r}."
+            )
+    return Params(**values)
 
 
-def _check_strategy_scope(p: Params) -> None:
-    """Refuse parameters set away from their default for a strategy that ignores them."""
-    default = Params()
-    scope = {
-        "fedavg": ("weighted", "local_steps"),
-        "exact": ("standardize", "solver"),
-    }
-    for strategy, names in scope.items():
-        if p.strategy == strategy:
-            continue
-        for name in names:
-            if getattr(p, name) != getattr(default, name):
-                raise ConfigError(
-                    f"{name!r} applies to strategy={strategy!r} only; "
-                    f"got {name}={getattr(p, name)!r} with strategy={p.strategy!r}."
-                )
+def markdown_table() -> str:
+    """The README's parameter table (a test checks that the README holds exactly this)."""
+    rows = ["| parameter | default | used by | meaning |", "|---|---|---|---|"]
+    for parameter in PARAMETERS:
+        shown = parameter.describe_default()
+        if isinstance(parameter.default, (bool, str)) and parameter.default_doc is None:
+            shown = f"`{shown}`"
+        rows.append(f"| `{parameter.name}` | {shown} | {parameter.used_by} | {parameter.help} |")
+    return "\n".join(rows) + "\n"
