@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
-from pancreas_fl.data import DEFAULT_DATASET
+from pancreas_fl.params import default
 from pancreas_fl.sdk import StarModel
 
 __all__ = ["main"]
@@ -33,7 +33,7 @@ def main(**params) -> None:
     production-like run (``make flame-node``) shows the difference.
     """
     kwargs = params or None
-    dataset = params.get("dataset", DEFAULT_DATASET)
+    dataset = params.get("dataset") or default("dataset")
     # Only the analysis's own object is fetched; a malformed ``dataset`` fetches nothing
     # extra here and is refused, in one line, by the hospital's parameter check.
     query = [dataset] if isinstance(dataset, str) else []
