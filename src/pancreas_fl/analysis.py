@@ -35,7 +35,7 @@ from pancreas_fl.params import LBFGS_MAX_ITER, SHARED_PARAMS, resolve_params
 from pancreas_fl.privacy import check_disclosure
 from pancreas_fl.sdk import StarAggregator, StarAnalyzer
 from pancreas_fl.stats import (
-    FederatedNewton,
+    FederatedSolver,
     aggregate_terms,
     combine_moments,
     federated_mean,
@@ -287,7 +287,7 @@ class FederatedLogisticRegression(StarAggregator):
         self._n_total = sum(self._n_samples.values())
         self._n_pos = sum(update["n_pos"] for update in updates)
         if p.strategy == "exact":
-            self._solver = FederatedNewton(
+            self._solver = FederatedSolver(
                 len(self._feature_names) + p.fit_intercept,
                 fit_intercept=p.fit_intercept,
                 C=p.C,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from pancreas_fl.stats import FederatedNewton, SolverStep, aggregate_terms, local_terms
+from pancreas_fl.stats import FederatedSolver, SolverStep, aggregate_terms, local_terms
 
 Hospital = tuple[np.ndarray, np.ndarray]
 
@@ -21,7 +21,7 @@ Hospital = tuple[np.ndarray, np.ndarray]
 @dataclass
 class FitResult:
     step: SolverStep
-    solver: FederatedNewton
+    solver: FederatedSolver
     steps: list[SolverStep] = field(default_factory=list)
 
     @property
@@ -36,7 +36,7 @@ class FitResult:
 def run_federated(hospitals: list[Hospital], *, fit_intercept: bool, **solver_kw) -> FitResult:
     """Run the rounds until the solver is done."""
     d = hospitals[0][0].shape[1]
-    solver = FederatedNewton(d + int(fit_intercept), fit_intercept=fit_intercept, **solver_kw)
+    solver = FederatedSolver(d + int(fit_intercept), fit_intercept=fit_intercept, **solver_kw)
     theta = solver.initial_theta()
     steps = []
     while True:

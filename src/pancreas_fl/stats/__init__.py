@@ -1,7 +1,7 @@
 """Pure statistics of pancreas-fl: federated logistic regression (numpy only).
 
 Hospital side: :func:`local_terms`, :func:`local_moments`. Aggregator side:
-:func:`aggregate_terms`, :class:`FederatedNewton`, :func:`combine_moments`,
+:func:`aggregate_terms`, :class:`FederatedSolver`, :func:`combine_moments`,
 :func:`glm_summary`. FedAvg (the tutorial's strategy): :mod:`pancreas_fl.stats.fedavg`.
 No FLAME code here; the FLAME adapters call these functions.
 """
@@ -25,9 +25,10 @@ from pancreas_fl.stats.metrics import accuracy, log_loss_mean, predict_proba, ro
 from pancreas_fl.stats.solver import (
     DEFAULT_TOL,
     HESSIAN_LIMIT,
-    FederatedNewton,
+    FederatedSolver,
     SolverStep,
     objective,
+    resolve_method,
     validate_solver_params,
 )
 from pancreas_fl.stats.standardize import (
@@ -43,7 +44,7 @@ __all__ = [
     "DEFAULT_TOL",
     "HESSIAN_LIMIT",
     "Z_975",
-    "FederatedNewton",
+    "FederatedSolver",
     "SolverStep",
     "accuracy",
     "aggregate_terms",
@@ -63,6 +64,7 @@ __all__ = [
     "objective",
     "predict_proba",
     "raw_space_jacobian",
+    "resolve_method",
     "roc_auc",
     "scale_from_var",
     "sigmoid",

@@ -1,22 +1,22 @@
-"""Federated solver for L2-penalized logistic regression (runs at the aggregator).
+r"""Federated solver for L2-penalized logistic regression (runs at the aggregator).
 
 The aggregator minimises scikit-learn's objective on the *pooled* data
 
 .. math::
 
-    F(\\theta) = C \\sum_{k} \\sum_{i \\in \\text{hospital } k} \\ell_i(\\theta)
-                 + \\tfrac12 \\lVert w \\rVert^2,
-    \\qquad \\theta = (w, b),
+    F(\theta) = C \sum_{k} \sum_{i \in \text{hospital } k} \ell_i(\theta)
+                 + \tfrac12 \lVert w \rVert^2,
+    \qquad \theta = (w, b),
 
-(``penalty=None`` or ``C=inf``: :math:`F = \\sum \\ell_i`; the intercept :math:`b` is never
+(``penalty=None`` or ``C=inf``: :math:`F = \sum \ell_i`; the intercept :math:`b` is never
 penalized). Each hospital returns the sums of :func:`~pancreas_fl.stats.logistic.local_terms`
-at the broadcast :math:`\\theta`; the aggregator adds them and applies ``C`` and the penalty
+at the broadcast :math:`\theta`; the aggregator adds them and applies ``C`` and the penalty
 exactly once:
 
 .. math::
 
-    \\nabla F = C \\sum_k g_k + P\\theta, \\qquad \\nabla^2 F = C \\sum_k H_k + P,
-    \\qquad P = \\operatorname{diag}(1, \\dots, 1, 0).
+    \nabla F = C \sum_k g_k + P\theta, \qquad \nabla^2 F = C \sum_k H_k + P,
+    \qquad P = \operatorname{diag}(1, \dots, 1, 0).
 
 Because the sums are exact, every quantity the solver sees is the pooled one, so the result
 equals a pooled fit (up to the convergence tolerance).
@@ -24,25 +24,29 @@ equals a pooled fit (up to the convergence tolerance).
 Rounds
 ------
 One *round* is one evaluation: the aggregator broadcasts ``next_theta``, every hospital returns
-its terms at it, and :meth:`FederatedNewton.update` decides the next point. Two methods:
+its terms at it, and :meth:`FederatedSolver.update` decides the next point. Its steps follow
+scikit-learn's ``NewtonSolver`` (``sklearn/linear_model/_glm/_newton_solver.py``), turned
+inside out because each evaluation of :math:`F` costs a round:
 
-* ``"newton"`` (Newton = Fisher scoring for the logit link): direction
-  :math:`d = -(\\nabla^2 F)^{-1} \\nabla F`, solved by a Jacobi-scaled Cholesky
-  factorisation with an increasing ridge as fallback when the Hessian is numerically
-  singular (separable data, single-class hospitals, ``penalty=None``).
-* ``"lbfgs"``: limited-memory BFGS for many parameters. Hospitals send only O(p) numbers:
-  the gradient and the weighted moments :math:`\\sum v_i`, :math:`\\sum v_i x_i`,
-  :math:`\\sum v_i x_i^2` (:math:`v_i = \\sigma_i(1-\\sigma_i)`) that build a
-  "centred diagonal" preconditioner used as the initial inverse Hessian of the two-loop
-  recursion (exact for uncorrelated features; it removes the ill-conditioning that an
-  intercept and uncentred features such as log2 expression around 2-14 cause).
+1. check the round's sums (the point must be the one asked for) and form :math:`F`,
+   :math:`\nabla F` (and :math:`\nabla^2 F`);
+2. line search (:mod:`~pancreas_fl.stats.line_search`): accept the evaluated point or shrink
+   the step and ask for another trial point;
+3. at an accepted point, :meth:`~FederatedSolver.inner_solve` computes the next direction and
+   :meth:`~FederatedSolver.check_convergence` decides whether to stop;
+4. :meth:`~FederatedSolver.finalize` reports the round as a :class:`SolverStep`.
 
-Both are safeguarded by Armijo backtracking: a trial point :math:`\\theta + t d` is accepted
-when :math:`F(\\theta + t d) \\le F(\\theta) + c_1 t \\nabla F^\\top d` (:math:`c_1 = 10^{-4}`);
-otherwise the step from the last accepted point is at least halved (see below) and the
-hospitals evaluate the new trial in the next round. The objective of accepted iterates
-therefore never increases (in exact arithmetic; see the gradient form of the test below for
-the floating-point fine print), and ``best_theta`` is always an accepted (evaluated) point.
+Two methods give the direction :math:`d`:
+
+* ``"newton"`` (Newton = Fisher scoring for the logit link):
+  :math:`d = -(\nabla^2 F)^{-1} \nabla F`, see :mod:`~pancreas_fl.stats.newton`.
+* ``"lbfgs"``: limited-memory BFGS for many parameters, see :mod:`~pancreas_fl.stats.lbfgs`.
+  Hospitals send only O(p) numbers: the gradient and the weighted moments that build a
+  "centred diagonal" preconditioner, the initial inverse Hessian of the two-loop recursion.
+
+Both are safeguarded by Armijo backtracking, so the objective of accepted iterates never
+increases (in exact arithmetic; see :mod:`~pancreas_fl.stats.line_search` for the
+floating-point fine print), and ``best_theta`` is always an accepted (evaluated) point.
 
 Convergence
 -----------
@@ -50,46 +54,41 @@ At an accepted point the solver computes the next step :math:`d` and stops when
 
 .. math::
 
-    \\lVert d \\rVert_2 \\le \\mathrm{tol} \\cdot \\lVert \\theta \\rVert_2
-    \\quad (\\text{or } d = 0),
+    \lVert d \rVert_2 \le \mathrm{tol} \cdot \lVert \theta \rVert_2
+    \quad (\text{or } d = 0),
 
 i.e. when the full Newton (quasi-Newton) step would change the parameters by less than a
 relative ``tol``. For Newton this is a scale-free estimate of the distance to the optimum:
-:math:`\\theta - \\theta^* = -d + O(\\lVert d\\rVert^2)`, so the relative error of the
+:math:`\theta - \theta^* = -d + O(\lVert d\rVert^2)`, so the relative error of the
 returned point is about ``tol``. The default ``tol = 1e-8`` gives two orders of magnitude of
 margin below a 1e-6 relative agreement with a tightly converged pooled scikit-learn fit, yet
 costs at most one extra round thanks to quadratic convergence. For L-BFGS, whose step
 estimate is less reliable, the criterion uses ``tol / 100`` and must hold for the step just
 taken, for the next proposed step and for the preconditioned gradient step
-:math:`\\lVert M^{-1} \\nabla F\\rVert`.
-
-Line search: a rejected trial step ``t`` is replaced by one in ``[t/10, t/2]`` (at least
-halved), chosen by safeguarded cubic interpolation of the two evaluated points' values and
-directional derivatives. A trial is accepted by the Armijo test on values, or by its gradient
-form :math:`\\nabla F(\\theta + t d)^\\top d \\le c_1 \\nabla F(\\theta)^\\top d`, which implies
-Armijo for the convex :math:`F` and stays decisive when the decrease is below the
-floating-point resolution of :math:`F`. Only in that regime (relative changes of :math:`F`
-around 1e-15, met by L-BFGS in its last rounds, not by Newton in practice) may the *computed*
-objective of successive accepted points fluctuate by rounding error.
+:math:`\lVert M^{-1} \nabla F\rVert`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pancreas_fl._validation import check_bool, check_choice, check_int, check_real
 from pancreas_fl.errors import ConfigError
+from pancreas_fl.stats.lbfgs import CentredDiagonal, LBFGSMemory
+from pancreas_fl.stats.line_search import ArmijoLineSearch
+from pancreas_fl.stats.newton import newton_direction
 
 __all__ = [
     "DEFAULT_TOL",
     "HESSIAN_LIMIT",
-    "FederatedNewton",
+    "FederatedSolver",
     "SolverStep",
     "objective",
+    "resolve_method",
     "validate_solver_params",
 ]
 
@@ -104,13 +103,29 @@ HESSIAN_LIMIT = 1000
 DEFAULT_TOL = 1e-8
 
 _METHODS = ("auto", "lbfgs", "newton")
-_ARMIJO_C1 = 1e-4
-_MIN_STEP = 2.0**-40
 #: L-BFGS's step underestimates the distance to the optimum along poorly explored
 #: directions, so it stops at ``tol * _LBFGS_TOL_FACTOR`` (measured: relative error <= 5e-9
 #: at the default tol on a 300-feature set, vs up to 3e-7 without the factor).
 _LBFGS_TOL_FACTOR = 1e-2
-_EPS = np.finfo(np.float64).eps
+
+
+def resolve_method(n_params: int, method: str, max_hessian_features: int = HESSIAN_LIMIT) -> str:
+    """The method ``"auto"`` stands for: Newton up to ``max_hessian_features`` parameters.
+
+    Parameters
+    ----------
+    n_params : int
+    method : {"auto", "newton", "lbfgs"}
+        Validated (see :func:`validate_solver_params`).
+    max_hessian_features : int, default=HESSIAN_LIMIT
+
+    Returns
+    -------
+    {"newton", "lbfgs"}
+    """
+    if method == "auto":
+        return "newton" if n_params <= max_hessian_features else "lbfgs"
+    return method
 
 
 def validate_solver_params(
@@ -125,16 +140,15 @@ def validate_solver_params(
     max_hessian_features: Any = HESSIAN_LIMIT,
     memory: Any = 20,
 ) -> dict[str, Any]:
-    """Validate the solver's parameters (the one place where they are checked).
+    r"""Validate the solver's parameters (the one place where they are checked).
 
     Messages follow scikit-learn's convention, e.g.
-    ``"'tol' must be a float in (0, inf). Got -1 instead."``. The FLAME adapters may call
-    this when a node starts so that a bad configuration fails before any round.
+    ``"'tol' must be a float in (0, inf). Got -1 instead."``.
 
     Parameters
     ----------
     n_params : int
-        Number of parameters :math:`p = d + \\text{fit\\_intercept}`, in [1, inf).
+        Number of parameters :math:`p = d + \text{fit\_intercept}`, in [1, inf).
     fit_intercept : bool
     C : float
         Inverse regularisation strength, in (0, inf]; ``inf`` means no penalty.
@@ -170,45 +184,34 @@ def validate_solver_params(
     method = check_choice("method", method, _METHODS)
     max_hessian_features = check_int("max_hessian_features", max_hessian_features, 1)
     memory = check_int("memory", memory, 1)
-    if math.isinf(C):
-        penalty = None
-    if method == "auto":
-        method = "newton" if n_params <= max_hessian_features else "lbfgs"
     return {
         "n_params": n_params,
         "fit_intercept": fit_intercept,
         "C": C,
-        "penalty": penalty,
+        "penalty": None if math.isinf(C) else penalty,
         "tol": tol,
         "max_rounds": max_rounds,
-        "method": method,
+        "method": resolve_method(n_params, method, max_hessian_features),
         "max_hessian_features": max_hessian_features,
         "memory": memory,
     }
 
 
-def _penalty_diag(n_params: int, fit_intercept: bool, penalty: str | None) -> np.ndarray:
-    diag = np.ones(n_params) if penalty == "l2" else np.zeros(n_params)
-    if fit_intercept:
-        diag[-1] = 0.0
-    return diag
-
-
 def objective(
     theta: Any, loss_sum: float, *, fit_intercept: bool, C: float = 1.0, penalty: str | None = "l2"
 ) -> float:
-    """scikit-learn's objective :math:`F = C \\sum \\ell_i + \\frac12 \\lVert w\\rVert^2`.
+    r"""scikit-learn's objective :math:`F = C \sum \ell_i + \frac12 \lVert w\rVert^2`.
 
     Parameters
     ----------
     theta : array_like of shape (p,)
         :math:`(w, b)`, intercept last when ``fit_intercept``.
     loss_sum : float
-        :math:`\\sum_i \\ell_i(\\theta)` over all hospitals.
+        :math:`\sum_i \ell_i(\theta)` over all hospitals.
     fit_intercept : bool
     C : float, default=1.0
     penalty : {"l2", None}, default="l2"
-        ``None`` (or ``C=inf``) gives :math:`F = \\sum_i \\ell_i`.
+        ``None`` (or ``C=inf``) gives :math:`F = \sum_i \ell_i`.
 
     Returns
     -------
@@ -223,7 +226,7 @@ def objective(
 
 @dataclass(frozen=True)
 class SolverStep:
-    """What :meth:`FederatedNewton.update` decided after one round.
+    r"""What :meth:`FederatedSolver.update` decided after one round.
 
     Attributes
     ----------
@@ -234,11 +237,11 @@ class SolverStep:
     best_objective : float
         :math:`F` at ``best_theta``.
     best_loss : float
-        :math:`\\sum_i \\ell_i` at ``best_theta`` (deviance / 2, for the GLM statistics).
+        :math:`\sum_i \ell_i` at ``best_theta`` (deviance / 2, for the GLM statistics).
     objective : float
         :math:`F` at the point evaluated in this round.
     accepted : bool
-        Whether the evaluated point was accepted (passed the Armijo test).
+        Whether the evaluated point was accepted (passed the line search).
     converged : bool
         The convergence criterion holds at ``best_theta``.
     done : bool
@@ -253,10 +256,10 @@ class SolverStep:
     step_size : float
         Step length :math:`t` of ``next_theta`` along the current direction (1 = full step).
     step_norm : float
-        :math:`\\lVert d\\rVert_2` of the full (quasi-)Newton step proposed from
+        :math:`\lVert d\rVert_2` of the full (quasi-)Newton step proposed from
         ``best_theta``, the quantity compared with ``tol * ||best_theta||``.
     grad_norm : float
-        :math:`\\lVert \\nabla F\\rVert_\\infty` at ``best_theta``.
+        :math:`\lVert \nabla F\rVert_\infty` at ``best_theta``.
     curvature : str or None
         What the hospitals must return next: passed as ``hessian=`` to
         :func:`~pancreas_fl.stats.logistic.local_terms` (``"full"`` for Newton, ``"diag"``
@@ -279,17 +282,9 @@ class SolverStep:
     grad_norm: float
     curvature: str | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-Python copy (arrays as lists), e.g. for logging or JSON."""
-        out = asdict(self)
-        for key in ("next_theta", "best_theta"):
-            if out[key] is not None:
-                out[key] = np.asarray(out[key]).tolist()
-        return out
 
-
-class FederatedNewton:
-    """Aggregator-side state machine of the federated fit.
+class FederatedSolver:
+    r"""Aggregator-side solver of the federated fit, by Newton or L-BFGS, one round per call.
 
     Parameters
     ----------
@@ -313,6 +308,33 @@ class FederatedNewton:
         Start point (warm start, e.g. from a FedAvg result); zeros by default, as
         scikit-learn. A poor start is safe: the line search guards it.
 
+    Attributes
+    ----------
+    method : {"newton", "lbfgs"}
+        The resolved method.
+    round, iteration : int
+        Rounds (evaluations) and accepted points so far.
+    theta : numpy.ndarray or None
+        The last accepted point (``None`` before the first round).
+    f, loss : float
+        :math:`F` and :math:`\sum_i \ell_i` at ``theta``.
+    g : numpy.ndarray or None
+        :math:`\nabla F` at ``theta``.
+    hess_loglik : numpy.ndarray or None
+        Pooled log-likelihood Hessian (information, no ``C``, no penalty) at ``theta``;
+        Newton only (``None`` for L-BFGS), for :func:`~pancreas_fl.stats.glm.glm_summary`.
+    pending : numpy.ndarray or None
+        The point the hospitals must evaluate next (``None`` when done).
+    done, converged : bool
+    status : str
+        See :attr:`SolverStep.status`.
+    last_step_norm : float
+        :math:`\lVert d \rVert_2` of the last proposed full step.
+    line_search : ArmijoLineSearch
+        The direction, its slope and the current trial step.
+    lbfgs : LBFGSMemory
+        The correction pairs (empty for Newton).
+
     Notes
     -----
     Protocol: ``theta = solver.initial_theta()``; each round every hospital calls
@@ -320,9 +342,6 @@ class FederatedNewton:
     sums them (:func:`~pancreas_fl.stats.logistic.aggregate_terms`) and calls
     ``step = solver.update(theta, loss, grad, hess)``; stop when ``step.done``, else
     ``theta = step.next_theta``. The result is ``step.best_theta``.
-
-    The state is plain data: :meth:`get_state` / :meth:`from_state` round-trip it (lists,
-    floats, strings), e.g. to persist the aggregator between rounds.
     """
 
     def __init__(
@@ -350,7 +369,6 @@ class FederatedNewton:
             max_hessian_features=max_hessian_features,
             memory=memory,
         )
-        self.params = params
         self.n_params: int = params["n_params"]
         self.fit_intercept: bool = params["fit_intercept"]
         self.C: float = params["C"]
@@ -358,48 +376,40 @@ class FederatedNewton:
         self.tol: float = params["tol"]
         self.max_rounds: int = params["max_rounds"]
         self.method: str = params["method"]
-        self.memory: int = params["memory"]
-        self._pen = _penalty_diag(self.n_params, self.fit_intercept, self.penalty)
-        # Mutable state (plain data; see get_state).
+        self.theta0 = self._check_theta0(theta0)
+        self._pen = np.ones(self.n_params) if self.penalty == "l2" else np.zeros(self.n_params)
+        if self.fit_intercept:
+            self._pen[-1] = 0.0
         self.round = 0
         self.iteration = 0
-        self.theta: np.ndarray | None = None  # last accepted point
+        self.theta: np.ndarray | None = None
         self.f = math.inf
         self.loss = math.inf
-        #: Pooled log-likelihood Hessian (information, no C, no penalty) at the accepted
-        #: point; Newton only (None for L-BFGS), for :func:`~pancreas_fl.stats.glm.glm_summary`.
-        self.hess_loglik: np.ndarray | None = None
         self.g: np.ndarray | None = None
-        self.direction: np.ndarray | None = None
-        self.gtd = 0.0
-        self.t = 1.0
-        if theta0 is None:
-            self.theta0 = np.zeros(self.n_params)
-        else:
-            self.theta0 = np.array(theta0, dtype=np.float64).reshape(-1)
-            if self.theta0.shape != (self.n_params,) or not np.all(np.isfinite(self.theta0)):
-                raise ConfigError(
-                    f"'theta0' must be a finite array of {self.n_params} floats. "
-                    f"Got shape {self.theta0.shape} instead."
-                )
+        self.hess_loglik: np.ndarray | None = None
         self.pending: np.ndarray | None = self.theta0.copy()
         self.done = False
-        self.status = "running"
         self.converged = False
+        self.status = "running"
         self.last_step_norm = math.inf
-        self.s_hist: list[np.ndarray] = []
-        self.y_hist: list[np.ndarray] = []
-        self.history: list[dict[str, Any]] = []
+        self.line_search = ArmijoLineSearch()
+        self.lbfgs = LBFGSMemory(params["memory"])
+
+    def _check_theta0(self, theta0: Any) -> np.ndarray:
+        if theta0 is None:
+            return np.zeros(self.n_params)
+        theta0 = np.array(theta0, dtype=np.float64).reshape(-1)
+        if theta0.shape != (self.n_params,) or not np.all(np.isfinite(theta0)):
+            raise ConfigError(
+                f"'theta0' must be a finite array of {self.n_params} floats. "
+                f"Got shape {theta0.shape} instead."
+            )
+        return theta0
 
     # ------------------------------------------------------------------ protocol helpers
     @property
-    def needs_hessian(self) -> bool:
-        """Whether the hospitals must send the full p x p Hessian (Newton)."""
-        return self.method == "newton"
-
-    @property
     def curvature(self) -> str | None:
-        """``hessian=`` argument for ``local_terms`` in the next round."""
+        """``hessian=`` argument for ``local_terms`` in the next round (``None`` when done)."""
         if self.done:
             return None
         return "full" if self.method == "newton" else "diag"
@@ -409,141 +419,31 @@ class FederatedNewton:
         return self.theta0.copy()
 
     def objective(self, theta: Any, loss_sum: float) -> float:
-        """:math:`F(\\theta)` from the pooled loss sum (see :func:`objective`)."""
+        r""":math:`F(\theta)` from the pooled loss sum (see :func:`objective`)."""
         return objective(
             theta, loss_sum, fit_intercept=self.fit_intercept, C=self.C, penalty=self.penalty
         )
 
     def _scale(self) -> float:
+        """The factor of the loss sum in :math:`F`: ``C``, or 1 without a penalty."""
         return 1.0 if self.penalty is None else self.C
-
-    # ------------------------------------------------------------------ linear algebra
-    def _newton_direction(self, g: np.ndarray, H: np.ndarray) -> np.ndarray:
-        """Solve :math:`H d = -g` (Jacobi-scaled Cholesky, ridge / lstsq fallback)."""
-        diag = np.diag(H).copy()
-        scale = np.sqrt(np.where(diag > 0, diag, 1.0))
-        Hs = H / scale[:, None] / scale[None, :]
-        Hs = 0.5 * (Hs + Hs.T)
-        gs = g / scale
-        ridge = 0.0
-        for _ in range(12):
-            try:
-                L = np.linalg.cholesky(Hs + ridge * np.eye(len(g)) if ridge else Hs)
-            except np.linalg.LinAlgError:
-                ridge = 1e-12 if ridge == 0.0 else ridge * 10.0
-                continue
-            u = np.linalg.solve(L.T, np.linalg.solve(L, -gs))
-            if np.all(np.isfinite(u)):
-                return u / scale
-            ridge = 1e-12 if ridge == 0.0 else ridge * 10.0
-        u = np.linalg.lstsq(Hs, -gs, rcond=None)[0]
-        return u / scale
-
-    def _precondition(self, v: np.ndarray, moments: dict[str, Any] | None) -> np.ndarray:
-        """Apply :math:`M^{-1}`, the centred-diagonal approximation of the inverse Hessian.
-
-        With :math:`s = \\sum v_i`, weighted mean :math:`m = \\sum v_i x_i / s` and centred
-        weighted variances :math:`c_j = \\sum v_i (x_{ij} - m_j)^2`, the loss Hessian is
-        :math:`\\sum v_i \\tilde x_i \\tilde x_i^\\top`. Dropping the centred off-diagonal
-        terms gives, with an intercept, the block-diagonal matrix
-        :math:`\\operatorname{diag}(C c + \\text{pen}, C s)` in the centred parametrisation
-        :math:`(w, b + m^\\top w)`, and without one :math:`\\operatorname{diag}(C c + \\text{pen})
-        + C s\\, m m^\\top` (inverted by Sherman-Morrison). Both cost O(p).
-        """
-        if moments is None:
-            return v.copy()
-        C = self._scale()
-        s = max(float(moments["s"]), 1e-300)
-        sx = np.asarray(moments["sx"], dtype=np.float64)
-        sxx = np.asarray(moments["sxx"], dtype=np.float64)
-        m = sx / s
-        cent = np.maximum(sxx - sx * m, 1e-10 * np.maximum(sxx, 1e-300))
-        pen_w = self._pen[:-1] if self.fit_intercept else self._pen
-        dw = C * cent + pen_w
-        dw = np.maximum(dw, 1e-12 * max(float(np.max(dw)), 1e-300))
-        if self.fit_intercept:
-            vw, vb = v[:-1], v[-1]
-            uw = vw - m * vb
-            rw = uw / dw
-            rc = vb / (C * s)
-            return np.concatenate([rw, [rc - float(m @ rw)]])
-        u = math.sqrt(C * s) * m
-        dinv_v = v / dw
-        dinv_u = u / dw
-        return dinv_v - dinv_u * (float(u @ dinv_v) / (1.0 + float(u @ dinv_u)))
-
-    def _lbfgs_direction(self, g: np.ndarray, moments: dict[str, Any] | None) -> np.ndarray:
-        """Two-loop recursion with :math:`H_0 = M^{-1}` (or scaled identity)."""
-        q = g.copy()
-        alphas = []
-        rhos = []
-        for s, y in zip(reversed(self.s_hist), reversed(self.y_hist), strict=True):
-            rho = 1.0 / float(y @ s)
-            a = rho * float(s @ q)
-            q -= a * y
-            alphas.append(a)
-            rhos.append(rho)
-        if moments is not None:
-            r = self._precondition(q, moments)
-            if self.s_hist:  # Shanno-Phua scaling of H0 in the metric of M
-                s, y = self.s_hist[-1], self.y_hist[-1]
-                r *= float(s @ y) / float(y @ self._precondition(y, moments))
-        elif self.s_hist:
-            s, y = self.s_hist[-1], self.y_hist[-1]
-            r = q * (float(s @ y) / float(y @ y))
-        else:
-            r = q / max(float(np.max(np.abs(q))), 1.0)
-        pairs = zip(self.s_hist, self.y_hist, reversed(alphas), reversed(rhos), strict=True)
-        for s, y, a, rho in pairs:
-            b = rho * float(y @ r)
-            r += (a - b) * s
-        return -r
-
-    def _backtrack(self, f_t: float, g_t: np.ndarray | None) -> float:
-        """Next trial step after a rejected step ``t``: in [t/10, t/2].
-
-        Safeguarded cubic interpolation of :math:`\\phi(s) = F(\\theta + s d)` from
-        :math:`\\phi(0), \\phi'(0), \\phi(t), \\phi'(t)` (Nocedal & Wright, eq. 3.59),
-        clipped to :math:`[0.1 t, 0.5 t]`; plain halving if the data are not finite.
-        """
-        t = self.t
-        if g_t is None or not math.isfinite(f_t):
-            return 0.5 * t
-        f0, d0 = self.f, self.gtd
-        dt = float(g_t @ self.direction)
-        d1 = d0 + dt - 3.0 * (f0 - f_t) / (0.0 - t)
-        disc = d1 * d1 - d0 * dt
-        if disc >= 0.0:
-            d2 = math.sqrt(disc)
-            denom = dt - d0 + 2.0 * d2
-            t_new = t - t * (dt + d2 - d1) / denom if denom != 0.0 else 0.5 * t
-        else:
-            curv = f_t - f0 - d0 * t
-            t_new = -d0 * t * t / (2.0 * curv) if curv > 0.0 else 0.5 * t
-        if not math.isfinite(t_new):
-            t_new = 0.5 * t
-        return min(max(t_new, 0.1 * t), 0.5 * t)
 
     # ------------------------------------------------------------------ the round
     def update(
-        self,
-        theta_evaluated: Any,
-        loss_sum: float,
-        grad_sum: Any,
-        hess_sum: Any = None,
+        self, theta_evaluated: Any, loss_sum: float, grad_sum: Any, hess_sum: Any = None
     ) -> SolverStep:
-        """Process one round: the pooled sums at ``theta_evaluated``.
+        r"""Process one round: the pooled sums at ``theta_evaluated``.
 
         Parameters
         ----------
         theta_evaluated : array_like of shape (p,)
             The point the hospitals evaluated (must be the last ``next_theta``).
         loss_sum : float
-            :math:`\\sum_i \\ell_i` over all hospitals (not multiplied by ``C``).
+            :math:`\sum_i \ell_i` over all hospitals (not multiplied by ``C``).
         grad_sum : array_like of shape (p,)
-            :math:`\\sum_i (\\sigma_i - y_i) \\tilde x_i` over all hospitals.
+            :math:`\sum_i (\sigma_i - y_i) \tilde x_i` over all hospitals.
         hess_sum : array_like of shape (p, p), dict or None
-            Newton: :math:`\\sum_i \\sigma_i(1-\\sigma_i)\\tilde x_i \\tilde x_i^\\top`
+            Newton: :math:`\sum_i \sigma_i(1-\sigma_i)\tilde x_i \tilde x_i^\top`
             (required). L-BFGS: the ``"diag"`` moments dict of ``local_terms`` (optional;
             without it a scaled identity is used).
 
@@ -551,192 +451,151 @@ class FederatedNewton:
         -------
         SolverStep
         """
-        if self.done:
-            raise RuntimeError("The federated solver is done; no further round is expected.")
-        theta_e = np.asarray(theta_evaluated, dtype=np.float64).reshape(-1)
-        if theta_e.shape != (self.n_params,):
-            raise ValueError(
-                f"theta_evaluated must have {self.n_params} entries. Got {theta_e.shape[0]}."
-            )
-        if self.pending is not None and not np.array_equal(theta_e, self.pending):
-            raise ValueError("theta_evaluated is not the point this solver asked for.")
-        g_raw = np.asarray(grad_sum, dtype=np.float64).reshape(-1)
-        if g_raw.shape != (self.n_params,):
-            raise ValueError(f"grad_sum must have {self.n_params} entries. Got {g_raw.shape[0]}.")
-        H = None
-        moments = None
-        if self.method == "newton":
-            if hess_sum is None or isinstance(hess_sum, dict):
-                raise ValueError("method='newton' needs the full Hessian sum (hessian='full').")
-            H = np.asarray(hess_sum, dtype=np.float64)
-            if H.shape != (self.n_params, self.n_params):
-                raise ValueError(
-                    f"hess_sum must have shape ({self.n_params}, {self.n_params}). Got {H.shape}."
-                )
-            H = self._scale() * H + np.diag(self._pen)
-        elif isinstance(hess_sum, dict):
-            moments = hess_sum
-
+        theta, g_raw, hessian, moments = self._check_round(theta_evaluated, grad_sum, hess_sum)
         self.round += 1
-        f_e = self.objective(theta_e, float(loss_sum))
-        g_e = self._scale() * g_raw + self._pen * theta_e
-        finite = math.isfinite(f_e) and bool(np.all(np.isfinite(g_e)))
-
-        if self.theta is None:
-            accepted = finite
-            if not finite:
-                raise ValueError("The objective at the initial point is not finite.")
-        else:
-            armijo = f_e <= self.f + _ARMIJO_C1 * self.t * self.gtd
-            # F is convex along the line, so phi'(t) <= c1 phi'(0) implies
-            # phi(t) - phi(0) <= t phi'(t) <= c1 t phi'(0): Armijo holds in exact arithmetic.
-            # This gradient form stays decisive when the decrease of F is below its
-            # floating-point resolution (near the optimum), where the value test is noise.
-            dphi = float(g_e @ self.direction)
-            accepted = finite and (armijo or dphi <= _ARMIJO_C1 * self.gtd)
-
+        f = self.objective(theta, float(loss_sum))
+        g = self._scale() * g_raw + self._pen * theta
+        finite = math.isfinite(f) and bool(np.all(np.isfinite(g)))
+        accepted = self._accepts(f, g, finite)
         if accepted:
-            prev_theta = self.theta
-            if self.method == "lbfgs" and prev_theta is not None and self.g is not None:
-                s = theta_e - prev_theta
-                y = g_e - self.g
-                sy = float(s @ y)
-                if sy > 1e-10 * float(np.sqrt((s @ s) * (y @ y))):
-                    self.s_hist.append(s)
-                    self.y_hist.append(y)
-                    if len(self.s_hist) > self.memory:
-                        self.s_hist.pop(0)
-                        self.y_hist.pop(0)
-            taken = math.inf if prev_theta is None else float(np.linalg.norm(theta_e - prev_theta))
-            self.theta, self.f, self.g = theta_e, f_e, g_e
-            self.loss = float(loss_sum)
-            if self.method == "newton":
-                self.hess_loglik = np.asarray(hess_sum, dtype=np.float64).copy()
-            self.iteration += 1
-            if self.method == "newton":
-                d = self._newton_direction(g_e, H)
-            else:
-                d = self._lbfgs_direction(g_e, moments)
-            gtd = float(g_e @ d)
-            if not gtd < 0:  # not a descent direction (should not happen): steepest descent
-                if self.method == "lbfgs":
-                    self.s_hist.clear()
-                    self.y_hist.clear()
-                    d = -self._precondition(g_e, moments)
-                else:
-                    d = -g_e
-                gtd = float(g_e @ d)
-            self.direction, self.gtd, self.t = d, gtd, 1.0
-            step_norm = float(np.linalg.norm(d))
-            self.last_step_norm = step_norm
-            bound = self.tol * float(np.linalg.norm(theta_e))
-            if self.method == "newton":
-                conv = step_norm <= bound
-            else:
-                bound *= _LBFGS_TOL_FACTOR
-                pre = float(np.linalg.norm(self._precondition(g_e, moments)))
-                conv = step_norm <= bound and taken <= bound and pre <= bound
-            conv = conv or not np.any(g_e) or step_norm == 0.0
-            if conv:
-                self.converged, self.done, self.status = True, True, "converged"
-        else:
-            self.t = self._backtrack(f_e, g_e if finite else None)
-            if self.t < _MIN_STEP:
-                self.done, self.status = True, "line_search_failed"
-
+            taken = self._take(theta, f, g, float(loss_sum), hess_sum)
+            precondition = self._preconditioner(moments)
+            step_norm = self.inner_solve(g, hessian, precondition)
+            self.check_convergence(theta, g, step_norm, taken, precondition)
+        elif not self.line_search.backtrack(f, g if finite else None):
+            self.done, self.status = True, "line_search_failed"
         if not self.done and self.round >= self.max_rounds:
             self.done, self.status = True, "max_rounds"
-        if self.done:
-            self.pending = None
-        else:
-            self.pending = self.theta + self.t * self.direction
+        self.pending = None if self.done else self.line_search.trial_point(self.theta)
+        return self.finalize(f, accepted)
 
-        step = SolverStep(
+    def _check_round(
+        self, theta_evaluated: Any, grad_sum: Any, hess_sum: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any] | None]:
+        r"""The round's inputs as arrays: :math:`\theta`, :math:`\sum g_k`, the penalized
+        Hessian :math:`\nabla^2 F` (Newton) and the moments (L-BFGS), after checking them."""
+        if self.done:
+            raise RuntimeError("The federated solver is done; no further round is expected.")
+        p = self.n_params
+        theta = np.asarray(theta_evaluated, dtype=np.float64).reshape(-1)
+        if theta.shape != (p,):
+            raise ValueError(f"theta_evaluated must have {p} entries. Got {theta.shape[0]}.")
+        if self.pending is not None and not np.array_equal(theta, self.pending):
+            raise ValueError("theta_evaluated is not the point this solver asked for.")
+        g_raw = np.asarray(grad_sum, dtype=np.float64).reshape(-1)
+        if g_raw.shape != (p,):
+            raise ValueError(f"grad_sum must have {p} entries. Got {g_raw.shape[0]}.")
+        if self.method == "lbfgs":
+            return theta, g_raw, None, hess_sum if isinstance(hess_sum, dict) else None
+        if hess_sum is None or isinstance(hess_sum, dict):
+            raise ValueError("method='newton' needs the full Hessian sum (hessian='full').")
+        H = np.asarray(hess_sum, dtype=np.float64)
+        if H.shape != (p, p):
+            raise ValueError(f"hess_sum must have shape ({p}, {p}). Got {H.shape}.")
+        return theta, g_raw, self._scale() * H + np.diag(self._pen), None
+
+    def _accepts(self, f: float, g: np.ndarray, finite: bool) -> bool:
+        """Whether the evaluated point becomes the new accepted point (the line search)."""
+        if self.theta is None:  # the start point: nothing to compare it with
+            if not finite:
+                raise ValueError("The objective at the initial point is not finite.")
+            return True
+        return self.line_search.accepts(f, g, finite=finite)
+
+    def _take(
+        self, theta: np.ndarray, f: float, g: np.ndarray, loss: float, hess_sum: Any
+    ) -> float:
+        """Make the evaluated point the accepted one; return the length of the step taken."""
+        previous = self.theta
+        if self.method == "lbfgs" and previous is not None and self.g is not None:
+            self.lbfgs.add(theta - previous, g - self.g)
+        taken = math.inf if previous is None else float(np.linalg.norm(theta - previous))
+        self.theta, self.f, self.g, self.loss = theta, f, g, loss
+        if self.method == "newton":
+            self.hess_loglik = np.asarray(hess_sum, dtype=np.float64).copy()
+        self.iteration += 1
+        return taken
+
+    def _preconditioner(self, moments: dict[str, Any] | None) -> CentredDiagonal | None:
+        """:math:`M^{-1}` from the pooled moments (L-BFGS), or ``None`` without them."""
+        if moments is None:
+            return None
+        return CentredDiagonal(
+            moments, C=self._scale(), penalty_diag=self._pen, fit_intercept=self.fit_intercept
+        )
+
+    def inner_solve(
+        self, g: np.ndarray, hessian: np.ndarray | None, precondition: CentredDiagonal | None
+    ) -> float:
+        r"""The direction :math:`d` from the accepted point; start the line search along it.
+
+        Newton: :math:`\nabla^2 F\, d = -\nabla F`. L-BFGS: :math:`d = -H_k \nabla F` by the
+        two-loop recursion. Should :math:`d` not be a descent direction
+        (:math:`\nabla F^\top d \ge 0`, not expected), it falls back to (preconditioned)
+        steepest descent and L-BFGS forgets its pairs.
+
+        Returns
+        -------
+        float
+            :math:`\lVert d \rVert_2`, the length of the full step.
+        """
+        if self.method == "newton":
+            d = newton_direction(g, hessian)
+        else:
+            d = self.lbfgs.direction(g, precondition)
+        gtd = float(g @ d)
+        if not gtd < 0:
+            if self.method == "lbfgs":
+                self.lbfgs.clear()
+                d = -(g.copy() if precondition is None else precondition(g))
+            else:
+                d = -g
+            gtd = float(g @ d)
+        self.line_search.start(self.f, d, gtd)
+        self.last_step_norm = float(np.linalg.norm(d))
+        return self.last_step_norm
+
+    def check_convergence(
+        self,
+        theta: np.ndarray,
+        g: np.ndarray,
+        step_norm: float,
+        taken: float,
+        precondition: CentredDiagonal | None,
+    ) -> None:
+        r"""Stop when the next full step is below ``tol`` relative to :math:`\theta`.
+
+        Newton: :math:`\lVert d \rVert \le \mathrm{tol} \lVert\theta\rVert`. L-BFGS: the
+        step just ``taken``, the next step and :math:`\lVert M^{-1}\nabla F\rVert` must all be
+        at most :math:`\mathrm{tol} \lVert\theta\rVert / 100`. A zero gradient or a zero step
+        always converges.
+        """
+        bound = self.tol * float(np.linalg.norm(theta))
+        if self.method == "newton":
+            converged = step_norm <= bound
+        else:
+            bound *= _LBFGS_TOL_FACTOR
+            pre = float(np.linalg.norm(g.copy() if precondition is None else precondition(g)))
+            converged = step_norm <= bound and taken <= bound and pre <= bound
+        if converged or not np.any(g) or step_norm == 0.0:
+            self.converged, self.done, self.status = True, True, "converged"
+
+    def finalize(self, f: float, accepted: bool) -> SolverStep:
+        """The round's report: the next point, the best point so far and the status."""
+        return SolverStep(
             next_theta=None if self.pending is None else self.pending.copy(),
             best_theta=self.theta.copy(),
             best_objective=self.f,
             best_loss=self.loss,
-            objective=f_e,
+            objective=f,
             accepted=bool(accepted),
             converged=self.converged,
             done=self.done,
             status=self.status,
             round=self.round,
             iteration=self.iteration,
-            step_size=self.t,
+            step_size=self.line_search.t,
             step_norm=self.last_step_norm,
             grad_norm=float(np.max(np.abs(self.g))) if self.g.size else 0.0,
             curvature=self.curvature,
         )
-        self.history.append(
-            {
-                "round": step.round,
-                "objective": step.objective,
-                "best_objective": step.best_objective,
-                "accepted": step.accepted,
-                "step_size": step.step_size,
-                "step_norm": step.step_norm,
-                "grad_norm": step.grad_norm,
-            }
-        )
-        return step
-
-    # ------------------------------------------------------------------ plain-data state
-    def get_state(self) -> dict[str, Any]:
-        """The full state as plain Python data (lists, floats, str, bool, None)."""
-
-        def arr(a: np.ndarray | None) -> list[Any] | None:
-            return None if a is None else np.asarray(a, dtype=np.float64).tolist()
-
-        return {
-            "params": dict(self.params),
-            "theta0": arr(self.theta0),
-            "round": self.round,
-            "iteration": self.iteration,
-            "theta": arr(self.theta),
-            "f": self.f,
-            "loss": self.loss,
-            "hess_loglik": arr(self.hess_loglik),
-            "g": arr(self.g),
-            "direction": arr(self.direction),
-            "gtd": self.gtd,
-            "t": self.t,
-            "pending": arr(self.pending),
-            "done": self.done,
-            "status": self.status,
-            "converged": self.converged,
-            "last_step_norm": self.last_step_norm,
-            "s_hist": [arr(s) for s in self.s_hist],
-            "y_hist": [arr(y) for y in self.y_hist],
-            "history": [dict(h) for h in self.history],
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> FederatedNewton:
-        """Rebuild a solver from :meth:`get_state` output."""
-        params = dict(state["params"])
-        n_params = params.pop("n_params")
-        solver = cls(n_params, theta0=state["theta0"], **params)
-
-        def arr(a: Any) -> np.ndarray | None:
-            return None if a is None else np.asarray(a, dtype=np.float64)
-
-        solver.round = int(state["round"])
-        solver.iteration = int(state["iteration"])
-        solver.theta = arr(state["theta"])
-        solver.f = float(state["f"])
-        solver.loss = float(state["loss"])
-        solver.hess_loglik = arr(state["hess_loglik"])
-        solver.g = arr(state["g"])
-        solver.direction = arr(state["direction"])
-        solver.gtd = float(state["gtd"])
-        solver.t = float(state["t"])
-        solver.pending = arr(state["pending"])
-        solver.done = bool(state["done"])
-        solver.status = str(state["status"])
-        solver.converged = bool(state["converged"])
-        solver.last_step_norm = float(state["last_step_norm"])
-        solver.s_hist = [np.asarray(s, dtype=np.float64) for s in state["s_hist"]]
-        solver.y_hist = [np.asarray(y, dtype=np.float64) for y in state["y_hist"]]
-        solver.history = [dict(h) for h in state["history"]]
-        return solver
