@@ -140,6 +140,28 @@ def test_separable_unpenalized_does_not_crash():
 
 
 # --------------------------------------------------------------------------- L-BFGS
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_lbfgs_on_separable_unpenalized_data_runs_until_the_gradient_vanishes(fit_intercept):
+    # No finite optimum: after ~1000 rounds the gradient underflows. This once raised
+    # ZeroDivisionError (the Shanno-Phua scaling y'M^-1 y = 0); it must stop cleanly, and
+    # without a floating-point warning (pytest turns warnings into errors).
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] > 0).astype(int)
+    fit = run_federated(
+        [(X[:30], y[:30]), (X[30:], y[30:])],
+        fit_intercept=fit_intercept,
+        C=np.inf,
+        method="lbfgs",
+        max_rounds=3000,
+    )
+    assert fit.step.status == "converged"
+    assert fit.rounds < 3000
+    assert np.all(np.isfinite(fit.theta))
+    assert fit.step.best_objective < 1e-300  # the log-loss went to 0
+    assert np.max(np.abs(fit.solver.g)) < np.finfo(np.float64).tiny
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_lbfgs_reaches_the_optimum_on_a_wide_set(fit_intercept):
     hospitals = wide_hospitals(1)  # 300 features x 600 patients, 3 hospitals

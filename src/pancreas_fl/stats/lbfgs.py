@@ -146,13 +146,19 @@ class LBFGSMemory:
         self, q: np.ndarray, precondition: Callable[[np.ndarray], np.ndarray] | None
     ) -> np.ndarray:
         r""":math:`H_0 q` (see :meth:`direction`)."""
+        # y' M^-1 y and y' y are positive in exact arithmetic; they underflow to 0 only when
+        # y does (separable data without a penalty, far out): then H_0 stays unscaled.
         if precondition is not None:
             r = precondition(q)
             if self.s:
                 s, y = self.s[-1], self.y[-1]
-                r *= float(s @ y) / float(y @ precondition(y))
+                y_my = float(y @ precondition(y))
+                if y_my > 0.0:
+                    r *= float(s @ y) / y_my
             return r
         if self.s:
             s, y = self.s[-1], self.y[-1]
-            return q * (float(s @ y) / float(y @ y))
+            yy = float(y @ y)
+            if yy > 0.0:
+                return q * (float(s @ y) / yy)
         return q / max(float(np.max(np.abs(q))), 1.0)
