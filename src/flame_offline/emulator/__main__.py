@@ -1,0 +1,5 @@
+import sys
+
+from flame_offline.emulator.cli import main
+
+sys.exit(main())
