@@ -102,3 +102,32 @@ bench: $(STAMP) ## run the benchmarks
 
 clean: ## remove the virtual environments and caches
 	rm -rf $(VENV) $(OLDEST_VENV) .venv-flame-* .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info
+
+# A local FLAME node (flame_offline.emulator): the unmodified Hub entrypoint as a real FLAME
+# analysis, one OS process per node under the real SDK, in an "image" venv like FLAME's ml image
+# (Python 3.10, the SDK, numpy/pandas/scikit-learn; pancreas-fl NOT installed). Needs root
+# (network namespaces); see the README's "Before you submit: a local FLAME node".
+.PHONY: flame-image flame-node test-flame-node
+FLAME_IMAGE_VENV ?= .venv-flame-image-$(FLAMESDK)
+FLAME_IMAGE_STAMP := $(FLAME_IMAGE_VENV)/.installed
+FLAME_NODE_OUT ?= build/flame-node
+
+$(FLAME_IMAGE_STAMP): .ci/oldest-constraints.txt
+	@test -n "$(OLDEST_PYTHON)" || { echo "make flame-image: no python3.10 found (set OLDEST_PYTHON)"; exit 1; }
+	@test -f "$(WHEELS)/flame-0.6.4-py3-none-any.whl" || { echo "make flame-image: no SDK wheels in $(WHEELS) (set WHEELS)"; exit 1; }
+	$(OLDEST_PYTHON) -m venv $(FLAME_IMAGE_VENV)
+	$(FLAME_IMAGE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c .ci/oldest-constraints.txt \
+		numpy pandas scikit-learn "$(WHEELS)/flamesdk-$(FLAMESDK)-py3-none-any.whl" 'opendp>=0.12.1,<0.13'
+	$(FLAME_IMAGE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "$(WHEELS)/flame-0.6.4-py3-none-any.whl"
+	$(FLAME_IMAGE_VENV)/bin/python -c "import flame.star, flamesdk, numpy, pandas, sklearn"
+	@! $(FLAME_IMAGE_VENV)/bin/python -c "import pancreas_fl" 2>/dev/null || { echo "make flame-image: pancreas_fl must not be importable in the image venv"; exit 1; }
+	@touch $(FLAME_IMAGE_STAMP)
+
+flame-image: $(FLAME_IMAGE_STAMP) ## a venv like FLAME's ml image: Python 3.10, the SDK, no pancreas-fl
+	@echo "$(FLAME_IMAGE_VENV)/bin/python"
+
+flame-node: $(RUN_STAMP) $(FLAME_IMAGE_STAMP) ## run src/pancreas_analysis.py as a real FLAME analysis on $(NODES)
+	$(BIN)/python -m flame_offline.emulator $(NODES) --python $(FLAME_IMAGE_VENV)/bin/python --out-dir $(FLAME_NODE_OUT)
+
+test-flame-node: $(STAMP) $(FLAME_IMAGE_STAMP) ## the flame_node scenarios (root: network namespaces)
+	FLAME_IMAGE_PYTHON=$(FLAME_IMAGE_VENV)/bin/python $(BIN)/python -m pytest -m flame_node -p no:cacheprovider tests/flame_offline/emulator
