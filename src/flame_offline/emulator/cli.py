@@ -156,7 +156,10 @@ def main(argv=None) -> int:
     except (UsageError, ValueError) as exc:
         print(f"flame-node: {exc}", file=sys.stderr)
         return EXIT_CODES["usage"]
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C, kill and a closed terminal all end the run the same way (even where the shell
+    # started us with SIGINT ignored, as it does for background jobs)
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, _interrupt) for signum in signals}
     try:
         result = run(config)
     except NamespaceUnavailable as exc:
@@ -169,7 +172,8 @@ def main(argv=None) -> int:
         print("flame-node: interrupted; every node was stopped.", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if args.json:
         import json
 
