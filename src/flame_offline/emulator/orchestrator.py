@@ -126,6 +126,14 @@ class Pod:
             process.kill()  # unshare --kill-child takes the pod's init, and the kernel the rest
             process.wait()
 
+    def last_stderr_line(self) -> str:
+        """The analysis's last line on stderr (e.g. the exception that ended it)."""
+        try:
+            lines = self.paths.stderr.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return ""
+        return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
     def sandbox_error(self) -> str:
         try:
             lines = self.paths.sandbox_log.read_text(
@@ -204,7 +212,13 @@ class Orchestrator:
         code = pod.poll()
         if code is not None:
             pod.exit_code = code
-            why = pod.sandbox_error() if code == 125 else f"its process exited with status {code}"
+            if code == 125:
+                why = pod.sandbox_error()
+            else:
+                why = f"its process exited with status {code}"
+                last = pod.last_stderr_line()
+                if last:
+                    why += f": {last}"
             self._end(pod, "failed", why)
             return
         try:

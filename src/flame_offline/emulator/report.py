@@ -169,6 +169,8 @@ def describe(summary: dict, out_dir) -> str:
         f"  storage: {s['intermediate_objects']} intermediate objects; largest object "
         f"{s['largest_object_bytes']} bytes"
     )
+    if summary.get("warning"):
+        lines.append(f"  warning: {summary['warning']}")
     for fault in summary["faults"]:
         lines.append(f"  fault injected: {fault}")
     for request in summary["unanswered_requests"]:

@@ -197,3 +197,18 @@ def test_e_starmodel_without_query_fails_as_in_production(image_python, tmp_path
     assert summary["failure"]["node"] in ("node1", "node2")
     assert "data must be a list of dicts, got NoneType" in summary["failure"]["error"]
     assert not (tmp_path / "out" / "final_result").exists()
+
+
+def test_f_an_upload_without_the_package_fails_at_import(image_python, tmp_path):
+    """Nothing of pancreas-fl is installed in the image: only what is uploaded imports."""
+    done, summary = run_emulator(
+        image_python, tmp_path / "out", upload=[SRC / "pancreas_analysis.py"]
+    )
+    assert done.returncode == 1
+    assert_every_node_ended(summary)
+    assert summary["uploaded"] == ["pancreas_analysis.py"]
+    failed = [n for n in summary["nodes"] if n["status"] == "failed"]
+    assert failed
+    assert all(
+        n["ended"].endswith("ModuleNotFoundError: No module named 'pancreas_fl'") for n in failed
+    )
