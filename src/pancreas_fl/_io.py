@@ -1,28 +1,177 @@
-"""Writing files so that a failure never leaves a partial one behind."""
+"""Writing files so that a failure never leaves a partial one behind, nor only some of them."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import secrets
+import stat
 
-__all__ = ["atomic_write"]
+__all__ = [
+    "NotARegularFileError",
+    "atomic_write",
+    "check_writable",
+    "read_regular_file",
+    "write_all",
+]
+
+
+class NotARegularFileError(OSError):
+    """The path names a folder, a FIFO, a device or a socket, not a file."""
+
+
+def read_regular_file(path, *, limit: int | None = None) -> bytes:
+    """The content of a regular file, without ever blocking on a FIFO or a device.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    limit : int, optional
+        Read at most ``limit + 1`` bytes (so that the caller can tell "larger than limit").
+
+    Raises
+    ------
+    NotARegularFileError
+        For a folder, FIFO, device or socket (opened non-blocking and refused before reading:
+        a FIFO would otherwise wait for a writer forever, ``/dev/zero`` never end).
+    OSError
+        When the file cannot be opened or read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise NotARegularFileError(errno.EINVAL, "not a regular file", os.fspath(path))
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read() if limit is None else handle.read(limit + 1)
+
+
+def _temporary(path: str, suffix: str) -> str:
+    """A fresh hidden name in ``path``'s folder (the same file system, so renames are atomic)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    return os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.{suffix}")
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _stage(path: str, data: bytes) -> str:
+    """Write ``data`` to a new temporary file beside ``path``; return its name.
+
+    It gets the permissions of any new file (0666 less the umask), unlike
+    ``tempfile.mkstemp``'s owner-only 0600. An ``OSError`` names ``path``, the file the caller
+    asked for, never the temporary one.
+    """
+    tmp = _temporary(path, "part")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise OSError(exc.errno, exc.strerror, path) from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return tmp
+
+
+def check_writable(path) -> None:
+    """Check, without touching ``path``, that a file can be written there.
+
+    Creates and removes an empty temporary file in the target folder: the one test that holds
+    for every reason a write can fail (permissions, also for root on a read-only mount, a
+    missing folder, a full inode table).
+
+    Raises
+    ------
+    OSError
+        With ``filename`` set to ``path``. ``IsADirectoryError`` when ``path`` is a folder.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    os.unlink(_stage(path, b""))
 
 
 def atomic_write(path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder.
 
     The file appears complete (``os.replace``) or not at all; on any error the temporary file
-    is removed and the error propagates. It gets the permissions of any new file (0666 less
-    the umask), unlike ``tempfile.mkstemp``'s owner-only 0600.
+    is removed and the error propagates (an ``OSError`` names ``path``).
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    write_all({path: data})
+
+
+def write_all(files) -> None:
+    """Write several files, each complete, and all of them or none.
+
+    Parameters
+    ----------
+    files : dict of path to bytes
+        What to write where.
+
+    Notes
+    -----
+    First every file is written to a temporary file beside its target; a failure there (a
+    full disk, a folder that is not writable) removes them all and changes nothing. Then each
+    temporary file replaces its target. Should a replacement fail, the targets already
+    replaced get their previous content back (kept as a hard link, or renamed aside where the
+    file system has no hard links) and new ones are removed. An ``OSError`` names the target
+    path, never a temporary file.
+    """
+    targets = [os.fspath(path) for path in files]
+    staged: list[tuple[str, str]] = []
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        for path, data in zip(targets, files.values(), strict=True):
+            staged.append((path, _stage(path, data)))
     except BaseException:
-        os.unlink(tmp)
+        for _, tmp in staged:
+            _unlink_quietly(tmp)
         raise
+    committed: list[tuple[str, str | None]] = []  # (target, backup of its previous content)
+    try:
+        for path, tmp in staged:
+            backup = _keep_previous(path)
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                if backup is not None:
+                    os.replace(backup, path)
+                raise OSError(exc.errno, exc.strerror, path) from None
+            committed.append((path, backup))
+    except BaseException:
+        for path, backup in reversed(committed):
+            if backup is None:
+                _unlink_quietly(path)
+            else:
+                os.replace(backup, path)
+        for _, tmp in staged:
+            if os.path.lexists(tmp):
+                _unlink_quietly(tmp)
+        raise
+    for _, backup in committed:
+        if backup is not None:
+            _unlink_quietly(backup)
+
+
+def _keep_previous(path: str) -> str | None:
+    """Keep ``path``'s current content under a temporary name (``None``: nothing to keep)."""
+    if not os.path.lexists(path):
+        return None
+    backup = _temporary(path, "old")
+    try:
+        os.link(path, backup, follow_symlinks=False)
+    except OSError:
+        os.replace(path, backup)  # no hard links here: move it aside
+    return backup
