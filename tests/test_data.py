@@ -13,8 +13,10 @@ from sklearn.linear_model import LogisticRegression
 
 from pancreas_fl.data import (
     DEFAULT_DATASET,
+    MAX_ABS_VALUE,
     HospitalData,
     check_same_columns,
+    load_feature_table,
     load_hospital_data,
 )
 from pancreas_fl.errors import ConfigError, DataError
@@ -27,7 +29,7 @@ GOOD = (
     b"7.7,9.1,6.5,1\n"
     b"8.8,8.0,5.5,0\n"
 )
-SECRETS = ("123.456", "987.654", "123", "987")
+SECRETS = ("123.456", "987.654", "123", "987", "37.2", "38.5", "Smith", "Jones", "2021-03")
 
 
 def s3(raw: object, key: str = DEFAULT_DATASET) -> list[dict[str, object]]:
@@ -54,7 +56,7 @@ def tutorial(raw: bytes) -> tuple[pd.DataFrame, pd.Series]:
         b"\xef\xbb\xbfa,b,y\n1,2,0\n3,4,1\n",  # UTF-8 BOM
         b"a,b,y\r\n1,2,0\r\n3,4,1\r\n",  # Windows line ends
         b"\n\na,b,y\n1,2.5,0\n\n3,4,1\n",  # blank lines
-        b"a,b,c,y\n1,True,2,0.0\n3,False,4,1.0\n",  # bool feature, float label
+        b"a,b,c,y\n1,True,2,0.0\n3,False,4,1.0\n5,True,6,1.0\n",  # bool feature, float label
         b"a,b,y\n1,2,True\n3,4,False\n",  # bool label
     ],
     ids=["good", "bom", "crlf", "blank-lines", "bool-feature", "bool-label"],
@@ -133,7 +135,7 @@ def test_label_last_by_name_or_position_is_the_default(label: str | int) -> None
 
 @pytest.mark.parametrize("label", ["flag", 1, -3])
 def test_label_in_the_middle(label: str | int) -> None:
-    raw = b"KRAS,flag,TP53,MSLN\n8.1,1,8.5,7.25\n9.0,0,123.456,6.5\n"
+    raw = b"KRAS,flag,TP53,MSLN\n8.1,1,8.5,7.25\n9.0,0,123.456,6.5\n7.7,1,9.1,6.0\n"
     data = load(raw, label=label)
     df = pd.read_csv(BytesIO(raw))
     assert data.feature_names == ("KRAS", "TP53", "MSLN")
@@ -227,7 +229,7 @@ BAD_FILES = [
     ("label-position", GOOD, r"label position 4 is out of range for 4 columns"),
     (
         "non-numeric",
-        b"KRAS,TP53,MSLN,y\nhigh,low,123.456,1\nlow,2,3,0\n",
+        b"KRAS,TP53,MSLN,y\nhigh,low,123.456,1\nlow,2,3,0\nlow,4,5,1\n",
         r"2 feature .*'KRAS', 'TP53' are not numeric",
     ),
     ("decimal-comma", b'KRAS,TP53,y\n"8,1",123.456,1\n"7,5",2,0\n', r"'KRAS' are not numeric"),
@@ -245,12 +247,12 @@ BAD_FILES = [
     ),
     (
         "label-strings",
-        b"KRAS,y\n123.456,PDAC\n2,control\n3,PDAC\n4,control\n",
+        b"KRAS,y\n123.456,PDAC\n2,control\n3,PDAC\n4,control\n5,PDAC\n6,control\n",
         r"must be 0/1, found value\(s\) 'PDAC', 'control'",
     ),
     (
         "label-2",
-        b"KRAS,y\n123.456,1\n2,2\n3,0\n4,1\n5,2\n6,0\n",
+        b"KRAS,y\n123.456,1\n2,2\n3,0\n4,1\n5,2\n6,0\n7,0\n8,1\n9,2\n",
         r"must be 0/1, found value\(s\) 0, 1, 2\.",
     ),
     (
@@ -279,6 +281,80 @@ BAD_FILES = [
         b"KRAS,y\n1,0.0\n123.456,0.0\n",
         r"all 2 patients have y = 0; class 1 is absent",
     ),
+    # hostile inputs (issue 8): each refused before its values could be shown or sent
+    ("no-header", GOOD.split(b"\n", 1)[1], r"first row has no column names: all 4 fields"),
+    ("no-header-na", b"123.456,NA,True,1\n987.654,2,False,0\n", r"first row has no column"),
+    ("no-header-blank", b"123.456,,987.654,1\n1,2,3,0\n", r"first row has no column names"),
+    ("utf16-le", "KRAS,y\n123.456,1\n".encode("utf-16-le"), r"UTF-16-LE text without a byte"),
+    ("utf16-be", "KRAS,y\n123.456,1\n".encode("utf-16-be"), r"UTF-16-BE text without a byte"),
+    (
+        "nul",
+        b"KRAS,y\n123.456,1\n\x00\x01\x02,0\n",
+        r"NUL bytes \(the first at offset 17, line 3\)",
+    ),
+    (
+        "long-name",
+        b"KRAS," + b"T" * 256 + b",y\n1,2,0\n",
+        r"1 column name\(s\) longer than 255 .*\(position\(s\) 2\)",
+    ),
+    (
+        "huge-name",
+        b"KRAS," + b"T" * 140_000 + b",y\n1,2,0\n",
+        r"line 1 \(the header\) has a field longer than 131,072",
+    ),
+    (
+        "huge-field",
+        GOOD + b"1," + b"x" * 140_000 + b",3,0\n",
+        r"'TP53' are not numeric",
+    ),
+    (
+        "huge-field-first",
+        b"KRAS,y\n" + b"1" * 140_000 + b",0\n",
+        r"line 2 has a field longer than 131,072",
+    ),
+    (
+        "unclosed-long",
+        b'KRAS,y\n1,0\n"123.456,1\n' + b"2,0\n" * 40_000,
+        r"quoted field starting on line 3 is never closed",
+    ),
+    (
+        "too-wide",
+        b"a,b,c,d,y\n1,2,3,123.456,0\n4,5,6,7,1\n",
+        r"has 5 columns but at most 2 data rows: a model with more",
+    ),
+    (
+        "short-rows",
+        b",".join(b"g%d" % i for i in range(20)) + b",y\n" + b"123.456\n" * 25,
+        r"25 row\(s\) have fewer fields than the header \(21\), the first on line 2",
+    ),
+    (
+        "huge",
+        b"KRAS,TP53,y\n1e151,123.456,0\n-2e200,1,1\n1,1,0\n",
+        r"2 value\(s\) beyond ±1e150 in column\(s\) 'KRAS' \(2\): their squares",
+    ),
+    (
+        "max-float",
+        b"KRAS,TP53,y\n1.7976931348623157e308,123.456,0\n1,1,1\n1,2,0\n",
+        r"1 value\(s\) beyond ±1e150 .*'KRAS'",
+    ),
+    (
+        "label-text-measurements",
+        b"KRAS,y\n"
+        + b"".join(b"%d,%s\n" % (i, v) for i, v in enumerate([b"37.2", b"38.5", b"unknown"] * 3)),
+        r"found value\(s\) 'unknown' and 2 other value\(s\), not listed: only category codes "
+        r"held by at least 3",
+    ),
+    (
+        "label-rare-codes",
+        b"KRAS,y\n"
+        + b"".join(b"%d,%s\n" % (i, v) for i, v in enumerate([b"PDAC"] * 4 + [b"Smith", b"Jones"])),
+        r"found value\(s\) 'PDAC' and 2 other value\(s\), not listed",
+    ),
+    (
+        "label-dates",
+        b"KRAS,y\n" + b"".join(b"%d,2021-03-0%d\n" % (i, i % 2) for i in range(6)),
+        r"found 2 distinct values that may be measurements or identifiers \(not listed",
+    ),
 ]
 KWARGS = {"label-missing": {"label": "dx"}, "label-position": {"label": 4}}
 
@@ -301,6 +377,88 @@ def test_bad_file(request: pytest.FixtureRequest, raw: object, match: str) -> No
     assert message.startswith(f"{DEFAULT_DATASET}: ")
 
 
+def test_a_header_with_some_numeric_names_is_a_header() -> None:
+    # Entrez gene ids are numbers; a header is refused only when every name reads as a value
+    data = load(b"7157,3845,diagnosis\n1.5,2.5,0\n2.5,1.5,1\n3.5,0.5,0\n")
+    assert data.feature_names == ("7157", "3845")
+
+
+@pytest.mark.parametrize("value", [MAX_ABS_VALUE, -MAX_ABS_VALUE])
+def test_magnitudes_up_to_the_bound_are_accepted(value: float) -> None:
+    raw = f"KRAS,y\n{value!r},0\n1,1\n2,0\n".encode()
+    assert load(raw).to_numpy()[0][0, 0] == value
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        (b",".join(b"g%d" % i for i in range(1000)) + b",y\n" + b"1,2\n" * 5, r"1,001 columns"),
+        (b",".join(b"g%d" % i for i in range(30)) + b",y\n" + b"1\n" * 40, r"fewer fields"),
+        (b"1.5,2.5,0\n" * 5, r"no column names"),
+    ],
+    ids=["too-wide", "short-rows", "no-header"],
+)
+def test_structural_problems_are_found_before_pandas_parses(monkeypatch, raw, match) -> None:
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pandas parsed a file that the header already condemns")
+
+    monkeypatch.setattr(pd, "read_csv", never)
+    with pytest.raises(DataError, match=match):
+        load(raw)
+
+
+@pytest.mark.parametrize(
+    ("labels", "listed", "absent", "hidden"),
+    [
+        (["PDAC", "control"] * 3, "value(s) 'PDAC', 'control'.", [], 0),
+        (["2", "unknown"] * 3, "value(s) '2', 'unknown'.", [], 0),
+        ([0, 1, 2] * 3, "value(s) 0, 1, 2.", [], 0),
+        (["37.2", "38.5", "unknown"] * 3, "value(s) 'unknown' and", ["37.2", "38.5"], 2),
+        (["yes"] * 3 + ["Smith"], "value(s) 'yes' and", ["Smith"], 1),
+        (["A12345", "B67890"] * 3, "found 2 distinct", ["A12345", "B67890"], 2),
+        (["x" * 40] * 3 + ["PDAC"] * 3, "value(s) 'PDAC' and", ["x" * 40], 1),
+        ([str(i % 11) for i in range(33)], "found 11 distinct", ["'3'", "'10'"], 11),
+    ],
+    ids=["words", "small-int-text", "codes", "measurements", "rare", "ids", "long", "many"],
+)
+def test_label_values_are_listed_only_when_they_are_clearly_codes(
+    labels: list, listed: str, absent: list[str], hidden: int
+) -> None:
+    rows = b"".join(b"%d,%s\n" % (i, str(v).encode()) for i, v in enumerate(labels))
+    with pytest.raises(DataError, match=r"must be 0/1") as info:
+        load(b"KRAS,y\n" + rows)
+    message = str(info.value)
+    assert listed in message
+    assert ("not listed" in message) == bool(hidden)
+    if hidden:
+        assert f"{hidden} " in message
+    for value in absent:
+        assert value not in message
+
+
+def test_a_feature_table_without_names_must_have_the_models_width_before_parsing(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("parsed"))
+    with pytest.raises(DataError, match=r"has 3 columns but the model has 5 features"):
+        load_feature_table(b"a,b,c\n1,2,3\n", dataset="new.csv", n_features=5)
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        (b"1.5,2.5\n3.5,4.5\n", r"no column names"),
+        (b"a,b\n" + b"1" * 140_000 + b",2\n", r"line 2 has a field longer than 131,072"),
+        (b"a,b\n1e200,2\n", r"beyond \u00b11e150 in column\(s\) 'a'"),
+    ],
+    ids=["no-header", "huge-field", "huge-value"],
+)
+def test_a_feature_table_gets_the_same_checks(raw: bytes, match: str) -> None:
+    with pytest.raises(DataError, match=match) as info:
+        load_feature_table(raw, dataset="new.csv", n_features=2)
+    assert str(info.value).startswith("new.csv: ")
+
+
 def test_one_class_is_allowed_on_request() -> None:
     data = load(b"KRAS,y\n1,1\n2,1\n", require_both_classes=False)
     assert data.n_positive == 2
@@ -317,8 +475,8 @@ def test_error_takes_the_node_and_pickles() -> None:
 
 def test_many_missing_columns_are_truncated() -> None:
     names = ",".join(f"g{i}" for i in range(25))
-    raw = f"{names},y\n{',' * 25}1\n".encode()
-    with pytest.raises(DataError, match=r"25 missing.*and 5 more column\(s\)"):
+    raw = f"{names},y\n".encode() + f"{',' * 25}1\n".encode() * 25
+    with pytest.raises(DataError, match=r"625 missing.*and 5 more column\(s\)"):
         load(raw)
 
 

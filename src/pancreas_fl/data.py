@@ -14,21 +14,30 @@ parses the file once and checks it first, so that a bad file gives one clear lin
 wrong, where, and what to do) instead of a pandas or scikit-learn traceback.
 
 Every message contains counts, line numbers and column names only, never a patient value.
-The only values ever named are distinct *label* values when the label is not 0/1 (at most 10),
-because the data owner needs them to fix the encoding.
+The only values ever named are distinct *label* values when the label is not 0/1 and they are
+clearly category codes (words or small whole numbers, each held by at least
+:data:`~pancreas_fl.privacy.DEFAULT_MIN_CLASS_SIZE` patients), because the data owner needs
+them to fix the encoding. Column names are named: they are what the hospital chose to export,
+and they also travel to the aggregator (see :func:`check_same_columns`).
 
-Checks, in order (cheap structural checks first):
+Checks, in order (cheap structural checks first, all before pandas parses the file):
 
 1. ``data`` is a non-empty list of dicts (what FLAME delivers for ``data_type='s3'``);
 2. one source holds the dataset key (the first such source is used, as ``data[0]`` is in the
    tutorial when it holds the key);
-3. the object is bytes, not empty, and valid UTF-8 (a UTF-8 byte-order mark is fine);
+3. the object is bytes, not empty, without NUL bytes (UTF-16 with or without a byte-order
+   mark is named as such) and valid UTF-8 (a UTF-8 byte-order mark is fine);
 4. the header (read with :mod:`csv`, because pandas silently renames duplicates to ``x.1``
-   and empty names to ``Unnamed: 1``) uses commas, has no empty and no duplicate names;
-5. pandas parses it (ragged rows are reported by line), and it has at least one row;
-6. the label column exists and at least one feature column remains;
-7. every feature is numeric, nothing is missing or infinite;
-8. the label is 0/1 (ints, floats 0.0/1.0 or booleans) and, unless disabled, both classes are
+   and empty names to ``Unnamed: 1``) uses commas, is a header at all (a first row of numbers
+   is a patient, not column names, and is never shown), has no over-long, empty or duplicate
+   names and no field over the :mod:`csv` module's limit of 131,072 characters;
+5. the header is not wider than the privacy guard could ever accept (more features than the
+   file has rows), and the rows can hold as many fields as the header has;
+6. pandas parses it (ragged rows are reported by line), and it has at least one row;
+7. the label column exists and at least one feature column remains;
+8. every feature is numeric, nothing is missing or infinite, and no magnitude exceeds
+   :data:`MAX_ABS_VALUE` (squares and their sums must stay finite);
+9. the label is 0/1 (ints, floats 0.0/1.0 or booleans) and, unless disabled, both classes are
    present.
 
 Boolean feature columns (``True``/``False`` in the file, parsed by pandas as ``bool``) are
@@ -52,9 +61,12 @@ import pandas as pd
 
 from pancreas_fl._warnings import ignoring
 from pancreas_fl.errors import ConfigError, DataError
+from pancreas_fl.privacy import DEFAULT_MIN_CLASS_SIZE
 
 __all__ = [
     "DEFAULT_DATASET",
+    "MAX_ABS_VALUE",
+    "MAX_NAME_LENGTH",
     "HospitalData",
     "check_same_columns",
     "load_feature_table",
@@ -64,9 +76,30 @@ __all__ = [
 DEFAULT_DATASET = "pancreasData.csv"
 """The object key of the tutorial's data file."""
 
+MAX_NAME_LENGTH = 255
+"""Longest column name accepted (characters). Names travel to the aggregator and into
+messages; a longer one is not a variable name."""
+
+MAX_ABS_VALUE = 1e150
+"""Largest feature magnitude accepted. Its square is at most 1e300, so sums of squares over up
+to 10**8 patients (the exact strategy's curvature, standardization's moments) stay finite in
+float64 (largest 1.8e308); beyond it the statistics overflow."""
+
+_MAX_ABS_TEXT = f"{MAX_ABS_VALUE:g}".replace("e+", "e")  # '1e150'
 _MAX_LISTED = 20  # object keys / column names listed in one message
 _MAX_LABEL_VALUES = 10  # distinct label values listed in one message
+_MAX_CODE_LENGTH = 32  # a label value longer than this is not a category code
+_BLANK = re.compile(r"\s*")
 _OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+# What pandas reads as missing (its default na_values) or boolean: a first row made of these
+# and numbers is a patient's record, not a header.
+_NA_SPELLINGS = frozenset(
+    {
+        *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
+        *("1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
+        *("True", "False", "TRUE", "FALSE", "true", "false"),
+    }
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,7 +222,10 @@ def load_hospital_data(
 
     raw = _find_object(data, dataset)
     text, header, df = _read_table(
-        raw, dataset, no_rows_hint="Export the patients' rows too, or leave this hospital out"
+        raw,
+        dataset,
+        no_rows_hint="Export the patients' rows too, or leave this hospital out",
+        check_width=lambda header, max_rows: _check_shareable_width(header, max_rows, dataset),
     )
     names = [str(c) for c in df.columns]
     position = _label_position(label, names, dataset)
@@ -208,7 +244,7 @@ def load_hospital_data(
 
     _check_features(features, dataset)
     _check_missing(df, text, len(header), dataset)
-    _check_infinite(features, dataset)
+    _check_magnitudes(features, dataset)
     _check_labels(labels, dataset, require_both_classes)
 
     return HospitalData(
@@ -251,28 +287,32 @@ def load_feature_table(
     DataError
         When the file cannot be read or lacks the model's features.
     """
-    text, header, df = _read_table(raw, dataset, no_rows_hint="Give at least one patient's row")
-    names = [str(c) for c in df.columns]
-    if feature_names is not None:
-        missing = [name for name in feature_names if name not in names]
-        if missing:
+
+    def check_width(header: list[str], max_rows: int) -> None:
+        if feature_names is not None:
+            present = set(header)
+            missing = [name for name in feature_names if name not in present]
+            if missing:
+                raise DataError(
+                    f"lacks the model's feature column(s) {_names(missing)}",
+                    file=dataset,
+                    hint="Give the columns the model was trained on, with the same names",
+                )
+        elif len(header) not in (n_features, n_features + 1):
             raise DataError(
-                f"lacks the model's feature column(s) {_names(missing)}",
+                f"has {len(header)} columns but the model has {n_features} features",
                 file=dataset,
-                hint="Give the columns the model was trained on, with the same names",
+                hint="Give the features in training order, optionally followed by the label",
             )
-        features = df[list(feature_names)]
-    elif len(names) in (n_features, n_features + 1):
-        features = df.iloc[:, :n_features]
-    else:
-        raise DataError(
-            f"has {len(names)} columns but the model has {n_features} features",
-            file=dataset,
-            hint="Give the features in training order, optionally followed by the label",
-        )
+
+    text, header, df = _read_table(
+        raw, dataset, no_rows_hint="Give at least one patient's row", check_width=check_width
+    )
+    # by name, or the first columns in training order (a model without names)
+    features = df.iloc[:, :n_features] if feature_names is None else df[list(feature_names)]
     _check_features(features, dataset)
     _check_missing(features, text, len(header), dataset)
-    _check_infinite(features, dataset)
+    _check_magnitudes(features, dataset)
     return features
 
 
@@ -379,7 +419,7 @@ def _find_object(data: object, dataset: str) -> bytes | bytearray | memoryview:
             hint="FLAME's s3 data maps each key to the file's raw bytes; pass bytes "
             "(e.g. Path(...).read_bytes())",
         )
-    if len(bytes(raw).strip()) == 0:
+    if re.fullmatch(rb"\s*", raw) is not None:  # scans without copying the file
         raise DataError(
             f"the file is empty ({len(raw)} bytes, no header)",
             file=dataset,
@@ -388,10 +428,35 @@ def _find_object(data: object, dataset: str) -> bytes | bytearray | memoryview:
     return raw
 
 
-def _read_table(raw, dataset: str, *, no_rows_hint: str):
-    """Decode, check the header, parse: ``(text, header, DataFrame)`` with at least one row."""
+def _read_table(raw, dataset: str, *, no_rows_hint: str, check_width):
+    """Decode, check the header, parse: ``(text, header, DataFrame)`` with at least one row.
+
+    ``check_width(header, max_rows)`` runs before pandas parses anything; ``max_rows`` is an
+    upper bound on the number of data rows (the file's lines after the header).
+    """
     text = _decode(raw, dataset)
     header = _read_header(text, dataset)
+    max_rows = text.count("\n") + (not text.endswith("\n")) - 1
+    if not _has_line_after_header(text):
+        raise DataError(
+            f"has a header ({len(header)} columns) but no data rows",
+            file=dataset,
+            hint=no_rows_hint,
+        )
+    check_width(header, max_rows)
+    if len(header) * max_rows > len(text):
+        # Complete rows need at least one character per field: some rows are short. pandas
+        # would pad every one of them to the header's width (a wide header over many short
+        # lines can take all memory), so they are refused before parsing.
+        short, first = _short_rows(text, len(header), dataset)
+        if short:
+            raise DataError(
+                f"{short} row(s) have fewer fields than the header ({len(header)}), the first "
+                f"on line {first}",
+                file=dataset,
+                hint="Every row must have as many comma-separated fields as the header; "
+                "impute or drop incomplete rows before export",
+            )
     df = _parse(raw, text, len(header), dataset)
     if len(df) == 0:
         raise DataError(
@@ -402,13 +467,53 @@ def _read_table(raw, dataset: str, *, no_rows_hint: str):
     return text, header, df
 
 
+def _has_line_after_header(text: str) -> bool:
+    """Whether a non-blank line follows the first non-blank one (linear, no copy)."""
+    start = _BLANK.match(text).end()
+    newline = text.find("\n", start)
+    return newline >= 0 and _BLANK.match(text, newline).end() < len(text)
+
+
+def _check_shareable_width(header: list[str], max_rows: int, dataset: str) -> None:
+    """Refuse a header wider than the privacy guard could ever accept, before parsing.
+
+    A hospital never shares a model with more parameters than patients (``max_param_ratio``
+    is at most 1), and a file cannot hold more patients than lines.
+    """
+    n_features = len(header) - 1
+    if n_features > max(max_rows, 0):
+        raise DataError(
+            f"has {len(header):,} columns but at most {max(max_rows, 0):,} data rows: a model "
+            "with more features than patients can never be shared (the privacy guard allows "
+            "at most one parameter per patient)",
+            file=dataset,
+            hint="Export only the columns the analysis needs, or check that the file is the "
+            "intended one",
+        )
+
+
 def _decode(raw: bytes | bytearray | memoryview, dataset: str) -> str:
     raw = bytes(raw)
+    hint = 'Re-save the file as "CSV UTF-8 (comma delimited)"'
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise DataError(
-            "is UTF-16 text (byte-order mark at byte 0), not UTF-8",
+            "is UTF-16 text (byte-order mark at byte 0), not UTF-8", file=dataset, hint=hint
+        )
+    nul = raw.find(b"\x00")
+    if nul >= 0:  # no CSV text holds a NUL; UTF-16 text without a byte-order mark is full of them
+        utf16 = _utf16_without_bom(raw)
+        if utf16:
+            raise DataError(
+                f"is {utf16} text without a byte-order mark, not UTF-8 (NUL bytes between "
+                "the characters)",
+                file=dataset,
+                hint=hint,
+            )
+        line = raw.count(b"\n", 0, nul) + 1
+        raise DataError(
+            f"contains NUL bytes (the first at offset {nul}, line {line}): not a text file",
             file=dataset,
-            hint='Re-save the file as "CSV UTF-8 (comma delimited)"',
+            hint=f"Export the data as CSV text; {hint[0].lower()}{hint[1:]}",
         )
     try:
         return raw.decode("utf-8-sig")
@@ -417,15 +522,70 @@ def _decode(raw: bytes | bytearray | memoryview, dataset: str) -> str:
         raise DataError(
             f"is not UTF-8 text (invalid byte at offset {exc.start}, line {line})",
             file=dataset,
-            hint='Re-save the file as "CSV UTF-8 (comma delimited)"',
+            hint=hint,
         ) from None
 
 
+def _utf16_without_bom(raw: bytes) -> str | None:
+    """``'UTF-16-LE'`` or ``'UTF-16-BE'`` when the start of ``raw`` looks like such text."""
+    head = raw[:4096]
+    even, odd = head[0::2], head[1::2]
+    if len(odd) < 2:
+        return None
+    # Mostly-ASCII UTF-16: the high byte of nearly every character is 0.
+    if odd.count(0) >= 0.9 * len(odd) and even.count(0) <= 0.1 * len(even):
+        return "UTF-16-LE"
+    if even.count(0) >= 0.9 * len(even) and odd.count(0) <= 0.1 * len(odd):
+        return "UTF-16-BE"
+    return None
+
+
+def _rows(text: str, dataset: str):
+    """``(line number, row)`` for the non-empty rows of the CSV text.
+
+    A field longer than the :mod:`csv` module's limit (131,072 characters: no CSV value is that
+    long; it is nearly always a double quote that is never closed) is a :class:`DataError`.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            if row:
+                yield reader.line_num, row
+    except csv.Error as exc:
+        line = reader.line_num
+        if "field larger than field limit" in str(exc):
+            where = "line 1 (the header)" if line <= 1 else f"line {line}"
+            raise DataError(
+                f"{where} has a field longer than {csv.field_size_limit():,} characters",
+                file=dataset,
+                hint="Check for a double quote that is never closed; no value or column name "
+                "may be that long",
+            ) from None
+        raise DataError(
+            f"could not be read as CSV at line {line}",
+            file=dataset,
+            hint="Check that it is a comma-separated text file with a header row",
+        ) from None
+
+
+def _is_value(name: str) -> bool:
+    """Whether a header field reads as a value (a number, a missing-value or boolean spelling)."""
+    name = name.strip()
+    if name in _NA_SPELLINGS:
+        return True
+    try:
+        float(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_header(text: str, dataset: str) -> list[str]:
-    rows = (row for row in csv.reader(io.StringIO(text, newline="")) if row)
-    header = next(rows, None)
-    if header is None:  # only blank lines; kept for safety, the emptiness check catches it
+    rows = _rows(text, dataset)
+    first = next(rows, None)
+    if first is None:  # only blank lines; kept for safety, the emptiness check catches it
         raise DataError("the file has no header row", file=dataset, hint="Export it again")
+    header = first[1]
     if len(header) == 1:
         for delimiter, name in _OTHER_DELIMITERS.items():
             if delimiter in header[0]:
@@ -436,6 +596,24 @@ def _read_header(text: str, dataset: str) -> list[str]:
                     hint="Export as comma-separated CSV (German spreadsheet exports use ';' "
                     "and decimal commas)",
                 )
+    if all(_is_value(name) for name in header) and any(name.strip() for name in header):
+        # a header-less export: pandas would take the first patient's values as column names
+        # (shown in messages, sent to the aggregator) and drop that patient; never shown here
+        raise DataError(
+            f"the first row has no column names: all {len(header)} fields are numbers or "
+            "missing-value spellings (is the header row missing?)",
+            file=dataset,
+            hint="Export the file with its header row of column names; the first row's "
+            "values are not shown here",
+        )
+    long = [i + 1 for i, name in enumerate(header) if len(name) > MAX_NAME_LENGTH]
+    if long:
+        raise DataError(
+            f"header has {len(long)} column name(s) longer than {MAX_NAME_LENGTH} characters "
+            f"(position(s) {', '.join(map(str, long[:_MAX_LISTED]))})",
+            file=dataset,
+            hint="Shorten the column names (they are sent to the aggregator and shown in results)",
+        )
     empty = [i + 1 for i, name in enumerate(header) if name.strip() == ""]
     if empty:
         raise DataError(
@@ -452,8 +630,8 @@ def _read_header(text: str, dataset: str) -> list[str]:
             file=dataset,
             hint="Give every column a unique name",
         )
-    first_row = next(rows, None)
-    if first_row is not None and len(first_row) > len(header):
+    second = next(rows, None)
+    if second is not None and len(second[1]) > len(header):
         # pandas would silently take the extra leading field(s) as the row index
         raise _ragged_error(text, len(header), dataset, "")
     return header
@@ -476,17 +654,15 @@ def _parse(raw: bytes | bytearray | memoryview, text: str, n_header: int, datase
 
 def _ragged_error(text: str, n_header: int, dataset: str, pandas_message: str) -> DataError:
     hint = "Every row must have as many comma-separated fields as the header"
-    reader = csv.reader(io.StringIO(text, newline=""))
-    seen_header = False
+    unclosed = "EOF inside string" in pandas_message
     bad = []
-    for row in reader:
-        if not row:
-            continue
-        if not seen_header:
-            seen_header = True
-            continue
-        if len(row) > n_header:
-            bad.append((reader.line_num, len(row)))
+    try:
+        rows = _rows(text, dataset)
+        next(rows, None)  # the header
+        bad = [(line, len(row)) for line, row in rows if len(row) > n_header]
+    except DataError as err:  # a field over the csv module's limit
+        if not unclosed:
+            return err
     if bad:
         line, n = bad[0]
         more = f" ({len(bad)} such rows in all)" if len(bad) > 1 else ""
@@ -501,7 +677,7 @@ def _ragged_error(text: str, n_header: int, dataset: str, pandas_message: str) -
         return DataError(
             f"line {line} has {saw} fields, header has {expected}", file=dataset, hint=hint
         )
-    if "EOF inside string" in pandas_message:
+    if unclosed:
         return DataError(
             f"a quoted field starting on line {_unclosed_quote_line(text)} is never closed",
             file=dataset,
@@ -513,13 +689,11 @@ def _ragged_error(text: str, n_header: int, dataset: str, pandas_message: str) -
 def _unclosed_quote_line(text: str) -> int:
     """The line on which the double quote that is never closed opens (1-based)."""
     inside, opened = False, 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        for char in line:
-            if char == '"':
-                inside = not inside
-                if inside:
-                    opened = number
-    return opened
+    for match in re.finditer('"', text):
+        inside = not inside
+        if inside:
+            opened = match.start()
+    return text.count("\n", 0, opened) + 1
 
 
 def _label_position(label: str | int | None, names: list[str], dataset: str) -> int:
@@ -564,7 +738,7 @@ def _check_missing(df: pd.DataFrame, text: str, n_header: int, dataset: str) -> 
     counts = counts[counts > 0]
     if counts.empty:
         return
-    short = _count_short_rows(text, n_header)
+    short, _ = _short_rows(text, n_header, dataset)
     detail = ", ".join(f"{str(name)!r} ({int(n)})" for name, n in counts.iloc[:_MAX_LISTED].items())
     if len(counts) > _MAX_LISTED:
         detail += f" and {len(counts) - _MAX_LISTED} more column(s)"
@@ -577,28 +751,50 @@ def _check_missing(df: pd.DataFrame, text: str, n_header: int, dataset: str) -> 
     )
 
 
-def _count_short_rows(text: str, n_header: int) -> int:
-    rows = (row for row in csv.reader(io.StringIO(text, newline="")) if row)
+def _short_rows(text: str, n_header: int, dataset: str) -> tuple[int, int]:
+    """How many rows have fewer fields than the header, and the first one's line."""
+    rows = _rows(text, dataset)
     next(rows, None)
-    return sum(1 for row in rows if len(row) < n_header)
+    count, first = 0, 0
+    for line, row in rows:
+        if len(row) < n_header:
+            count += 1
+            first = first or line
+    return count, first
 
 
-def _check_infinite(features: pd.DataFrame, dataset: str) -> None:
-    floats = features.select_dtypes(include="floating")
-    if floats.shape[1] == 0:
+def _check_magnitudes(features: pd.DataFrame, dataset: str) -> None:
+    """Refuse infinite values and magnitudes beyond :data:`MAX_ABS_VALUE`, naming columns.
+
+    Column-wise maxima and minima only (no copy of the data); counting happens only for the
+    columns that fail. Runs after the missing-value check, so nothing here is NaN.
+    """
+    if features.shape[1] == 0:
         return
-    counts = pd.Series(np.isinf(floats.to_numpy()).sum(axis=0), index=floats.columns)
-    counts = counts[counts > 0]
-    if counts.empty:
-        return
-    detail = ", ".join(f"{str(name)!r} ({int(n)})" for name, n in counts.iloc[:_MAX_LISTED].items())
-    if len(counts) > _MAX_LISTED:
-        detail += f" and {len(counts) - _MAX_LISTED} more column(s)"
-    raise DataError(
-        f"has {int(counts.sum())} infinite value(s) in column(s) {detail}",
-        file=dataset,
-        hint="Replace 'inf' values (often a division by zero or a log of 0 upstream) before export",
-    )
+    high = features.max(skipna=False).astype(np.float64)
+    low = features.min(skipna=False).astype(np.float64)
+    infinite = [name for name in features.columns if np.isinf(high[name]) or np.isinf(low[name])]
+    if infinite:
+        counts = {name: int(np.isinf(features[name].to_numpy()).sum()) for name in infinite}
+        raise DataError(
+            f"has {sum(counts.values())} infinite value(s) in column(s) {_counts(counts)}",
+            file=dataset,
+            hint="Replace 'inf' values (often a division by zero or a log of 0 upstream) "
+            "before export",
+        )
+    huge = [
+        name for name in features.columns if max(abs(high[name]), abs(low[name])) > MAX_ABS_VALUE
+    ]
+    if huge:
+        counts = {
+            name: int((np.abs(features[name].to_numpy()) > MAX_ABS_VALUE).sum()) for name in huge
+        }
+        raise DataError(
+            f"has {sum(counts.values())} value(s) beyond ±{_MAX_ABS_TEXT} in column(s) "
+            f"{_counts(counts)}: their squares, summed over patients, overflow floating point",
+            file=dataset,
+            hint="Rescale those columns (other units, or a log scale) before export",
+        )
 
 
 def _check_labels(labels: pd.Series, dataset: str, require_both_classes: bool) -> None:
@@ -613,8 +809,7 @@ def _check_labels(labels: pd.Series, dataset: str, require_both_classes: bool) -
         ok = False
     if not ok:
         raise DataError(
-            f"label column {name!r} must be 0/1, found "
-            f"{_describe_label_values(values, len(labels))}",
+            f"label column {name!r} must be 0/1, found {_describe_label_values(labels)}",
             file=dataset,
             hint="Encode the diagnosis as 1 (disease) and 0 (control); if the label is "
             "another column, pass label=<column name>",
@@ -647,6 +842,15 @@ def _type_name(obj: object) -> str:
     return type(obj).__name__
 
 
+def _counts(counts: Mapping[str, int]) -> str:
+    """``'a' (2), 'b' (1)``: per-column counts, at most ``_MAX_LISTED`` columns."""
+    items = list(counts.items())
+    detail = ", ".join(f"{str(name)!r} ({n})" for name, n in items[:_MAX_LISTED])
+    if len(items) > _MAX_LISTED:
+        detail += f" and {len(items) - _MAX_LISTED} more column(s)"
+    return detail
+
+
 def _sort_key(value: object) -> tuple[int, float, str]:
     if isinstance(value, (bool, np.bool_)):
         return (0, float(value), "")
@@ -656,29 +860,61 @@ def _sort_key(value: object) -> tuple[int, float, str]:
     return (1, 0.0, str(value))
 
 
-def _describe_label_values(values, n_rows: int) -> str:
-    """The label values found, listed only when they are category codes.
+def _is_code(value: object) -> bool:
+    """Whether a label value is clearly a category code, not a measurement or identifier.
 
-    Codes are text or small whole numbers (-9 to 9), at most ``_MAX_LABEL_VALUES`` distinct
-    ones, each shared by two patients on average. Anything else (fractional or large numbers,
-    values unique to a patient) may be a measurement or an identifier, for example when the
-    label column is not last, so only the count is given: listing those would put patient
-    values into a message.
+    Codes are booleans, small whole numbers (-9 to 9, also when written as text, e.g. ``'2'``
+    in a column that also holds words) and short words of letters (``'PDAC'``, ``'control'``,
+    ``'unknown'``). Fractional or large numbers (``'37.2'``), dates, identifiers and long
+    text are not.
     """
-    plain = [v.item() if isinstance(v, np.generic) else v for v in values]
-    shared = len(plain) <= min(_MAX_LABEL_VALUES, n_rows / 2)
-    codes = all(
-        isinstance(v, str)
-        or (isinstance(v, (int, float)) and float(v).is_integer() and abs(v) <= 9)
-        for v in plain
-        if not (isinstance(v, float) and math.isnan(v))
-    )
-    if shared and codes:
-        return "value(s) " + ", ".join(_label_repr(v) for v in sorted(values, key=_sort_key))
-    return (
-        f"{len(plain)} distinct values that may be measurements or identifiers (not listed: "
-        "they could be patient values)"
-    )
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return (
+                0 < len(text) <= _MAX_CODE_LENGTH
+                and text[0].isalpha()
+                and all(c.isalpha() or c in " _-" for c in text)
+            )
+        return math.isfinite(number) and number.is_integer() and abs(number) <= 9
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        number = float(value)
+        return math.isfinite(number) and number.is_integer() and abs(number) <= 9
+    return False
+
+
+def _describe_label_values(labels: pd.Series) -> str:
+    """The label values found, listing only those that are clearly category codes.
+
+    A value is listed when it is a code (see :func:`_is_code`) held by at least
+    ``DEFAULT_MIN_CLASS_SIZE`` patients (DataSHIELD's ``nfilter.subset``), and only when
+    there are at most ``_MAX_LABEL_VALUES`` distinct values. Anything else (fractional or
+    large numbers, values of one or two patients) may be a measurement or an identifier, for
+    example when the label column is not last: it is only counted, since listing it would put
+    patient values into a message.
+    """
+    counts = labels.value_counts(dropna=False, sort=False)
+    plain = {(v.item() if isinstance(v, np.generic) else v): int(n) for v, n in counts.items()}
+    listed = []
+    if len(plain) <= _MAX_LABEL_VALUES:
+        listed = [v for v, n in plain.items() if n >= DEFAULT_MIN_CLASS_SIZE and _is_code(v)]
+    hidden = len(plain) - len(listed)
+    if not listed:
+        return (
+            f"{hidden} distinct values that may be measurements or identifiers (not listed: "
+            "they could be patient values)"
+        )
+    shown = "value(s) " + ", ".join(_label_repr(v) for v in sorted(listed, key=_sort_key))
+    if hidden:
+        shown += (
+            f" and {hidden} other value(s), not listed: only category codes held by at least "
+            f"{DEFAULT_MIN_CLASS_SIZE} patients are, the others could be patient values"
+        )
+    return shown
 
 
 def _label_repr(value: object) -> str:

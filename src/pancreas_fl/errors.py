@@ -64,7 +64,10 @@ class DataError(PancreasFLError, ValueError):
         if self.node is not None:
             parts.append(f"hospital {self.node!r}")
         if self.file is not None:
-            parts.append(self.file)
+            # a file name with a line break or another control character would split the
+            # one-line message: it is quoted then (repr), and shown as it is otherwise
+            file = str(self.file)
+            parts.append(file if file.isprintable() and file.strip() == file else repr(file))
         where = ": ".join(parts)
         text = f"{where}: {self.problem}" if where else self.problem
         if self.hint:
