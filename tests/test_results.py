@@ -156,3 +156,103 @@ def test_as_model_dict_fills_a_zero_intercept_for_the_bare_array():
     model = as_model_dict(np.array([[1.0, 2.0]]))
     np.testing.assert_array_equal(model["intercept"], [0.0])
     assert model["feature_names"] is None
+
+
+# ---------------------------------------------------------------------------- hostile pickles
+def shared_nest(levels):
+    """A list nested ``levels`` deep, each level holding the one below twice (tiny pickle,
+    2**levels paths for a walk that does not remember what it has seen)."""
+    item = []
+    for _ in range(levels):
+        item = [item, item]
+    return item
+
+
+def deep_nest_pickle(levels):
+    """A protocol-2 pickle of a list nested ``levels`` deep, built from opcodes (pickling such
+    an object would itself recurse too deep)."""
+    return b"\x80\x02" + b"]" * levels + b"a" * (levels - 1) + b"."
+
+
+def test_shared_references_are_checked_once_each(tmp_path):
+    # 2**30 paths through 30 containers: the walk visits each container once
+    path = write(tmp_path, {"coef": [[1.0, 2.0]], "history": shared_nest(30)}, protocol=2)
+    assert path.stat().st_size < 400
+    assert load_model(path).n_features_in_ == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (pickle.dumps(shared_nest(40), protocol=2), r"nested more than 32 levels deep"),
+        (deep_nest_pickle(100_000), r"nested more than 32 levels deep"),
+    ],
+    ids=["shared-40", "deep-100000"],
+)
+def test_pickle_bombs_are_refused_at_once(tmp_path, content, match):
+    path = tmp_path / "bomb.pkl"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=match):
+        load_model(path)
+
+
+def test_a_container_holding_itself_is_refused(tmp_path):
+    cycle = []
+    cycle.append(cycle)
+    with pytest.raises(ModelFileError, match=r"a container holds itself"):
+        load_model(write(tmp_path, {"coef": [[1.0]], "history": cycle}))
+
+
+def test_an_array_larger_than_the_file_is_refused(tmp_path):
+    # numpy's array reconstructor asked for 10 MB that the 100-byte file does not carry
+    content = (
+        b"\x80\x02cnumpy._core.multiarray\n_reconstruct\nq\x00cnumpy\nndarray\nq\x01"
+        b"J\x80\x96\x98\x00\x85q\x02C\x01bq\x03\x87q\x04Rq\x05."
+    )
+    path = tmp_path / "big.pkl"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=r"refusing an array of 10,000,000 bytes from a file"):
+        load_model(path)
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr("pancreas_fl.results.MAX_MODEL_BYTES", 100)
+    path = write(tmp_path, np.zeros((1, 50)))
+    with pytest.raises(ModelFileError, match=r"larger than 0 MiB"):
+        load_model(path)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "m.pkl")
+    with pytest.raises(ModelFileError, match=r"not a regular file"):
+        load_model(tmp_path / "m.pkl")
+
+
+@pytest.mark.parametrize(
+    ("names", "match"),
+    [
+        (["KRAS", "KRAS", "MSLN"], r"duplicate feature name\(s\) 'KRAS'"),
+        (["KRAS", " ", "MSLN"], r"1 feature name\(s\) empty or longer than 255"),
+        (["KRAS", "T" * 256, "MSLN"], r"1 feature name\(s\) empty or longer than 255"),
+    ],
+    ids=["duplicate", "blank", "long"],
+)
+def test_unusable_feature_names_are_refused(tmp_path, names, match):
+    with pytest.raises(ModelFileError, match=match):
+        load_model(write(tmp_path, model_dict([1.0, 2.0, 3.0], names=names)))
+
+
+@pytest.mark.parametrize("rounds", [2**40, -1, True, "7", None])
+def test_an_odd_round_count_does_not_stop_the_model_from_loading(tmp_path, rounds):
+    model = model_dict([1.0, 2.0, 3.0])
+    model["rounds"] = rounds
+    assert load_model(write(tmp_path, model)).n_iter_.tolist() == [0]
+
+
+def test_a_path_with_a_line_break_is_quoted_in_the_message(tmp_path):
+    path = tmp_path / "a\nb.pkl"
+    path.write_bytes(b"garbage")
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+    assert "a\\nb.pkl" in str(info.value)

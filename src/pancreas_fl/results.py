@@ -9,7 +9,10 @@ FLAME stores the aggregator's final result as a pickle. pancreas-fl writes one o
 
 :func:`load_model` reads either and returns a fitted scikit-learn ``LogisticRegression``. A
 pickle can run arbitrary code when it is loaded, so the loader refuses any object other than
-numpy arrays, numpy scalars and plain Python containers, numbers and strings.
+numpy arrays, numpy scalars and plain Python containers, numbers and strings. A pickle can
+also be small and still expensive (containers nested thousands deep, or shared references
+that a naive walk visits 2**n times), so the file's size, the nesting depth and the number of
+objects visited are bounded, and every failure is one :class:`ModelFileError`.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from pathlib import Path
+from collections import Counter
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from pancreas_fl._io import NotARegularFileError, read_regular_file
+from pancreas_fl.data import MAX_NAME_LENGTH
 from pancreas_fl.errors import PancreasFLError
 
 __all__ = [
@@ -51,6 +56,13 @@ _ALLOWED_GLOBALS = {
     ("_codecs", "encode"),
 }
 _PLAIN = (type(None), bool, int, float, str, bytes, list, tuple, dict)
+
+MAX_MODEL_BYTES = 1 << 30
+"""Largest result file loaded (1 GiB; a model dict with a full covariance matrix of 5,000
+parameters takes about 250 MB)."""
+
+_MAX_DEPTH = 32  # a model dict nests 4 deep (statistics -> cov -> row -> value)
+_MAX_OBJECTS = 200_000_000  # objects visited by the safety check (each costs >= 1 byte)
 
 
 class ModelFileError(PancreasFLError, ValueError):
@@ -88,43 +100,89 @@ def load_result(path) -> object:
         containers.
     """
     name = os.fspath(path)
+    shown = _quote(name)
     try:
-        raw = Path(name).read_bytes()
+        raw = read_regular_file(name, limit=MAX_MODEL_BYTES)
+    except NotARegularFileError:
+        raise ModelFileError(f"{shown}: not a regular file; pass a result file.") from None
     except OSError as exc:
-        raise ModelFileError(f"{name}: cannot read the model file ({exc.strerror}).") from None
+        raise ModelFileError(f"{shown}: cannot read the model file ({exc.strerror}).") from None
+    if len(raw) > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"{shown}: larger than {MAX_MODEL_BYTES >> 20} MiB; no pancreas-fl or FLAME result "
+            "is that large."
+        )
     try:
         obj = _SafeUnpickler(io.BytesIO(raw)).load()
     except _Refused as exc:
         raise ModelFileError(
-            f"{name}: refusing to load: the file {exc}. A model file may contain only numpy "
+            f"{shown}: refusing to load: the file {exc}. A model file may contain only numpy "
             "arrays and plain lists, dicts, numbers and strings; only load results you trust."
         ) from None
     except Exception as exc:  # any other failure means "not a result pickle"
         raise ModelFileError(
-            f"{name}: not a pancreas-fl or FLAME result pickle ({type(exc).__name__}). "
+            f"{shown}: not a pancreas-fl or FLAME result pickle ({type(exc).__name__}). "
             "Pass the file written by 'pancreas-fl simulate' or FLAME's pickled result."
         ) from None
-    _check_plain(obj, name)
+    _check_plain(obj, shown, max_bytes=len(raw))
     return obj
 
 
-def _check_plain(obj, name) -> None:
-    """Refuse object arrays and anything else a hand-made pickle could smuggle in."""
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.hasobject:
-            raise ModelFileError(f"{name}: refusing an object array; expected numbers.")
-        return
-    if isinstance(obj, np.generic):
-        return
-    if not isinstance(obj, _PLAIN):
-        raise ModelFileError(f"{name}: unexpected {type(obj).__name__} in the model file.")
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            _check_plain(key, name)
-            _check_plain(value, name)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            _check_plain(value, name)
+def _check_plain(obj, name, *, max_bytes: int) -> None:
+    """Refuse anything a hand-made pickle could smuggle in, in bounded time and memory.
+
+    An iterative walk (no recursion): each container is visited once however often it is
+    referenced, a container inside itself is refused (a cycle), and so are nesting deeper
+    than ``_MAX_DEPTH``, more than ``_MAX_OBJECTS`` objects, object arrays and arrays larger
+    than the file (a pickle may ask numpy for a huge array without carrying its data).
+    """
+    done: set[int] = set()  # containers whose content was checked
+    path: set[int] = set()  # containers on the way from the root to the current one
+    stack: list[tuple[object, int, bool]] = [(obj, 0, False)]
+    visited = 0
+    while stack:
+        item, depth, leaving = stack.pop()
+        if leaving:
+            path.discard(id(item))
+            done.add(id(item))
+            continue
+        visited += 1
+        if visited > _MAX_OBJECTS:
+            raise ModelFileError(
+                f"{name}: holds more than {_MAX_OBJECTS:,} objects; not a result file."
+            )
+        if isinstance(item, np.ndarray):
+            if item.dtype.hasobject:
+                raise ModelFileError(f"{name}: refusing an object array; expected numbers.")
+            if item.nbytes > max_bytes:
+                raise ModelFileError(
+                    f"{name}: refusing an array of {item.nbytes:,} bytes from a file of "
+                    f"{max_bytes:,} bytes; not a result file."
+                )
+            continue
+        if isinstance(item, np.generic):
+            continue
+        if not isinstance(item, _PLAIN):
+            raise ModelFileError(f"{name}: unexpected {type(item).__name__} in the model file.")
+        if not isinstance(item, (dict, list, tuple)):
+            continue
+        if id(item) in path:
+            raise ModelFileError(f"{name}: a container holds itself (a cycle); not a result file.")
+        if id(item) in done:
+            continue
+        if depth >= _MAX_DEPTH:
+            raise ModelFileError(
+                f"{name}: nested more than {_MAX_DEPTH} levels deep; not a result file."
+            )
+        path.add(id(item))
+        stack.append((item, depth, True))
+        children = (v for pair in item.items() for v in pair) if isinstance(item, dict) else item
+        stack.extend((child, depth + 1, False) for child in children)
+
+
+def _quote(name: str) -> str:
+    """A path as shown in a one-line message: quoted when it holds a control character."""
+    return name if name.isprintable() else repr(name)
 
 
 def global_parameters(result):
@@ -251,6 +309,16 @@ def as_model_dict(result, *, name="result") -> dict:
             raise ModelFileError(
                 f"{name}: {len(names)} feature names for {coef.shape[1]} coefficients."
             )
+        odd = [n for n in names if not n.strip() or len(n) > MAX_NAME_LENGTH]
+        if odd:
+            raise ModelFileError(
+                f"{name}: {len(odd)} feature name(s) empty or longer than {MAX_NAME_LENGTH} "
+                "characters."
+            )
+        duplicated = sorted(n for n, count in Counter(names).items() if count > 1)
+        if duplicated:
+            shown = ", ".join(repr(n) for n in duplicated[:20])
+            raise ModelFileError(f"{name}: duplicate feature name(s) {shown}.")
     params = model.get("params")
     if not isinstance(params, dict):
         params = {}
@@ -282,7 +350,8 @@ def model_from_result(result, *, name="result") -> LogisticRegression:
     clf.intercept_ = model["intercept"]
     clf.n_features_in_ = model["coef"].shape[1]
     rounds = model.get("rounds")
-    clf.n_iter_ = np.array([rounds if isinstance(rounds, int) else 0], dtype=np.int32)
+    valid = isinstance(rounds, int) and not isinstance(rounds, bool) and 0 <= rounds < 2**31
+    clf.n_iter_ = np.array([rounds if valid else 0], dtype=np.int32)
     if model["feature_names"] is not None:
         clf.feature_names_in_ = np.asarray(model["feature_names"], dtype=object)
     return clf
@@ -315,4 +384,4 @@ def load_model(path) -> LogisticRegression:
     >>> model = load_model("pancreas.pkl")  # doctest: +SKIP
     >>> model.predict_proba(features)[:, 1]  # doctest: +SKIP
     """
-    return model_from_result(load_result(path), name=os.fspath(path))
+    return model_from_result(load_result(path), name=_quote(os.fspath(path)))
