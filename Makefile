@@ -126,7 +126,7 @@ $(FLAME_IMAGE_STAMP): .ci/oldest-constraints.txt
 flame-image: $(FLAME_IMAGE_STAMP) ## a venv like FLAME's ml image: Python 3.10, the SDK, no pancreas-fl
 	@echo "$(FLAME_IMAGE_VENV)/bin/python"
 
-flame-node: $(RUN_STAMP) $(FLAME_IMAGE_STAMP) ## run src/pancreas_analysis.py as a real FLAME analysis on $(NODES)
+flame-node: $(RUN_STAMP) $(FLAME_IMAGE_STAMP) ## run src/pancreas_analysis.py as a real FLAME analysis (NODES=...)
 	$(BIN)/python -m flame_offline.emulator $(NODES) --python $(FLAME_IMAGE_VENV)/bin/python --out-dir $(FLAME_NODE_OUT)
 
 test-flame-node: $(STAMP) $(FLAME_IMAGE_STAMP) ## the flame_node scenarios (root: network namespaces)
