@@ -14,8 +14,9 @@ import pytest
 
 import _tutorial
 from _helpers import ROOT, cohort_splits, run_analysis, sample_splits
-from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
+from _star import StubCore, run_by_hand
 from flame_offline import NodeFailedError, StarModelTester
+from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
 from pancreas_fl.errors import ConfigError, DataError, PrivacyError
 
 GOLDEN = json.loads((ROOT / "tests" / "golden" / "tutorial_sample.json").read_text())
@@ -122,6 +123,60 @@ def test_logs_hold_counts_and_names_but_never_patient_values():
     assert "225 patients" in text
 
 
+# ---------------------------------------------------------------------------- the SDK hooks
+@pytest.mark.parametrize(
+    ("cls", "role"), [(PancreasAnalyzer, "default"), (FederatedLogisticRegression, "aggregator")]
+)
+def test_the_constructor_stores_the_parameters_and_sets_every_attribute(cls, role):
+    # scikit-learn's convention: no validation in __init__ (a bad value fails in round 0,
+    # as the node's failure), and every attribute exists from the start
+    node = cls(StubCore("n", role), tol=-1, strategy="sgd")
+    assert node.params == {"tol": -1, "strategy": "sgd"}
+    fitted = {name for name in vars(node) if name.endswith("_") and not name.startswith("_")}
+    assert fitted
+    assert all(getattr(node, name) is None for name in fitted)
+
+
+def test_the_rounds_by_hand_reproduce_the_tutorial():
+    # the tutorial's "Training Flow Example", each message pickled as FLAME moves it
+    run = run_by_hand(sample_splits())
+    assert len(run.sent) == 11
+    assert run.result.tobytes() == golden_coef().tobytes()
+    assert all(b.shape == (1, 8) for b in run.broadcasts)  # the tutorial's broadcast
+    assert run.aggregator.strategy_.stop_reason_ == "max_iter"
+    assert run.aggregator.flame.logs[-1] == (
+        "info",
+        "Maximum number of 10 iterations reached. Returning current results.",
+    )
+
+
+def test_fedavg_has_converged_decides_from_its_arguments():
+    aggregator = run_by_hand(sample_splits(), max_iter=50).aggregator
+    aggregator.num_iterations = 3  # below max_iter: only the change can stop it
+    coef = np.linspace(-1.0, 1.0, 8).reshape(1, 8)
+    assert aggregator.has_converged(coef, None) is False  # the first round never stops
+    assert aggregator.has_converged(coef, coef + 1e-3) is False
+    assert aggregator.has_converged(coef, coef + 1e-10) is True
+    assert aggregator.flame.logs[-1] == (
+        "info",
+        "Delta error is smaller than the tolerance threshold",
+    )
+    aggregator.num_iterations = 50  # the round rule: num_iterations > max_iter - 1
+    assert aggregator.has_converged(coef, coef + 1e-3) is True
+
+
+def test_has_converged_reads_the_intercept_of_a_model_result():
+    run = run_by_hand(sample_splits(), fit_intercept=True, max_iter=50)
+    aggregator = run.aggregator
+    # the last round again: the model dict against the last broadcast, as the SDK passes them
+    aggregator.num_iterations = len(run.sent) - 1
+    assert aggregator.has_converged(run.result, run.broadcasts[-1]) is True
+    aggregator.num_iterations = 3
+    model = {"coef": np.zeros((1, 8)), "intercept": np.zeros(1)}
+    assert aggregator.has_converged(model, {**model, "intercept": np.array([1e-3])}) is False
+    assert aggregator.has_converged(model, {**model, "intercept": np.array([1e-9])}) is True
+
+
 # ---------------------------------------------------------------------------- FedAvg variants
 def test_weighted_average_equals_the_plain_mean_for_equal_hospitals():
     splits = cohort_splits(n_nodes=2, rows=[100, 100], n_features=4, seed=5)
@@ -186,6 +241,7 @@ def test_analyzer_and_aggregator_must_agree_on_shared_parameters():
             PancreasAnalyzer,
             FederatedLogisticRegression,
             "s3",
+            query=["pancreasData.csv"],
             simple_analysis=False,
             analyzer_kwargs={"fit_intercept": True, "output": "model"},
             aggregator_kwargs={"output": "model"},

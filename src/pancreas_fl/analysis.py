@@ -1,57 +1,38 @@
-"""The FLAME node classes: thin adapters between the star pattern and the statistics.
+"""The FLAME node classes: the three SDK hooks, each a short dispatch to the chosen strategy.
 
 :class:`PancreasAnalyzer` runs at every hospital, :class:`FederatedLogisticRegression` at the
-aggregator. They subclass the star-pattern bases chosen by :mod:`pancreas_fl.sdk` (the real
-FLAME SDK when it is installed, else the offline engine) and hold no statistics of their own:
-the numerics live in :mod:`pancreas_fl.stats`, parsing and validation in
-:mod:`pancreas_fl.data`, the disclosure guards in :mod:`pancreas_fl.privacy`.
+aggregator, as in the FLAME pancreas tutorial. They subclass the star-pattern bases chosen by
+:mod:`pancreas_fl.sdk` (the real FLAME SDK when it is installed, else the offline engine) and
+do what belongs to FLAME: validate the parameters, parse the hospital's CSV once, check what
+the hospitals send in the first round, log, and report a user's error as the node's failure.
+Each round they hand over to the strategy (:mod:`pancreas_fl.strategies`):
 
-What crosses between nodes (every message is a plain dict of numbers, arrays and names, so it
-survives FLAME's pickle transport):
+==========================  ==========================================  ======================
+SDK hook                    FedAvg (the tutorial's)                     exact
+==========================  ==========================================  ======================
+``analysis_method``         :meth:`~strategies.fedavg.FedAvgHospital.   :class:`~strategies.
+                            update`: one warm-started lbfgs step        exact.ExactHospital`
+``aggregation_method``      :meth:`~strategies.fedavg.FedAvgAggregator  :class:`~strategies.
+                            .aggregate`: the mean of the coefficients   exact.ExactAggregator`
+``has_converged``           L2 change <= tol, or 11 rounds              the solver's decision
+==========================  ==========================================  ======================
 
-* hospital -> aggregator: the hospital's node id, its patient count (and number of positives),
-  its column names, the shared parameters, and the strategy's aggregate: local coefficients
-  (FedAvg) or sums of per-patient loss, gradient and curvature terms (exact), or per-feature
-  sums for standardization (exact, first round). Never a patient record.
-* aggregator -> hospitals: the global model (FedAvg: the tutorial's bare coefficient array).
-
-With default parameters the pair reproduces the FLAME tutorial bit for bit: one warm-started
-lbfgs iteration per hospital and round, the plain mean of the coefficient arrays, stop when
-the L2 change is at most 1e-8 or after 11 rounds, and a ``(1, n_features)`` array as the final
-result.
+The messages are defined in :mod:`pancreas_fl.messages`. With default parameters the pair
+reproduces the tutorial bit for bit: one warm-started lbfgs iteration per hospital and round,
+the plain mean of the coefficient arrays, stop when the L2 change is at most 1e-8 or after 11
+rounds, and a ``(1, n_features)`` array as the final result.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import replace
-
-import numpy as np
-
-from pancreas_fl import results
-from pancreas_fl.data import check_same_columns, load_hospital_data
+from pancreas_fl.data import load_hospital_data
 from pancreas_fl.errors import ConfigError, DataError
-from pancreas_fl.params import LBFGS_MAX_ITER, SHARED_PARAMS, resolve_params
+from pancreas_fl.messages import HospitalMessage, Introduction
+from pancreas_fl.params import resolve_params
 from pancreas_fl.privacy import check_disclosure
 from pancreas_fl.sdk import StarAggregator, StarAnalyzer
-from pancreas_fl.stats import (
-    FederatedSolver,
-    aggregate_terms,
-    combine_moments,
-    federated_mean,
-    glm_summary,
-    l2_change,
-    local_moments,
-    local_step,
-    local_terms,
-    make_local_model,
-    null_deviance,
-    scale_from_var,
-    standardize,
-    stop_reason,
-    to_raw_space,
-    validate_solver_params,
-)
+from pancreas_fl.strategies import ExactAggregator, ExactHospital, FedAvgAggregator, FedAvgHospital
+from pancreas_fl.strategies.common import introduce
 
 __all__ = ["FederatedLogisticRegression", "PancreasAnalyzer"]
 
@@ -69,7 +50,7 @@ def _fail(flame, err: Exception) -> None:
 
 
 class PancreasAnalyzer(StarAnalyzer):
-    """A hospital: parses its CSV once, then returns one aggregate per round.
+    """A hospital: parses its CSV once, then sends one update per round.
 
     Parameters
     ----------
@@ -77,31 +58,56 @@ class PancreasAnalyzer(StarAnalyzer):
         The node's core object, passed by ``StarModel``.
     **params
         The analysis parameters (``analyzer_kwargs``): ``strategy``, ``dataset``, ``label``,
-        ``C``, ``fit_intercept``, ``local_steps``, ``standardize``, ``min_patients``,
-        ``max_param_ratio`` and the aggregator's ones (accepted and ignored here, so one dict
-        can serve both roles). See :class:`pancreas_fl.params.Params`. They are validated in
-        the first round.
+        ``C``, ``fit_intercept``, ``local_steps``, ``standardize``, ``solver``,
+        ``min_patients``, ``max_param_ratio`` and the aggregator's ones (accepted and ignored
+        here, so one dict can serve both roles). See :class:`pancreas_fl.params.Params`.
+        They are validated in the first round.
 
     Attributes
     ----------
-    params_ : Params
-        The validated parameters (after the first round).
-    data_ : HospitalData
-        The parsed, validated data (after the first round; never sent anywhere).
+    params_ : Params or None
+        The validated parameters (from the first round on).
+    data_ : HospitalData or None
+        The parsed, validated data (from the first round on; never sent anywhere).
+    strategy_ : FedAvgHospital, ExactHospital or None
+        The hospital side of the strategy (from the first round on).
     """
 
     def __init__(self, flame, **params):
         super().__init__(flame)
         self.params = params
+        self.params_ = None
+        self.data_ = None
+        self.strategy_ = None
 
-    def analysis_method(self, data, aggregator_results):
+    def analysis_method(self, data, aggregator_results) -> HospitalMessage:
+        """Compute this hospital's message for the current round.
+
+        The SDK calls this once per round on every hospital: in the first round with
+        ``aggregator_results=None`` (``self.num_iterations == 0``), afterwards with the
+        aggregator's last broadcast. Its return value is sent to the aggregator.
+
+        Parameters
+        ----------
+        data : list of dict
+            The hospital's s3 objects (object key -> bytes), the same every round.
+        aggregator_results : FedAvgBroadcast, ExactBroadcast or None
+            The aggregator's last broadcast (see :mod:`pancreas_fl.messages`).
+
+        Returns
+        -------
+        HospitalMessage
+            The node id, in the first round the introduction (counts, column names, shared
+            parameters), and the strategy's update.
+
+        Raises
+        ------
+        ConfigError, DataError
+            Invalid parameters, or data that cannot be used (logged as this node's failure).
+        """
         try:
-            if self.num_iterations == 0:
-                self._setup(data)
-            if self.params_.strategy == "fedavg":
-                update = self._fedavg_round(aggregator_results)
-            else:
-                update = self._exact_round(aggregator_results)
+            intro = self._start(data) if self.num_iterations == 0 else None
+            update = self.strategy_.update(aggregator_results)
         except DataError as err:
             err = err.with_context(node=self.id)
             _fail(self.flame, err)
@@ -109,23 +115,18 @@ class PancreasAnalyzer(StarAnalyzer):
         except ConfigError as err:
             _fail(self.flame, err)
             raise
-        return {
-            "node": self.id,
-            "n": self.data_.n_samples,
-            "n_pos": self.data_.n_positive,
-            **update,
-        }
+        return {"node": self.id, "intro": intro, "update": update}
 
-    # ------------------------------------------------------------------ first round
-    def _setup(self, data) -> None:
+    def _start(self, data) -> Introduction:
+        """First round: validate, parse the CSV once, check disclosure, pick the strategy."""
         self.params_ = p = resolve_params(**self.params)
-        self.data_ = load_hospital_data(
+        Hospital = FedAvgHospital if p.strategy == "fedavg" else ExactHospital
+        self.data_ = d = load_hospital_data(
             data,
             dataset=p.dataset,
             label=p.label,
-            require_both_classes=p.strategy == "fedavg",
+            require_both_classes=Hospital.requires_both_classes,
         )
-        d = self.data_
         check_disclosure(
             d.n_samples,
             d.n_features + p.fit_intercept,
@@ -139,64 +140,17 @@ class PancreasAnalyzer(StarAnalyzer):
             f"{d.n_features} features",
             log_type="info",
         )
-        if p.strategy == "fedavg":  # one estimator per hospital, warm-started every round
-            self._model = make_local_model(
-                C=p.C, fit_intercept=p.fit_intercept, local_steps=p.local_steps
-            )
-        self._X = None  # the design for the exact strategy (standardized once, if asked)
-
-    def _first_message(self) -> dict:
-        return {"columns": list(self.data_.columns), "params": self.params_.shared()}
-
-    # ------------------------------------------------------------------ FedAvg
-    def _fedavg_round(self, aggregator_results) -> dict:
-        p = self.params_
-        coef, intercept = results.global_parameters(aggregator_results)
-        X, y = self.data_.to_numpy()
-        # The pooled log-loss of the model this round starts from (zeros in the first round).
-        start = np.zeros(self.data_.n_features + p.fit_intercept)
-        if coef is not None:
-            start = np.concatenate([coef.ravel(), [] if intercept is None else intercept.ravel()])
-        loss = local_terms(X, y, start, fit_intercept=p.fit_intercept, hessian=False)["loss"]
-        # The tutorial passes the parsed DataFrame itself; so do we, for identical bits.
-        new_coef, new_intercept = local_step(
-            self._model, self.data_.features, self.data_.labels, coef, intercept
-        )
-        update = {"coef": new_coef, "intercept": new_intercept, "loss": loss}
-        if self.num_iterations == 0:
-            update.update(self._first_message())
-        return update
-
-    # ------------------------------------------------------------------ exact
-    def _exact_round(self, aggregator_results) -> dict:
-        p = self.params_
-        X, y = self.data_.to_numpy()
-        if self.num_iterations == 0:
-            update = self._first_message()
-            if p.standardize:  # per-feature sums first; the fit starts next round
-                update["moments"] = local_moments(X)
-                return update
-            self._X = X
-            theta = np.zeros(self.data_.n_features + p.fit_intercept)
-            # the solver the aggregator will use decides what curvature to send at the start
-            method = validate_solver_params(
-                n_params=theta.size, fit_intercept=p.fit_intercept, method=p.solver
-            )["method"]
-            curvature = "full" if method == "newton" else "diag"
-        else:
-            if self._X is None:
-                self._X = standardize(X, **aggregator_results["scaler"])
-            theta = aggregator_results["next_theta"]
-            curvature = aggregator_results["curvature"]
-            update = {}
-        update["terms"] = local_terms(
-            self._X, y, theta, fit_intercept=p.fit_intercept, hessian=curvature
-        )
-        return update
+        self.strategy_ = Hospital(d, p)
+        return {
+            "n": d.n_samples,
+            "n_pos": d.n_positive,
+            "columns": list(d.columns),
+            "params": p.shared(),
+        }
 
 
 class FederatedLogisticRegression(StarAggregator):
-    """The aggregator: combines the hospitals' aggregates and decides when to stop.
+    """The aggregator: combines the hospitals' updates and decides when to stop.
 
     Parameters
     ----------
@@ -210,227 +164,84 @@ class FederatedLogisticRegression(StarAggregator):
 
     Attributes
     ----------
-    params_ : Params
-        The validated parameters.
-    history_ : list of dict
-        One entry per round: ``round``, ``delta`` (change of the global parameters, ``None``
-        in the first round), ``log_loss`` (pooled training log-loss of the model the round
-        evaluated), ``seconds``; for the exact strategy also ``accepted`` (``False`` for a
-        line-search trial point that was rejected).
-    stop_reason_ : {'tolerance', 'max_iter', 'line_search'} or None
-        Why the analysis stopped (``None`` while it runs); ``'line_search'`` (exact only):
-        no step lowers the objective at floating-point resolution.
+    params_ : Params or None
+        The validated parameters (from the first round on; for the exact strategy with the
+        L-BFGS solver's default ``max_iter`` applied).
+    cohort_ : Cohort or None
+        The hospitals' column names and counts (from the first round on).
+    strategy_ : FedAvgAggregator, ExactAggregator or None
+        The aggregator side of the strategy (from the first round on). Its ``rounds.history``
+        has one entry per round, its ``stop_reason_`` says why the analysis stopped.
     """
 
     def __init__(self, flame, **params):
         super().__init__(flame)
         self.params = params
+        self.params_ = None
+        self.cohort_ = None
+        self.strategy_ = None
 
     def aggregation_method(self, analysis_results):
-        # Node order must not change the result: combine in the order of the node ids.
-        updates = sorted(analysis_results, key=lambda update: update["node"])
+        """Combine the hospitals' messages of the current round into the global result.
+
+        The SDK calls this once per round, when every hospital's message has arrived
+        (``self.num_iterations`` is 0 in the first round). The SDK then calls
+        :meth:`has_converged` with its return value: if that says stop, the return value is
+        the final result, else it is broadcast to the hospitals.
+
+        Parameters
+        ----------
+        analysis_results : list of HospitalMessage
+            One per hospital, in arrival order; combined in the order of the node ids, so that
+            the result does not depend on arrival.
+
+        Returns
+        -------
+        object
+            The strategy's result: FedAvg the global model (the tutorial's bare coefficient
+            array by default), exact the next point to evaluate; in the last round the final
+            result (see :class:`pancreas_fl.params.Params`, ``output``).
+        """
+        messages = sorted(analysis_results, key=lambda message: message["node"])
         if self.num_iterations == 0:
             try:
-                self._setup(updates)
+                self._start(messages)
             except (ConfigError, DataError) as err:
                 _fail(self.flame, err)
                 raise
-        if self.params_.strategy == "fedavg":
-            return self._fedavg_round(updates)
-        return self._exact_round(updates)
+        updates = {message["node"]: message["update"] for message in messages}
+        return self.strategy_.aggregate(updates, self.num_iterations)
 
-    def has_converged(self, result, last_result):
-        if self.stop_reason_ == "tolerance":
-            message = (
-                "Delta error is smaller than the tolerance threshold"  # the tutorial's words
-                if self.params_.strategy == "fedavg"
-                else "The solver step is smaller than the tolerance: converged"
-            )
-            self.flame.flame_log(message, log_type="info")
-        elif self.stop_reason_ == "max_iter":
-            self.flame.flame_log(
-                f"Maximum number of {self.params_.max_iter} iterations reached. "
-                "Returning current results.",
-                log_type="info",
-            )
-        elif self.stop_reason_ == "line_search":
-            self.flame.flame_log(
-                "The line search cannot lower the objective any further (floating-point "
-                "resolution): returning the best point found.",
-                log_type="warn",
-            )
-        return self.stop_reason_ is not None
+    def has_converged(self, result, last_result) -> bool:
+        """Whether the analysis stops after this round; logs why when it does.
 
-    # ------------------------------------------------------------------ first round
-    def _setup(self, updates) -> None:
-        self.params_ = p = resolve_params(**self.params)
-        self.history_ = []
-        self.stop_reason_ = None
-        self._clock = time.perf_counter()
-        self._previous = None  # the last global parameter vector
-        for update in updates:
-            theirs = update["params"]
-            for name in SHARED_PARAMS:
-                if theirs[name] != getattr(p, name):
-                    raise ConfigError(
-                        f"hospital {update['node']!r} runs with {name}={theirs[name]!r} but "
-                        f"the aggregator with {name}={getattr(p, name)!r}; pass the same "
-                        f"value in analyzer_kwargs and aggregator_kwargs."
-                    )
-        check_same_columns(
-            {update["node"]: tuple(update["columns"]) for update in updates}, file=p.dataset
-        )
-        columns = updates[0]["columns"]
-        self._feature_names = list(columns[:-1])
-        self._label_name = columns[-1]
-        self._n_samples = {update["node"]: update["n"] for update in updates}
-        self._n_total = sum(self._n_samples.values())
-        self._n_pos = sum(update["n_pos"] for update in updates)
-        if p.strategy == "exact":
-            self._solver = FederatedSolver(
-                len(self._feature_names) + p.fit_intercept,
-                fit_intercept=p.fit_intercept,
-                C=p.C,
-                tol=p.tol,
-                max_rounds=p.max_iter + 1,
-                method=p.solver,
-            )
-            if self._solver.method == "lbfgs" and self.params.get("max_iter") is None:
-                # many features: the gradient-only solver needs more (cheaper) rounds
-                self.params_ = p = replace(p, max_iter=LBFGS_MAX_ITER)
-                self._solver.max_rounds = p.max_iter + 1
-            self._scaler = None
+        The SDK calls this right after :meth:`aggregation_method`, every round, with its
+        ``result`` and the previous round's (``last_result``, ``None`` in the first round,
+        which never stops). FedAvg decides from these two, as the tutorial does: stop when the
+        L2 change of the global parameters is at most ``tol``, or when ``num_iterations >
+        max_iter - 1`` (11 rounds by default). The exact strategy reports the decision its
+        solver made in :meth:`aggregation_method` (convergence at the best point is solver
+        state, not a property of two results).
 
-    def _record(self, delta, loss_sum, **extra) -> None:
-        """Close the round: one history entry and one log line."""
-        now = time.perf_counter()
-        entry = {
-            "round": self.num_iterations,
-            "delta": delta,
-            "log_loss": None if loss_sum is None else loss_sum / self._n_total,
-            "seconds": now - self._clock,
-            **extra,
-        }
-        self._clock = now
-        self.history_.append(entry)
-        change = "n/a" if delta is None else f"{delta:.3e}"
-        loss = "n/a" if entry["log_loss"] is None else f"{entry['log_loss']:.6f}"
-        self.flame.flame_log(
-            f"round {entry['round']}: change {change}, log-loss {loss} ({entry['seconds']:.3f} s)",
-            log_type="info",
-        )
+        Returns
+        -------
+        bool
+            ``True`` ends the analysis with ``result`` as the final result.
+        """
+        reason = self.strategy_.stop_reason(result, last_result, self.num_iterations)
+        if reason is not None:
+            message, log_type = self.strategy_.stop_message(reason)
+            self.flame.flame_log(message, log_type=log_type)
+        return reason is not None
 
-    # ------------------------------------------------------------------ FedAvg
-    def _fedavg_round(self, updates):
-        p = self.params_
-        weights = [update["n"] for update in updates] if p.weighted else None
-        coef = federated_mean([update["coef"] for update in updates], weights)
-        intercept = None
-        if p.fit_intercept:
-            intercept = federated_mean([update["intercept"] for update in updates], weights)
-        current = coef if intercept is None else np.hstack([coef, intercept[:, None]])
-        delta = None if self._previous is None else l2_change(current, self._previous)
-        self._previous = current
-        self._record(delta, sum(update["loss"] for update in updates))
-        self.stop_reason_ = stop_reason(delta, self.num_iterations, max_iter=p.max_iter, tol=p.tol)
-        if p.output == "coef":
-            return coef  # the tutorial's result, and its broadcast
-        if self.stop_reason_ is None:
-            return {"coef": coef, "intercept": intercept}  # hospitals get the model only
-        return self._model(coef, intercept)
-
-    # ------------------------------------------------------------------ exact
-    def _exact_round(self, updates):
-        p = self.params_
-        if p.standardize and self._scaler is None:
-            n, mean, var = combine_moments([update["moments"] for update in updates])
-            self._scaler = {"mean": mean, "scale": scale_from_var(var, mean, n)}
-            self._record(None, None)
-            return self._broadcast(self._solver.initial_theta(), self._solver.curvature)
-        total = aggregate_terms([update["terms"] for update in updates])
-        theta = self._solver.pending
-        step = self._solver.update(theta, total["loss"], total["grad"], total["hess"])
-        self._step = step
-        delta = None if self._previous is None else float(np.linalg.norm(theta - self._previous))
-        self._previous = theta
-        # a rejected trial point (line search) is evaluated but not taken
-        self._record(delta, total["loss"], accepted=step.accepted)
-        if step.converged:
-            self.stop_reason_ = "tolerance"
-        elif step.status == "line_search_failed":
-            self.stop_reason_ = "line_search"
-        elif step.done or self.num_iterations > p.max_iter - 1:
-            self.stop_reason_ = "max_iter"
-        if self.stop_reason_ is None:
-            return self._broadcast(step.next_theta, step.curvature)
-        model = self._exact_model()
-        return model if p.output == "model" else model["coef"]
-
-    def _broadcast(self, theta, curvature) -> dict:
-        """What the hospitals need for the next exact round (no patient-level content)."""
-        return {"next_theta": theta, "curvature": curvature, "scaler": self._scaler}
-
-    def _exact_model(self) -> dict:
-        p = self.params_
-        theta, info = self._step.best_theta, self._solver.hess_loglik
-        d = len(self._feature_names)
-        coef, intercept = theta[:d], (theta[d:] if p.fit_intercept else None)
-        statistics = None
-        if info is not None:
-            statistics = glm_summary(
-                theta,
-                info,
-                feature_names=self._feature_names,
-                fit_intercept=p.fit_intercept,
-                n=self._n_total,
-                deviance=2.0 * self._step.best_loss,
-                null_deviance=null_deviance(
-                    self._n_total, self._n_pos, fit_intercept=p.fit_intercept
-                ),
-                C=p.C,
-                penalty="l2",
-                rounds=len(self.history_),
-            )
+    def _start(self, messages: list[HospitalMessage]) -> None:
+        """First round: validate, check that the hospitals agree, pick the strategy."""
+        p = resolve_params(**self.params)
+        self.cohort_ = introduce({message["node"]: message["intro"] for message in messages}, p)
+        log = self.flame.flame_log
+        if p.strategy == "fedavg":
+            self.strategy_ = FedAvgAggregator(p, self.cohort_, log)
         else:
-            self.flame.flame_log(
-                "no standard errors: the Hessian was not shared (gradient-only solver)",
-                log_type="notice",
-            )
-        standardization = None
-        if self._scaler is not None:
-            standardization = {
-                **self._scaler,
-                "coef": coef.reshape(1, -1),
-                "intercept": None if intercept is None else intercept.copy(),
-            }
-            raw_coef, raw_intercept = to_raw_space(coef, intercept, **self._scaler)
-            coef, intercept = raw_coef, np.array([raw_intercept])
-            if statistics is not None:
-                statistics["note"] += (
-                    " Coefficients refer to standardized features (per standard deviation)."
-                )
-        if statistics is not None and self.stop_reason_ != "tolerance":
-            warning = (
-                f"The fit stopped before converging ({self.stop_reason_}): standard errors "
-                "and p-values are unreliable. Without a penalty (C=inf) this usually means "
-                "the classes are (quasi-)separable; use a finite C."
-            )
-            statistics["note"] += " " + warning
-            self.flame.flame_log(warning, log_type="warn")
-        return self._model(coef, intercept, standardization, statistics)
-
-    def _model(self, coef, intercept, standardization=None, statistics=None) -> dict:
-        p = self.params_
-        return results.make_model(
-            strategy=p.strategy,
-            coef=coef,
-            intercept=intercept,
-            feature_names=self._feature_names,
-            label=self._label_name,
-            params=p,
-            history=self.history_,
-            stop_reason=self.stop_reason_,
-            n_samples=self._n_samples,
-            standardization=standardization,
-            statistics=statistics,
-        )
+            max_iter_given = self.params.get("max_iter") is not None
+            self.strategy_ = ExactAggregator(p, self.cohort_, log, max_iter_given=max_iter_given)
+        self.params_ = self.strategy_.params

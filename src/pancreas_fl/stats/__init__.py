@@ -1,18 +1,12 @@
 """Pure statistics of pancreas-fl: federated logistic regression (numpy only).
 
 Hospital side: :func:`local_terms`, :func:`local_moments`. Aggregator side:
-:func:`aggregate_terms`, :class:`FederatedSolver`, :func:`combine_moments`,
-:func:`glm_summary`. FedAvg (the tutorial's strategy): :mod:`pancreas_fl.stats.fedavg`.
-No FLAME code here; the FLAME adapters call these functions.
+:func:`aggregate_terms`, :class:`FederatedSolver` (with :mod:`~pancreas_fl.stats.newton`,
+:mod:`~pancreas_fl.stats.lbfgs` and :mod:`~pancreas_fl.stats.line_search`),
+:func:`combine_moments`, :func:`glm_summary`. No FLAME code here; the strategies
+(:mod:`pancreas_fl.strategies`) call these functions.
 """
 
-from pancreas_fl.stats.fedavg import (
-    federated_mean,
-    l2_change,
-    local_step,
-    make_local_model,
-    stop_reason,
-)
 from pancreas_fl.stats.glm import Z_975, format_summary, glm_summary, null_deviance
 from pancreas_fl.stats.logistic import (
     aggregate_terms,
@@ -50,16 +44,12 @@ __all__ = [
     "aggregate_terms",
     "combine_moments",
     "design_matrix",
-    "federated_mean",
     "format_summary",
     "glm_summary",
-    "l2_change",
     "local_moments",
-    "local_step",
     "local_terms",
     "log_loss_mean",
     "log_loss_terms",
-    "make_local_model",
     "null_deviance",
     "objective",
     "predict_proba",
@@ -69,7 +59,6 @@ __all__ = [
     "scale_from_var",
     "sigmoid",
     "standardize",
-    "stop_reason",
     "to_raw_space",
     "validate_solver_params",
 ]

@@ -1,0 +1,157 @@
+"""The messages between the nodes: pancreas-fl's wire format, in one place.
+
+FLAME pickles every message between nodes and moves it through its storage and message
+services, so every message here is a plain dict of numbers, numpy arrays, strings and
+``None``, and survives a pickle round trip. It carries aggregates (sums over a hospital's
+patients, or coefficients fitted on them), counts and column names: never a patient record.
+
+What crosses, round by round (``k`` is the SDK's ``num_iterations``, 0 in the first round)::
+
+    round   hospital -> aggregator (HospitalMessage)       aggregator -> hospitals
+    -----   --------------------------------------------   ----------------------------------
+    k = 0   node, intro (counts, column names, shared       FedAvg: the global model
+            parameters), update                             exact: ExactBroadcast
+    k > 0   node, update                                    the same
+    last    node, update                                    nothing: the final result goes to
+                                                            the analyst (bare coefficients or
+                                                            the model dict of results.py)
+
+The update depends on the strategy:
+
+* FedAvg (the tutorial): :class:`FedAvgUpdate`, the hospital's coefficients after one
+  warm-started lbfgs step from the global model, and the global model back
+  (:data:`FedAvgBroadcast`: the tutorial's bare ``(1, n_features)`` array, or
+  :class:`GlobalModel` when there is an intercept).
+* exact: :class:`ExactUpdate`, the sums of per-patient log-loss, gradient and curvature terms
+  at the point the aggregator asked for (:class:`ExactBroadcast`); with ``standardize=True``
+  the first round sends per-feature moments instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import numpy as np
+
+__all__ = [
+    "DiagMoments",
+    "ExactBroadcast",
+    "ExactUpdate",
+    "FeatureMoments",
+    "FedAvgBroadcast",
+    "FedAvgUpdate",
+    "GlobalModel",
+    "HospitalMessage",
+    "Introduction",
+    "LocalTerms",
+    "Scaler",
+]
+
+
+# --------------------------------------------------------------------- hospital -> aggregator
+class Introduction(TypedDict):
+    """Round 0 only: what the aggregator checks and counts before it combines anything."""
+
+    n: int
+    """Patients at the hospital."""
+    n_pos: int
+    """Patients with label 1 (for the null deviance of the GLM statistics)."""
+    columns: list[str]
+    """Feature names, then the label name: compared across hospitals, never values."""
+    params: dict[str, Any]
+    """The parameters both roles must agree on (:meth:`pancreas_fl.params.Params.shared`)."""
+
+
+class FedAvgUpdate(TypedDict):
+    """FedAvg, every round: the hospital's model after its local step."""
+
+    coef: np.ndarray
+    """``(1, n_features)``: ``LogisticRegression.coef_`` after ``local_steps`` lbfgs
+    iterations, warm-started from the global model (the tutorial's whole message)."""
+    intercept: np.ndarray | None
+    """``(1,)`` when ``fit_intercept``, else ``None``."""
+    loss: float
+    """Sum of the patients' log-loss at the global model the round started from (for the
+    aggregator's history)."""
+
+
+class DiagMoments(TypedDict):
+    """The O(p) curvature summary for the L-BFGS preconditioner (``hessian="diag"``)."""
+
+    s: float
+    r"""\sum_i v_i with v_i = \sigma_i (1 - \sigma_i)."""
+    sx: np.ndarray
+    r"""``(n_features,)``: \sum_i v_i x_i."""
+    sxx: np.ndarray
+    r"""``(n_features,)``: \sum_i v_i x_i^2 (elementwise)."""
+
+
+class LocalTerms(TypedDict):
+    """Sums over the hospital's patients at one point (:func:`~pancreas_fl.stats.local_terms`)."""
+
+    n: int
+    n_pos: int
+    loss: float
+    """Sum of the per-patient log-loss (not multiplied by ``C``)."""
+    grad: np.ndarray
+    """``(p,)``: sum of the per-patient gradients."""
+    hess: np.ndarray | DiagMoments | None
+    """Newton: the ``(p, p)`` Hessian sum; L-BFGS: :class:`DiagMoments`."""
+
+
+class FeatureMoments(TypedDict):
+    """Per-feature count, mean and sum of squared deviations (standardization, round 0)."""
+
+    n: int
+    mean: np.ndarray
+    m2: np.ndarray
+
+
+class ExactUpdate(TypedDict):
+    """exact, every round: the sums at the point asked for (or, round 0 of a standardized fit,
+    the feature moments)."""
+
+    terms: LocalTerms | None
+    moments: FeatureMoments | None
+
+
+class HospitalMessage(TypedDict):
+    """What :meth:`~pancreas_fl.analysis.PancreasAnalyzer.analysis_method` returns."""
+
+    node: str
+    """The hospital's node id (the aggregator combines in the order of the ids)."""
+    intro: Introduction | None
+    """Round 0 only, else ``None``."""
+    update: FedAvgUpdate | ExactUpdate
+
+
+# --------------------------------------------------------------------- aggregator -> hospitals
+class GlobalModel(TypedDict):
+    """FedAvg's broadcast when the result is the model dict (``output='model'``)."""
+
+    coef: np.ndarray
+    """``(1, n_features)``: the (weighted) mean of the hospitals' coefficients."""
+    intercept: np.ndarray | None
+
+
+#: FedAvg's broadcast: the tutorial's bare ``(1, n_features)`` mean coefficients
+#: (``output='coef'``), or :class:`GlobalModel`.
+FedAvgBroadcast = np.ndarray | GlobalModel
+
+
+class Scaler(TypedDict):
+    """The pooled standardization (as ``StandardScaler`` on the pooled data)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+
+class ExactBroadcast(TypedDict):
+    """exact: the point every hospital evaluates next, and what curvature to return."""
+
+    next_theta: np.ndarray
+    """``(p,)``: coefficients, then the intercept when ``fit_intercept``."""
+    curvature: str
+    """``"full"`` (Newton: the Hessian sum) or ``"diag"`` (L-BFGS: :class:`DiagMoments`)."""
+    scaler: Scaler | None
+    """Set with ``standardize=True``: the hospitals standardize once, in round 1."""

@@ -1,0 +1,299 @@
+r"""exact: the pooled scikit-learn fit, by federated Newton (or L-BFGS) on exact sums.
+
+Every round the aggregator names a point :math:`\theta`; every hospital returns the sums of
+its patients' log-loss, gradient and curvature terms at it
+(:func:`~pancreas_fl.stats.local_terms`); the aggregator adds them, which gives the pooled
+quantities exactly, and lets :class:`~pancreas_fl.stats.FederatedSolver` choose the next
+point. The result equals the pooled fit up to the solver's tolerance, and comes with the GLM
+statistics (standard errors, z, p-values) of the pooled information matrix when Newton ran.
+
+Rounds:
+
+* round 0: the hospitals evaluate the start point (zeros). With ``standardize=True`` they
+  send per-feature moments instead; the aggregator broadcasts the pooled scaler and the start
+  point, and the fit begins in round 1.
+* then: one evaluation per round, until the solver converges, the line search cannot lower
+  the objective, or ``max_iter + 1`` rounds have run.
+
+What crosses is in :mod:`pancreas_fl.messages` (:class:`ExactUpdate`, :class:`ExactBroadcast`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from pancreas_fl.data import HospitalData
+from pancreas_fl.messages import ExactBroadcast, ExactUpdate
+from pancreas_fl.params import LBFGS_MAX_ITER, Params
+from pancreas_fl.stats import (
+    FederatedSolver,
+    SolverStep,
+    aggregate_terms,
+    combine_moments,
+    glm_summary,
+    local_moments,
+    local_terms,
+    null_deviance,
+    resolve_method,
+    scale_from_var,
+    standardize,
+    to_raw_space,
+)
+from pancreas_fl.strategies.common import MAX_ITER_MESSAGE, Cohort, Log, RoundLog, final_model
+
+__all__ = ["ExactAggregator", "ExactHospital"]
+
+_STANDARDIZED_NOTE = " Coefficients refer to standardized features (per standard deviation)."
+
+
+# ----------------------------------------------------------------------- at each hospital
+class ExactHospital:
+    """The hospital side: sums of per-patient terms at the point the aggregator asks for.
+
+    Parameters
+    ----------
+    data : HospitalData
+        The hospital's data, parsed and validated once (round 0).
+    params : Params
+
+    Attributes
+    ----------
+    design_ : numpy.ndarray or None
+        The features the sums are computed on: the raw ones, or standardized once with the
+        pooled scaler (round 1). ``None`` until known.
+    """
+
+    #: Sums from a hospital whose patients all have one label are still exact.
+    requires_both_classes = False
+
+    def __init__(self, data: HospitalData, params: Params) -> None:
+        self.X, self.y = data.to_numpy()
+        self.fit_intercept = params.fit_intercept
+        self.standardize = params.standardize
+        self.solver = params.solver
+        self.design_: np.ndarray | None = None
+
+    def update(self, broadcast: ExactBroadcast | None) -> ExactUpdate:
+        """One round at the hospital.
+
+        Parameters
+        ----------
+        broadcast : ExactBroadcast or None
+            ``None`` in the first round.
+
+        Returns
+        -------
+        ExactUpdate
+        """
+        if broadcast is None:
+            if self.standardize:  # per-feature moments first; the fit starts next round
+                return {"terms": None, "moments": local_moments(self.X)}
+            self.design_ = self.X
+            theta = np.zeros(self.X.shape[1] + self.fit_intercept)
+            # No broadcast yet: resolve the solver as the aggregator will, to send the
+            # curvature it needs.
+            newton = resolve_method(theta.size, self.solver) == "newton"
+            curvature = "full" if newton else "diag"
+        else:
+            if self.design_ is None:
+                self.design_ = standardize(self.X, **broadcast["scaler"])
+            theta, curvature = broadcast["next_theta"], broadcast["curvature"]
+        terms = local_terms(
+            self.design_, self.y, theta, fit_intercept=self.fit_intercept, hessian=curvature
+        )
+        return {"terms": terms, "moments": None}
+
+
+# ----------------------------------------------------------------------- at the aggregator
+class ExactAggregator:
+    """The aggregator side: add the sums, step the solver, report the fit and its statistics.
+
+    Parameters
+    ----------
+    params : Params
+    cohort : Cohort
+        The hospitals' column names and counts (round 0).
+    log : callable
+        ``flame.flame_log``.
+    max_iter_given : bool
+        Whether the analyst set ``max_iter``. If not, and the solver is L-BFGS (many
+        features, or ``solver='lbfgs'``), the default becomes ``LBFGS_MAX_ITER``: every
+        line-search step costs a round. The solver is known only now that the number of
+        columns is.
+
+    Attributes
+    ----------
+    params : Params
+        As given, with that default applied.
+    solver : FederatedSolver
+    rounds : RoundLog
+        The history, one entry per round.
+    scaler_ : Scaler or None
+        The pooled standardization (``standardize=True``, from round 0 on).
+    previous_ : numpy.ndarray or None
+        The point evaluated in the last round.
+    step_ : SolverStep or None
+        The solver's last report.
+    stop_reason_ : {'tolerance', 'max_iter', 'line_search'} or None
+        Why the analysis stopped (``None`` while it runs).
+    """
+
+    def __init__(self, params: Params, cohort: Cohort, log: Log, *, max_iter_given: bool):
+        n_params = len(cohort.feature_names) + params.fit_intercept
+        method = resolve_method(n_params, params.solver)
+        if method == "lbfgs" and not max_iter_given:
+            params = replace(params, max_iter=LBFGS_MAX_ITER)
+        self.params = params
+        self.cohort = cohort
+        self.log = log
+        self.rounds = RoundLog(cohort.n_total, log)
+        self.solver = FederatedSolver(
+            n_params,
+            fit_intercept=params.fit_intercept,
+            C=params.C,
+            tol=params.tol,
+            max_rounds=params.max_iter + 1,
+            method=method,
+        )
+        self.scaler_: dict | None = None
+        self.previous_: np.ndarray | None = None
+        self.step_: SolverStep | None = None
+        self.stop_reason_: str | None = None
+
+    def aggregate(self, updates: dict[str, ExactUpdate], num_iterations: int):
+        """One round at the aggregator.
+
+        Parameters
+        ----------
+        updates : dict of str to ExactUpdate
+            By node id, in the order of the node ids.
+        num_iterations : int
+            The round counter (0 in the first round).
+
+        Returns
+        -------
+        ExactBroadcast, dict or ndarray
+            The next point while the analysis runs; in its last round the model dict (or
+            its bare coefficients with ``output='coef'``).
+        """
+        if self.params.standardize and self.scaler_ is None:
+            return self._pool_moments(updates, num_iterations)
+        total = aggregate_terms([update["terms"] for update in updates.values()])
+        theta = self.solver.pending
+        self.step_ = step = self.solver.update(theta, total["loss"], total["grad"], total["hess"])
+        delta = None if self.previous_ is None else float(np.linalg.norm(theta - self.previous_))
+        self.previous_ = theta
+        # a rejected trial point (line search) is evaluated but not taken
+        self.rounds.record(num_iterations, delta, total["loss"], accepted=step.accepted)
+        self.stop_reason_ = self._decide(step, num_iterations)
+        if self.stop_reason_ is None:
+            return self._broadcast(step.next_theta, step.curvature)
+        model = self._model()
+        return model if self.params.output == "model" else model["coef"]
+
+    def _pool_moments(self, updates: dict[str, ExactUpdate], num_iterations: int):
+        """Round 0 of a standardized fit: the pooled scaler, and the start point."""
+        n, mean, var = combine_moments([update["moments"] for update in updates.values()])
+        self.scaler_ = {"mean": mean, "scale": scale_from_var(var, mean, n)}
+        self.rounds.record(num_iterations, None, None)
+        return self._broadcast(self.solver.initial_theta(), self.solver.curvature)
+
+    def _broadcast(self, theta: np.ndarray, curvature: str) -> ExactBroadcast:
+        """What the hospitals need for the next round (no patient-level content)."""
+        return {"next_theta": theta, "curvature": curvature, "scaler": self.scaler_}
+
+    def _decide(self, step: SolverStep, num_iterations: int) -> str | None:
+        if step.converged:
+            return "tolerance"
+        if step.status == "line_search_failed":
+            return "line_search"
+        if step.done or num_iterations > self.params.max_iter - 1:
+            return "max_iter"
+        return None
+
+    def stop_reason(self, result, last_result, num_iterations: int) -> str | None:
+        """Why the analysis stops after this round, or ``None``.
+
+        Unlike FedAvg's, the decision cannot be read off ``result`` and ``last_result``: the
+        solver's state decides (its convergence test at the best point, a line search that
+        cannot progress, or the round limit), in :meth:`aggregate`, which returns the model
+        dict in the last round. This reports that decision.
+        """
+        return self.stop_reason_
+
+    def stop_message(self, reason: str) -> tuple[str, str]:
+        """The log line (message, log type) for ``reason``."""
+        if reason == "tolerance":
+            return "The solver step is smaller than the tolerance: converged", "info"
+        if reason == "line_search":
+            return (
+                "The line search cannot lower the objective any further (floating-point "
+                "resolution): returning the best point found.",
+                "warn",
+            )
+        return MAX_ITER_MESSAGE.format(max_iter=self.params.max_iter), "info"
+
+    # ------------------------------------------------------------------ the final model
+    def _model(self) -> dict:
+        """The model dict: raw-space coefficients, standardization and GLM statistics."""
+        theta = self.step_.best_theta
+        d = len(self.cohort.feature_names)
+        coef, intercept = theta[:d], (theta[d:] if self.params.fit_intercept else None)
+        statistics = self._statistics(theta)
+        standardization = None
+        if self.scaler_ is not None:
+            standardization = {
+                **self.scaler_,
+                "coef": coef.reshape(1, -1),
+                "intercept": None if intercept is None else intercept.copy(),
+            }
+            raw_coef, raw_intercept = to_raw_space(coef, intercept, **self.scaler_)
+            coef, intercept = raw_coef, np.array([raw_intercept])
+            if statistics is not None:
+                statistics["note"] += _STANDARDIZED_NOTE
+        if statistics is not None and self.stop_reason_ != "tolerance":
+            self._warn_unconverged(statistics)
+        return final_model(
+            self.params,
+            self.cohort,
+            self.rounds,
+            self.stop_reason_,
+            coef,
+            intercept,
+            standardization=standardization,
+            statistics=statistics,
+        )
+
+    def _statistics(self, theta: np.ndarray) -> dict | None:
+        """The GLM table from the pooled information matrix (Newton), else ``None``."""
+        info = self.solver.hess_loglik
+        if info is None:
+            self.log(
+                "no standard errors: the Hessian was not shared (gradient-only solver)",
+                log_type="notice",
+            )
+            return None
+        p, n = self.params, self.cohort.n_total
+        return glm_summary(
+            theta,
+            info,
+            feature_names=self.cohort.feature_names,
+            fit_intercept=p.fit_intercept,
+            n=n,
+            deviance=2.0 * self.step_.best_loss,
+            null_deviance=null_deviance(n, self.cohort.n_positive, fit_intercept=p.fit_intercept),
+            C=p.C,
+            penalty="l2",
+            rounds=len(self.rounds.history),
+        )
+
+    def _warn_unconverged(self, statistics: dict) -> None:
+        warning = (
+            f"The fit stopped before converging ({self.stop_reason_}): standard errors "
+            "and p-values are unreliable. Without a penalty (C=inf) this usually means "
+            "the classes are (quasi-)separable; use a finite C."
+        )
+        statistics["note"] += " " + warning
+        self.log(warning, log_type="warn")

@@ -1,0 +1,63 @@
+"""The aggregator's first-round checks, the cohort and the round log."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from _star import StubCore
+from pancreas_fl.errors import ConfigError, DataError
+from pancreas_fl.params import resolve_params
+from pancreas_fl.strategies.common import RoundLog, introduce
+
+
+def intro(n=40, n_pos=10, columns=("a", "b", "y"), **params):
+    return {
+        "n": n,
+        "n_pos": n_pos,
+        "columns": list(columns),
+        "params": resolve_params(**params).shared(),
+    }
+
+
+def test_introduce_counts_the_hospitals_and_keeps_the_names():
+    cohort = introduce({"h1": intro(40, 10), "h2": intro(25, 5)}, resolve_params())
+    assert cohort.feature_names == ["a", "b"]
+    assert cohort.label == "y"
+    assert cohort.n_samples == {"h1": 40, "h2": 25}
+    assert cohort.n_total == 65
+    assert cohort.n_positive == 15
+
+
+def test_introduce_names_the_hospital_with_another_shared_parameter():
+    intros = {"h1": intro(), "h2": intro(C=0.5)}
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("hospital 'h2' runs with C=0.5 but the aggregator with C=1.0"),
+    ):
+        introduce(intros, resolve_params())
+
+
+def test_introduce_refuses_different_columns():
+    intros = {"h1": intro(), "h2": intro(columns=("a", "c", "y"))}
+    with pytest.raises(DataError, match="'h2'"):
+        introduce(intros, resolve_params())
+
+
+def test_the_round_log_keeps_one_entry_and_writes_one_line_per_round():
+    core = StubCore("agg", "aggregator")
+    rounds = RoundLog(200, core.flame_log)
+    rounds.record(0, None, 100.0)
+    rounds.record(1, 0.0123, 50.0, accepted=False)
+    rounds.record(2, None, None)
+    first, second, third = rounds.history
+    assert (first["round"], first["delta"], first["log_loss"]) == (0, None, 0.5)
+    assert second["accepted"] is False
+    assert third["log_loss"] is None
+    assert all(entry["seconds"] >= 0 for entry in rounds.history)
+    lines = [line for _, line in core.logs]
+    assert re.fullmatch(r"round 0: change n/a, log-loss 0\.500000 \(\d+\.\d{3} s\)", lines[0])
+    assert lines[1].startswith("round 1: change 1.230e-02, log-loss 0.250000")
+    assert lines[2].startswith("round 2: change n/a, log-loss n/a")
+    assert {log_type for log_type, _ in core.logs} == {"info"}
