@@ -1,22 +1,22 @@
-"""GLM statistics of the (federated) logistic regression from the pooled information matrix.
+r"""GLM statistics of the (federated) logistic regression from the pooled information matrix.
 
-With :math:`\\hat\\theta` the fitted parameters and
-:math:`\\mathcal I = \\sum_i \\hat p_i (1 - \\hat p_i) \\tilde x_i \\tilde x_i^\\top` the Fisher
+With :math:`\hat\theta` the fitted parameters and
+:math:`\mathcal I = \sum_i \hat p_i (1 - \hat p_i) \tilde x_i \tilde x_i^\top` the Fisher
 information (the Hessian of the negative log-likelihood, *not* multiplied by ``C``; the sum of
-the hospitals' ``hess`` at :math:`\\hat\\theta`):
+the hospitals' ``hess`` at :math:`\hat\theta`):
 
-* unpenalized (``C=inf`` or ``penalty=None``): :math:`\\widehat{\\operatorname{Cov}}(\\hat\\theta) =
-  \\mathcal I^{-1}`, Wald :math:`z = \\hat\\theta_j / \\mathrm{se}_j`, two-sided
-  :math:`p = \\operatorname{erfc}(|z| / \\sqrt 2)`, 95% CI :math:`\\hat\\theta_j \\pm
-  1.959964\\, \\mathrm{se}_j` (as statsmodels' ``Logit``);
-* L2-penalized: :math:`(\\mathcal I + P / C)^{-1}` with :math:`P = \\operatorname{diag}(1,
-  \\dots, 1, 0)` -- the Laplace approximation of the posterior covariance under the implied
-  Gaussian prior :math:`w \\sim N(0, C I)`. It is reported *approximately* and labelled so:
+* unpenalized (``C=inf`` or ``penalty=None``): :math:`\widehat{\operatorname{Cov}}(\hat\theta) =
+  \mathcal I^{-1}`, Wald :math:`z = \hat\theta_j / \mathrm{se}_j`, two-sided
+  :math:`p = \operatorname{erfc}(|z| / \sqrt 2)`, 95% CI :math:`\hat\theta_j \pm
+  1.959964\, \mathrm{se}_j` (as statsmodels' ``Logit``);
+* L2-penalized: :math:`(\mathcal I + P / C)^{-1}` with :math:`P = \operatorname{diag}(1,
+  \dots, 1, 0)` -- the Laplace approximation of the posterior covariance under the implied
+  Gaussian prior :math:`w \sim N(0, C I)`. It is reported *approximately* and labelled so:
   the penalized estimate is biased towards 0 and the Wald tests are not valid frequentist
   tests; refit without penalty (``C=inf``) for inference.
 
-Deviance :math:`D = 2 \\sum_i \\ell_i(\\hat\\theta)`; null deviance from the intercept-only
-model :math:`\\hat p = n_{pos} / n` (or :math:`p = 1/2` without intercept); AIC
+Deviance :math:`D = 2 \sum_i \ell_i(\hat\theta)`; null deviance from the intercept-only
+model :math:`\hat p = n_{pos} / n` (or :math:`p = 1/2` without intercept); AIC
 :math:`= D + 2 k` with :math:`k` the number of parameters.
 """
 
@@ -47,16 +47,16 @@ _UNPENALIZED_NOTE = "Unpenalized maximum likelihood fit; Wald standard errors fr
 
 
 def null_deviance(n: int, n_pos: int, *, fit_intercept: bool) -> float:
-    """Deviance of the null model.
+    r"""Deviance of the null model.
 
     Parameters
     ----------
     n, n_pos : int
         Pooled numbers of patients and of positive labels.
     fit_intercept : bool
-        ``True``: intercept-only model, :math:`\\hat p = n_{pos}/n`,
-        :math:`D_0 = -2[n_{pos}\\log\\hat p + (n - n_{pos})\\log(1-\\hat p)]`
-        (:math:`0 \\log 0 = 0`). ``False``: :math:`p = 1/2`, :math:`D_0 = 2 n \\log 2`.
+        ``True``: intercept-only model, :math:`\hat p = n_{pos}/n`,
+        :math:`D_0 = -2[n_{pos}\log\hat p + (n - n_{pos})\log(1-\hat p)]`
+        (:math:`0 \log 0 = 0`). ``False``: :math:`p = 1/2`, :math:`D_0 = 2 n \log 2`.
 
     Returns
     -------
@@ -96,14 +96,14 @@ def glm_summary(
     rounds: int | None = None,
     intercept_name: str = "intercept",
 ) -> dict[str, Any]:
-    """Coefficient table and fit statistics (plain Python values).
+    r"""Coefficient table and fit statistics (plain Python values).
 
     Parameters
     ----------
     theta : array_like of shape (p,)
         Fitted :math:`(w, b)`, intercept last when ``fit_intercept``.
     hess_loglik : array_like of shape (p, p)
-        Pooled information :math:`\\mathcal I` at ``theta`` (the sum of the hospitals'
+        Pooled information :math:`\mathcal I` at ``theta`` (the sum of the hospitals'
         ``hess``; not multiplied by ``C``, no penalty added).
     feature_names : sequence of str
         One name per feature (``p - fit_intercept`` names).
@@ -111,7 +111,7 @@ def glm_summary(
     n : int
         Pooled number of patients.
     deviance : float
-        :math:`2 \\sum_i \\ell_i(\\hat\\theta)` (twice the pooled ``loss``).
+        :math:`2 \sum_i \ell_i(\hat\theta)` (twice the pooled ``loss``).
     null_deviance : float, optional
         See :func:`null_deviance`; ``None`` leaves it out (reported as NaN).
     C : float, default=1.0
@@ -128,7 +128,7 @@ def glm_summary(
         (lists, one entry per term, the intercept last), ``cov`` (list of lists), ``n``,
         ``deviance``, ``null_deviance``, ``aic``, ``df_model`` (number of parameters
         :math:`k`), ``df_resid`` (:math:`n - k`), ``edf`` (effective degrees of freedom
-        :math:`\\operatorname{tr}[(\\mathcal I + P/C)^{-1}\\mathcal I]`, equal to :math:`k`
+        :math:`\operatorname{tr}[(\mathcal I + P/C)^{-1}\mathcal I]`, equal to :math:`k`
         when unpenalized), ``penalized``, ``penalty``, ``C``, ``rounds``, ``singular``
         (information matrix not invertible: pseudo-inverse used) and ``note``.
     """

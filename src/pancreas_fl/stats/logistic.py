@@ -1,4 +1,4 @@
-"""Local (per-hospital) terms of the logistic log-likelihood.
+r"""Local (per-hospital) terms of the logistic log-likelihood.
 
 Everything in this module runs *at a hospital* on its own patients; only the sums returned by
 :func:`local_terms` leave the hospital. The aggregator adds the hospitals' sums and applies
@@ -7,18 +7,18 @@ Everything in this module runs *at a hospital* on its own patients; only the sum
 
 Notation
 --------
-For a patient with features :math:`x \\in \\mathbb{R}^d` and label :math:`y \\in \\{0, 1\\}`
-the design row is :math:`\\tilde x = x` (``fit_intercept=False``) or
-:math:`\\tilde x = (x, 1)` (``fit_intercept=True``, intercept last), the parameter vector is
-:math:`\\theta = (w, b)` and the linear predictor :math:`z = \\tilde x^\\top \\theta`.
+For a patient with features :math:`x \in \mathbb{R}^d` and label :math:`y \in \{0, 1\}`
+the design row is :math:`\tilde x = x` (``fit_intercept=False``) or
+:math:`\tilde x = (x, 1)` (``fit_intercept=True``, intercept last), the parameter vector is
+:math:`\theta = (w, b)` and the linear predictor :math:`z = \tilde x^\top \theta`.
 The per-patient log-loss (negative log-likelihood) is
 
 .. math::
 
-    \\ell(\\theta) = \\log(1 + e^{z}) - y z,
+    \ell(\theta) = \log(1 + e^{z}) - y z,
 
-with gradient :math:`(\\sigma(z) - y)\\,\\tilde x` and Hessian
-:math:`\\sigma(z)(1 - \\sigma(z))\\,\\tilde x \\tilde x^\\top` (the Fisher information of the
+with gradient :math:`(\sigma(z) - y)\,\tilde x` and Hessian
+:math:`\sigma(z)(1 - \sigma(z))\,\tilde x \tilde x^\top` (the Fisher information of the
 Bernoulli model; for the canonical logit link Newton and Fisher scoring coincide).
 """
 
@@ -40,7 +40,7 @@ _HESSIAN_MODES = (True, False, "full", "diag", None)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function :math:`\\sigma(z) = 1 / (1 + e^{-z})`.
+    r"""Numerically stable logistic function :math:`\sigma(z) = 1 / (1 + e^{-z})`.
 
     Parameters
     ----------
@@ -50,7 +50,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        :math:`\\sigma(z)` in :math:`[0, 1]`, computed as :math:`e^{-\\log(1 + e^{-z})}`
+        :math:`\sigma(z)` in :math:`[0, 1]`, computed as :math:`e^{-\log(1 + e^{-z})}`
         with ``numpy.logaddexp`` so that no overflow occurs for large :math:`|z|`.
     """
     z = np.asarray(z, dtype=np.float64)
@@ -58,7 +58,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def log_loss_terms(z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-patient log-loss :math:`\\log(1 + e^{z}) - y z` (stable, via ``logaddexp``).
+    r"""Per-patient log-loss :math:`\log(1 + e^{z}) - y z` (stable, via ``logaddexp``).
 
     Parameters
     ----------
@@ -76,14 +76,14 @@ def log_loss_terms(z: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def design_matrix(X: Any, *, fit_intercept: bool) -> np.ndarray:
-    """Return ``X`` as float64 with a trailing column of ones if ``fit_intercept``.
+    r"""Return ``X`` as float64 with a trailing column of ones if ``fit_intercept``.
 
     Parameters
     ----------
     X : array_like of shape (n, d)
         Feature matrix.
     fit_intercept : bool
-        Append the intercept column (intercept last, as in :math:`\\theta = (w, b)`).
+        Append the intercept column (intercept last, as in :math:`\theta = (w, b)`).
 
     Returns
     -------
@@ -105,7 +105,7 @@ def local_terms(
     fit_intercept: bool,
     hessian: bool | str | None = True,
 ) -> dict[str, Any]:
-    """Sums of the per-patient log-loss terms at ``theta`` (computed at one hospital).
+    r"""Sums of the per-patient log-loss terms at ``theta`` (computed at one hospital).
 
     Parameters
     ----------
@@ -119,8 +119,8 @@ def local_terms(
         Whether ``theta`` ends with an intercept.
     hessian : {True, False, None, "full", "diag"}, default=True
         What curvature to return: ``True``/``"full"`` the full matrix
-        :math:`\\sum_i \\sigma_i(1-\\sigma_i)\\tilde x_i\\tilde x_i^\\top` (what
-        :attr:`FederatedNewton.needs_hessian` asks for), ``"diag"`` only the
+        :math:`\sum_i \sigma_i(1-\sigma_i)\tilde x_i\tilde x_i^\top` (what
+        Newton needs, :attr:`FederatedSolver.curvature` ``"full"``), ``"diag"`` only the
         :math:`2p+1` weighted moments used by the L-BFGS preconditioner, ``False``/``None``
         nothing.
 
@@ -128,12 +128,12 @@ def local_terms(
     -------
     dict
         ``n`` (int), ``n_pos`` (int, number of ``y == 1``), ``loss`` (float,
-        :math:`\\sum_i \\ell_i`, **not** multiplied by ``C``), ``grad`` (ndarray (p,),
-        :math:`\\sum_i (\\sigma_i - y_i)\\tilde x_i`) and ``hess``: the (p, p) ndarray for the
+        :math:`\sum_i \ell_i`, **not** multiplied by ``C``), ``grad`` (ndarray (p,),
+        :math:`\sum_i (\sigma_i - y_i)\tilde x_i`) and ``hess``: the (p, p) ndarray for the
         full Hessian, ``None`` when no curvature was asked for, or for ``"diag"`` a dict
-        ``{"s": float, "sx": (d,), "sxx": (d,)}`` with :math:`s = \\sum_i v_i`,
-        :math:`sx = \\sum_i v_i x_i` and :math:`sxx = \\sum_i v_i x_i^2` (elementwise),
-        :math:`v_i = \\sigma_i (1 - \\sigma_i)`.
+        ``{"s": float, "sx": (d,), "sxx": (d,)}`` with :math:`s = \sum_i v_i`,
+        :math:`sx = \sum_i v_i x_i` and :math:`sxx = \sum_i v_i x_i^2` (elementwise),
+        :math:`v_i = \sigma_i (1 - \sigma_i)`.
         Only these sums leave the hospital.
     """
     if hessian not in _HESSIAN_MODES:

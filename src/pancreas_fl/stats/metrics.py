@@ -21,7 +21,7 @@ __all__ = [
 
 
 def predict_proba(X: Any, theta: Any, *, fit_intercept: bool) -> np.ndarray:
-    """:math:`P(y = 1 \\mid x) = \\sigma(\\tilde x^\\top \\theta)`.
+    r""":math:`P(y = 1 \mid x) = \sigma(\tilde x^\top \theta)`.
 
     Parameters
     ----------
@@ -45,9 +45,9 @@ def _labels(y: Any) -> np.ndarray:
 
 
 def log_loss_mean(y: Any, p: Any, *, eps: float = 1e-15) -> float:
-    """Mean log-loss :math:`-\\frac1n\\sum_i [y_i\\log p_i + (1-y_i)\\log(1-p_i)]`.
+    r"""Mean log-loss :math:`-\frac1n\sum_i [y_i\log p_i + (1-y_i)\log(1-p_i)]`.
 
-    Probabilities are clipped to :math:`[\\epsilon, 1-\\epsilon]`. For exact values from a
+    Probabilities are clipped to :math:`[\epsilon, 1-\epsilon]`. For exact values from a
     linear predictor use :func:`~pancreas_fl.stats.logistic.local_terms` (``loss / n``).
     """
     y = _labels(y)
@@ -58,7 +58,7 @@ def log_loss_mean(y: Any, p: Any, *, eps: float = 1e-15) -> float:
 
 
 def accuracy(y: Any, p: Any, *, threshold: float = 0.5) -> float:
-    """Fraction of correct predictions, predicting 1 when :math:`p \\ge` ``threshold``."""
+    r"""Fraction of correct predictions, predicting 1 when :math:`p \ge` ``threshold``."""
     y = _labels(y)
     if y.size == 0:
         raise ValueError("accuracy needs at least one sample.")
@@ -67,11 +67,11 @@ def accuracy(y: Any, p: Any, *, threshold: float = 0.5) -> float:
 
 
 def roc_auc(y: Any, p: Any) -> float:
-    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties).
+    r"""Area under the ROC curve (Mann-Whitney U with mid-ranks for ties).
 
     .. math::
 
-        \\mathrm{AUC} = \\frac{R_+ - n_+(n_+ + 1)/2}{n_+ n_-},
+        \mathrm{AUC} = \frac{R_+ - n_+(n_+ + 1)/2}{n_+ n_-},
 
     :math:`R_+` the sum of the mid-ranks of the positives. Equals
     ``sklearn.metrics.roc_auc_score``; NaN when only one class is present.

@@ -1,4 +1,4 @@
-"""Federated feature standardization (equal to ``StandardScaler`` on the pooled data).
+r"""Federated feature standardization (equal to ``StandardScaler`` on the pooled data).
 
 Each hospital sends :func:`local_moments` (count, mean and sum of squared deviations of every
 feature); the aggregator combines them exactly with the parallel formula of Chan, Golub and
@@ -6,19 +6,19 @@ LeVeque (1979):
 
 .. math::
 
-    n = n_a + n_b,\\quad \\delta = \\bar x_b - \\bar x_a,\\quad
-    \\bar x = \\bar x_a + \\delta\\, n_b / n,\\quad
-    M_2 = M_{2,a} + M_{2,b} + \\delta^2\\, n_a n_b / n,
+    n = n_a + n_b,\quad \delta = \bar x_b - \bar x_a,\quad
+    \bar x = \bar x_a + \delta\, n_b / n,\quad
+    M_2 = M_{2,a} + M_{2,b} + \delta^2\, n_a n_b / n,
 
-which avoids the cancellation of :math:`\\sum x^2 - n \\bar x^2` for uncentred features
+which avoids the cancellation of :math:`\sum x^2 - n \bar x^2` for uncentred features
 (log2 expression around 2-14). The variance is the population variance
 :math:`M_2 / n` (``ddof=0``) and ``scale = sqrt(var)``, replaced by 1 where the variance is
 (numerically) zero, as in scikit-learn.
 
-A model fit on standardized features :math:`u = (x - \\mu) / s` has
-:math:`z = w^\\top u + b = (w / s)^\\top x + (b - \\sum_j w_j \\mu_j / s_j)`, so in raw
-feature space :math:`\\theta_{raw} = J \\theta_{std}` with the linear map :math:`J`
-(:func:`raw_space_jacobian`) and :math:`\\operatorname{Cov}(\\theta_{raw}) = J \\Sigma J^\\top`.
+A model fit on standardized features :math:`u = (x - \mu) / s` has
+:math:`z = w^\top u + b = (w / s)^\top x + (b - \sum_j w_j \mu_j / s_j)`, so in raw
+feature space :math:`\theta_{raw} = J \theta_{std}` with the linear map :math:`J`
+(:func:`raw_space_jacobian`) and :math:`\operatorname{Cov}(\theta_{raw}) = J \Sigma J^\top`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = [
 
 
 def local_moments(X: Any) -> dict[str, Any]:
-    """Per-hospital moments of every feature (only these leave the hospital).
+    r"""Per-hospital moments of every feature (only these leave the hospital).
 
     Parameters
     ----------
@@ -48,7 +48,7 @@ def local_moments(X: Any) -> dict[str, Any]:
     -------
     dict
         ``n`` (int), ``mean`` (ndarray (d,)) and ``m2`` (ndarray (d,),
-        :math:`\\sum_i (x_{ij} - \\bar x_j)^2`, computed two-pass from the local mean).
+        :math:`\sum_i (x_{ij} - \bar x_j)^2`, computed two-pass from the local mean).
         An empty hospital gives ``n = 0`` and zero arrays.
     """
     X = np.asarray(X, dtype=np.float64)
@@ -107,7 +107,7 @@ def combine_moments(moments: list[dict[str, Any]]) -> tuple[int, np.ndarray, np.
 
 
 def scale_from_var(var: Any, mean: Any = None, n: int | None = None) -> np.ndarray:
-    """``sqrt(var)`` with scikit-learn's treatment of (near-)constant features (scale 1).
+    r"""``sqrt(var)`` with scikit-learn's treatment of (near-)constant features (scale 1).
 
     Parameters
     ----------
@@ -115,8 +115,8 @@ def scale_from_var(var: Any, mean: Any = None, n: int | None = None) -> np.ndarr
     mean : array_like of shape (d,), optional
         With ``n``, scikit-learn's test of a constant feature is used (the error bound of the
         two-pass variance, ``sklearn.preprocessing._data._is_constant_feature``):
-        :math:`\\mathrm{var} \\le n \\epsilon\\, \\mathrm{var} + (n \\bar x \\epsilon)^2`.
-        Otherwise a scale below :math:`10\\epsilon` counts as zero.
+        :math:`\mathrm{var} \le n \epsilon\, \mathrm{var} + (n \bar x \epsilon)^2`.
+        Otherwise a scale below :math:`10\epsilon` counts as zero.
     n : int, optional
 
     Returns
@@ -137,7 +137,7 @@ def scale_from_var(var: Any, mean: Any = None, n: int | None = None) -> np.ndarr
 
 
 def standardize(X: Any, mean: Any, scale: Any) -> np.ndarray:
-    """:math:`(X - \\mu) / s` (columnwise).
+    r""":math:`(X - \mu) / s` (columnwise).
 
     Parameters
     ----------
@@ -154,12 +154,12 @@ def standardize(X: Any, mean: Any, scale: Any) -> np.ndarray:
 
 
 def raw_space_jacobian(mean: Any, scale: Any) -> np.ndarray:
-    """The linear map :math:`J` with :math:`(w_{raw}, b_{raw}) = J (w, b)`.
+    r"""The linear map :math:`J` with :math:`(w_{raw}, b_{raw}) = J (w, b)`.
 
     .. math::
 
-        J = \\begin{pmatrix} \\operatorname{diag}(1/s) & 0 \\\\ -(\\mu / s)^\\top & 1
-            \\end{pmatrix} \\in \\mathbb{R}^{(d+1)\\times(d+1)}.
+        J = \begin{pmatrix} \operatorname{diag}(1/s) & 0 \\ -(\mu / s)^\top & 1
+            \end{pmatrix} \in \mathbb{R}^{(d+1)\times(d+1)}.
 
     Parameters
     ----------
@@ -169,8 +169,8 @@ def raw_space_jacobian(mean: Any, scale: Any) -> np.ndarray:
     -------
     numpy.ndarray of shape (d + 1, d + 1)
         Use ``J[:, :d]`` for a model without intercept (then :math:`b = 0`, but a raw
-        intercept :math:`-\\sum_j w_j \\mu_j / s_j` still exists). Covariances transform as
-        :math:`J \\Sigma J^\\top` (exact, since the map is linear).
+        intercept :math:`-\sum_j w_j \mu_j / s_j` still exists). Covariances transform as
+        :math:`J \Sigma J^\top` (exact, since the map is linear).
     """
     mean = np.asarray(mean, dtype=np.float64)
     scale = np.asarray(scale, dtype=np.float64)
@@ -185,7 +185,7 @@ def raw_space_jacobian(mean: Any, scale: Any) -> np.ndarray:
 def to_raw_space(
     coef: Any, intercept: Any, mean: Any, scale: Any, cov: Any = None
 ) -> tuple[np.ndarray, float] | tuple[np.ndarray, float, np.ndarray]:
-    """Express a model fit on standardized features in raw feature space.
+    r"""Express a model fit on standardized features in raw feature space.
 
     Parameters
     ----------
@@ -203,9 +203,9 @@ def to_raw_space(
     coef_raw : numpy.ndarray of shape (d,)
         :math:`w / s`.
     intercept_raw : float
-        :math:`b - \\sum_j w_j \\mu_j / s_j`.
+        :math:`b - \sum_j w_j \mu_j / s_j`.
     cov_raw : numpy.ndarray of shape (d + 1, d + 1)
-        Only if ``cov`` is given: :math:`J \\Sigma J^\\top` of :math:`(w_{raw}, b_{raw})`
+        Only if ``cov`` is given: :math:`J \Sigma J^\top` of :math:`(w_{raw}, b_{raw})`
         (with the map restricted to :math:`w` when there is no intercept).
     """
     coef = np.asarray(coef, dtype=np.float64).reshape(-1)
