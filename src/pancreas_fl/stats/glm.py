@@ -143,10 +143,37 @@ def glm_summary(
             f"feature_names has {len(names)} names but theta has {p - int(fit_intercept)} "
             "feature coefficients."
         )
-    terms = [*names, intercept_name] if fit_intercept else names
     C = float(C)
     penalized = penalty is not None and math.isfinite(C)
-    pen = np.ones(p)
+    cov, singular = _covariance(info, fit_intercept=fit_intercept, C=C, penalized=penalized)
+    note = _PENALIZED_NOTE.format(C=C) if penalized else _UNPENALIZED_NOTE
+    if singular:
+        note += " The information matrix is singular (e.g. separation): pseudo-inverse used."
+    deviance = float(deviance)
+    return {
+        **_table(theta, cov, [*names, intercept_name] if fit_intercept else names),
+        "n": int(n),
+        "deviance": deviance,
+        "null_deviance": math.nan if null_deviance is None else float(null_deviance),
+        "aic": deviance + 2.0 * p,
+        "df_model": int(p),
+        "df_resid": int(n) - int(p),
+        "edf": float(np.trace(cov @ info)) if penalized else float(p),
+        "penalized": bool(penalized),
+        "penalty": "l2" if penalized else None,
+        "C": C,
+        "rounds": None if rounds is None else int(rounds),
+        "singular": singular,
+        "note": note,
+    }
+
+
+def _covariance(
+    info: np.ndarray, *, fit_intercept: bool, C: float, penalized: bool
+) -> tuple[np.ndarray, bool]:
+    r""":math:`(\mathcal I + P/C)^{-1}` (or :math:`\mathcal I^{-1}`), symmetrised, and whether
+    the matrix was singular (then the pseudo-inverse)."""
+    pen = np.ones(info.shape[0])
     if fit_intercept:
         pen[-1] = 0.0
     A = info + np.diag(pen / C) if penalized else info
@@ -159,38 +186,23 @@ def glm_summary(
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(A, hermitian=True)
         singular = True
-    cov = 0.5 * (cov + cov.T)
+    return 0.5 * (cov + cov.T), singular
+
+
+def _table(theta: np.ndarray, cov: np.ndarray, terms: list[str]) -> dict[str, Any]:
+    """The coefficient table: Wald standard errors, z, p-values and 95% intervals."""
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, theta / np.where(se > 0, se, 1.0), np.nan)
-    pvals = [_p_value(float(v)) for v in z]
-    edf = float(np.trace(cov @ info)) if penalized else float(p)
-    note = _PENALIZED_NOTE.format(C=C) if penalized else _UNPENALIZED_NOTE
-    if singular:
-        note += " The information matrix is singular (e.g. separation): pseudo-inverse used."
-    deviance = float(deviance)
     return {
         "terms": terms,
         "coef": theta.tolist(),
         "std_err": se.tolist(),
         "z": [float(v) for v in z],
-        "p_value": pvals,
+        "p_value": [_p_value(float(v)) for v in z],
         "ci_lower": (theta - Z_975 * se).tolist(),
         "ci_upper": (theta + Z_975 * se).tolist(),
         "cov": cov.tolist(),
-        "n": int(n),
-        "deviance": deviance,
-        "null_deviance": math.nan if null_deviance is None else float(null_deviance),
-        "aic": deviance + 2.0 * p,
-        "df_model": int(p),
-        "df_resid": int(n) - int(p),
-        "edf": edf,
-        "penalized": bool(penalized),
-        "penalty": "l2" if penalized else None,
-        "C": C,
-        "rounds": None if rounds is None else int(rounds),
-        "singular": singular,
-        "note": note,
     }
 
 
@@ -233,6 +245,22 @@ def format_summary(summary: dict[str, Any], *, title: str = "Federated logistic 
     )
     width = max(len(header), 64)
     rule = "=" * width
+    lines = [rule, title.center(width).rstrip(), rule, *_fit_lines(summary, width // 2)]
+    lines += [rule, header, "-" * width]
+    for j, term in enumerate(summary["terms"]):
+        z = summary["z"][j]
+        z_txt = f"{'nan':>8}" if math.isnan(z) else f"{z:>8.3f}"
+        lines.append(
+            f"{term:<{name_w}} {_num(summary['coef'][j])} {_num(summary['std_err'][j])} "
+            f"{z_txt} {_pval(summary['p_value'][j])} {_num(summary['ci_lower'][j])} "
+            f"{_num(summary['ci_upper'][j])}"
+        )
+    lines.append(rule)
+    return "\n".join([*lines, *_wrap("Note:", summary["note"], width)])
+
+
+def _fit_lines(summary: dict[str, Any], half: int) -> list[str]:
+    """The header's two columns: the data and the penalty left, the fit right."""
     pen = f"L2 (C={summary['C']:g})" if summary["penalized"] else "none"
     left = [
         f"No. observations: {summary['n']}",
@@ -248,29 +276,23 @@ def format_summary(summary: dict[str, Any], *, title: str = "Federated logistic 
     ]
     if summary.get("rounds") is not None:
         right.append(f"Rounds: {summary['rounds']}")
-    lines = [rule, title.center(width).rstrip(), rule]
-    half = width // 2
+    lines = []
     for i in range(max(len(left), len(right))):
         a = left[i] if i < len(left) else ""
         b = right[i] if i < len(right) else ""
         lines.append(f"{a:<{half}}{b}".rstrip())
-    lines += [rule, header, "-" * width]
-    for j, term in enumerate(summary["terms"]):
-        z = summary["z"][j]
-        z_txt = f"{'nan':>8}" if math.isnan(z) else f"{z:>8.3f}"
-        lines.append(
-            f"{term:<{name_w}} {_num(summary['coef'][j])} {_num(summary['std_err'][j])} "
-            f"{z_txt} {_pval(summary['p_value'][j])} {_num(summary['ci_lower'][j])} "
-            f"{_num(summary['ci_upper'][j])}"
-        )
-    lines.append(rule)
-    words = summary["note"].split()
-    line = "Note:"
-    for w in words:
+    return lines
+
+
+def _wrap(label: str, text: str, width: int) -> list[str]:
+    """``label`` and ``text`` wrapped to ``width``, continuation lines indented."""
+    lines = []
+    line = label
+    for w in text.split():
         if len(line) + 1 + len(w) > width:
             lines.append(line)
-            line = "     " + w
+            line = " " * len(label) + w
         else:
             line += " " + w
     lines.append(line)
-    return "\n".join(lines)
+    return lines

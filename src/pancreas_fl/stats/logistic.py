@@ -136,27 +136,7 @@ def local_terms(
         :math:`v_i = \sigma_i (1 - \sigma_i)`.
         Only these sums leave the hospital.
     """
-    if hessian not in _HESSIAN_MODES:
-        raise ValueError(
-            "'hessian' must be one of True, False, None, 'full' or 'diag'. "
-            f"Got {hessian!r} instead."
-        )
-    Xd = design_matrix(X, fit_intercept=fit_intercept)
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != Xd.shape[0]:
-        raise ValueError(
-            f"y must be a 1-d array with one label per row of X ({Xd.shape[0]}). "
-            f"Got shape {y.shape} instead."
-        )
-    yf = y.astype(np.float64)
-    if not np.all((yf == 0.0) | (yf == 1.0)):
-        raise ValueError("y must contain only the labels 0 and 1.")
-    theta = np.asarray(theta, dtype=np.float64).reshape(-1)
-    if theta.shape[0] != Xd.shape[1]:
-        raise ValueError(
-            f"theta has {theta.shape[0]} entries but the design has {Xd.shape[1]} columns "
-            f"(fit_intercept={fit_intercept})."
-        )
+    Xd, yf, theta = _check_inputs(X, y, theta, fit_intercept=fit_intercept, hessian=hessian)
     z = Xd @ theta
     prob = sigmoid(z)
     out: dict[str, Any] = {
@@ -179,6 +159,34 @@ def local_terms(
             "sxx": v @ (Xf * Xf),
         }
     return out
+
+
+def _check_inputs(
+    X: Any, y: Any, theta: Any, *, fit_intercept: bool, hessian: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The design matrix, the labels as floats and ``theta`` as a vector, after checking them."""
+    if hessian not in _HESSIAN_MODES:
+        raise ValueError(
+            "'hessian' must be one of True, False, None, 'full' or 'diag'. "
+            f"Got {hessian!r} instead."
+        )
+    Xd = design_matrix(X, fit_intercept=fit_intercept)
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != Xd.shape[0]:
+        raise ValueError(
+            f"y must be a 1-d array with one label per row of X ({Xd.shape[0]}). "
+            f"Got shape {y.shape} instead."
+        )
+    yf = y.astype(np.float64)
+    if not np.all((yf == 0.0) | (yf == 1.0)):
+        raise ValueError("y must contain only the labels 0 and 1.")
+    theta = np.asarray(theta, dtype=np.float64).reshape(-1)
+    if theta.shape[0] != Xd.shape[1]:
+        raise ValueError(
+            f"theta has {theta.shape[0]} entries but the design has {Xd.shape[1]} columns "
+            f"(fit_intercept={fit_intercept})."
+        )
+    return Xd, yf, theta
 
 
 def aggregate_terms(terms: list[dict[str, Any]]) -> dict[str, Any]:

@@ -199,6 +199,15 @@ def validate_solver_params(
     }
 
 
+def _penalty_diag(n_params: int, fit_intercept: bool, penalty: str | None) -> np.ndarray:
+    r"""The diagonal of :math:`P`, the penalty's Hessian: 1 per coefficient, 0 for the
+    intercept; all 0 without a penalty."""
+    diag = np.ones(n_params) if penalty == "l2" else np.zeros(n_params)
+    if fit_intercept:
+        diag[-1] = 0.0
+    return diag
+
+
 def objective(
     theta: Any, loss_sum: float, *, fit_intercept: bool, C: float = 1.0, penalty: str | None = "l2"
 ) -> float:
@@ -379,19 +388,15 @@ class FederatedSolver:
         self.max_rounds: int = params["max_rounds"]
         self.method: str = params["method"]
         self.theta0 = self._check_theta0(theta0)
-        self._pen = np.ones(self.n_params) if self.penalty == "l2" else np.zeros(self.n_params)
-        if self.fit_intercept:
-            self._pen[-1] = 0.0
-        self.round = 0
-        self.iteration = 0
+        self._pen = _penalty_diag(self.n_params, self.fit_intercept, self.penalty)
+        # the state: rounds so far, the last accepted point and what is known there
+        self.round = self.iteration = 0
         self.theta: np.ndarray | None = None
-        self.f = math.inf
-        self.loss = math.inf
+        self.f = self.loss = math.inf
         self.g: np.ndarray | None = None
         self.hess_loglik: np.ndarray | None = None
         self.pending: np.ndarray | None = self.theta0.copy()
-        self.done = False
-        self.converged = False
+        self.done = self.converged = False
         self.status = "running"
         self.last_step_norm = math.inf
         self.line_search = ArmijoLineSearch()
