@@ -5,17 +5,16 @@ aggregator, as in the FLAME pancreas tutorial. They subclass the star-pattern ba
 :mod:`pancreas_fl.sdk` (the real FLAME SDK when it is installed, else the offline engine) and
 do what belongs to FLAME: validate the parameters, parse the hospital's CSV once, check what
 the hospitals send in the first round, log, and report a user's error as the node's failure.
-Each round they hand over to the strategy (:mod:`pancreas_fl.strategies`):
+Each round they hand over to the strategy (:mod:`pancreas_fl.strategies`)::
 
-==========================  ==========================================  ======================
-SDK hook                    FedAvg (the tutorial's)                     exact
-==========================  ==========================================  ======================
-``analysis_method``         :meth:`~strategies.fedavg.FedAvgHospital.   :class:`~strategies.
-                            update`: one warm-started lbfgs step        exact.ExactHospital`
-``aggregation_method``      :meth:`~strategies.fedavg.FedAvgAggregator  :class:`~strategies.
-                            .aggregate`: the mean of the coefficients   exact.ExactAggregator`
-``has_converged``           L2 change <= tol, or 11 rounds              the solver's decision
-==========================  ==========================================  ======================
+    SDK hook             FedAvg (strategies/fedavg.py)            exact (strategies/exact.py)
+    -------------------  ---------------------------------------  ----------------------------
+    analysis_method      FedAvgHospital.update: one warm-started  ExactHospital.update: sums at
+                         lbfgs step from the global model         the point asked for
+    aggregation_method   FedAvgAggregator.aggregate: the mean of  ExactAggregator.aggregate: add
+                         the hospitals' coefficients              the sums, step the solver
+    has_converged        from its arguments: L2 change <= tol,    the solver's decision
+                         or num_iterations > max_iter - 1
 
 The messages are defined in :mod:`pancreas_fl.messages`. With default parameters the pair
 reproduces the tutorial bit for bit: one warm-started lbfgs iteration per hospital and round,

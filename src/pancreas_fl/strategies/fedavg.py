@@ -1,21 +1,19 @@
 """FedAvg: the FLAME tutorial's algorithm, step by step.
 
 The FLAME pancreas tutorial (``pancreas-analysis-tutorial.txt``), and where each of its steps
-lives in pancreas-fl:
+lives in pancreas-fl::
 
-============================================================  ===============================
-tutorial                                                      pancreas-fl
-============================================================  ===============================
-2.2    ``LogisticRegression(max_iter=1, fit_intercept=False,  :class:`FedAvgHospital`
-       warm_start=True)`` per hospital                        (``clf``)
-2.2.1  ``analysis_method``: parse the CSV, split off the      parsing: ``PancreasAnalyzer``
-       label (last column)                                    (once, in round 0)
-2.2.1  ``clf.coef_ = aggregator_results``; ``clf.fit``;       :meth:`FedAvgHospital.update`
-       ``return clf.coef_``
-2.3.1  ``aggregation_method``: ``np.stack(...).mean(0)``      :meth:`FedAvgAggregator.aggregate`
-2.3.2  ``has_converged``: L2 change <= 1e-8, or               :meth:`FedAvgAggregator.
-       ``num_iterations > max_iter - 1`` (11 rounds)          stop_reason`, :func:`stop_rule`
-============================================================  ===============================
+    tutorial                                            pancreas-fl
+    --------------------------------------------------  -----------------------------------
+    2.2    LogisticRegression(max_iter=1,               FedAvgHospital.clf
+           fit_intercept=False, warm_start=True)
+    2.2.1  parse the CSV, split off the last column     PancreasAnalyzer (once, in round 0)
+    2.2.1  clf.coef_ = aggregator_results; clf.fit;     FedAvgHospital.update
+           return clf.coef_
+    2.3.1  np.stack(coefs, axis=0).mean(axis=0)         FedAvgAggregator.aggregate,
+                                                        federated_mean
+    2.3.2  has_converged: L2 change <= 1e-8, or         FedAvgAggregator.stop_reason,
+           num_iterations > max_iter - 1 (11 rounds)    l2_change, stop_rule
 
 With the default parameters the result is the tutorial's, bit for bit: the same estimator fit
 on the same DataFrame, the same mean, the same norm and the same rule. The parameters
@@ -35,13 +33,7 @@ from pancreas_fl.data import HospitalData
 from pancreas_fl.messages import FedAvgBroadcast, FedAvgUpdate, GlobalModel
 from pancreas_fl.params import Params
 from pancreas_fl.stats import local_terms
-from pancreas_fl.strategies.common import (
-    MAX_ITER_MESSAGE,
-    Cohort,
-    Log,
-    RoundLog,
-    final_model,
-)
+from pancreas_fl.strategies.common import MAX_ITER_MESSAGE, Cohort, Log, RoundLog, final_model
 
 __all__ = ["FedAvgAggregator", "FedAvgHospital", "federated_mean", "l2_change", "stop_rule"]
 
@@ -67,6 +59,9 @@ class FedAvgHospital:
     requires_both_classes = True
 
     def __init__(self, data: HospitalData, params: Params) -> None:
+        # Tutorial 2.2.1 parses the CSV in every round; PancreasAnalyzer parses it once, in
+        # round 0, and hands it over here. With the label in the last column (the default),
+        # data.features and data.labels are the tutorial's iloc[:, :-1] and iloc[:, -1].
         self.data = data
         self.fit_intercept = params.fit_intercept
         # Tutorial 2.2: max_iter=1, one lbfgs step per round, so that the hospitals stay in
