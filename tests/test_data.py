@@ -219,6 +219,7 @@ BAD_FILES = [
     ("semicolon", b"KRAS;TP53;y\n8,1;123,456;1\n", r"not comma-separated.*semicolon"),
     ("tab", b"KRAS\tTP53\ty\n8.1\t123.456\t1\n", r"not comma-separated.*tab"),
     ("pipe", b"KRAS|TP53|y\n8.1|123.456|1\n", r"not comma-separated.*pipe"),
+    ("space", b"8.1 123.456 1\n9.0 987.654 0\n", r"not comma-separated.*2 space"),
     ("duplicate", b"KRAS,KRAS,TP53,y\n1,2,123.456,0\n", r"duplicate column name\(s\) 'KRAS'"),
     ("unnamed", b",KRAS,y\n0,123.456,1\n1,2,0\n", r"1 column\(s\) without a name \(position"),
     ("ragged", b"KRAS,TP53,y\n1,2,0\n1,123.456,0,5,6\n", r"line 3 has 5 fields, header has 3"),
@@ -284,6 +285,11 @@ BAD_FILES = [
     # hostile inputs (issue 8): each refused before its values could be shown or sent
     ("no-header", GOOD.split(b"\n", 1)[1], r"first row has no column names: all 4 fields"),
     ("no-header-na", b"123.456,NA,True,1\n987.654,2,False,0\n", r"first row has no column"),
+    (
+        "no-header-text-label",
+        b"8.1,123.456,7.25,PDAC\n9.0,8.5,987.654,control\n",
+        r"first row holds 3 field\(s\) that read as decimal numbers .*\(position\(s\) 1, 2, 3;",
+    ),
     ("no-header-blank", b"123.456,,987.654,1\n1,2,3,0\n", r"first row has no column names"),
     ("utf16-le", "KRAS,y\n123.456,1\n".encode("utf-16-le"), r"UTF-16-LE text without a byte"),
     ("utf16-be", "KRAS,y\n123.456,1\n".encode("utf-16-be"), r"UTF-16-BE text without a byte"),
@@ -381,6 +387,7 @@ def test_a_header_with_some_numeric_names_is_a_header() -> None:
     # Entrez gene ids are numbers; a header is refused only when every name reads as a value
     data = load(b"7157,3845,diagnosis\n1.5,2.5,0\n2.5,1.5,1\n3.5,0.5,0\n")
     assert data.feature_names == ("7157", "3845")
+    assert load(b"NA,K,y\n1.5,2.5,0\n2.5,1.5,1\n3.5,0.5,0\n").feature_names == ("NA", "K")
 
 
 @pytest.mark.parametrize("value", [MAX_ABS_VALUE, -MAX_ABS_VALUE])

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
@@ -198,6 +198,9 @@ def test_round_trip_through_files(
     if isinstance(rows, list):
         n_nodes = len(rows)
     frames = make_cohort(n_nodes, rows, n_features, seed=seed, shift=shift)
+    # fewer patients than features: refused unparsed (no model of it could ever be shared)
+    frames = [frame for frame in frames if len(frame) >= n_features]
+    assume(frames)
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_cohort(tmp, frames)
         loaded = [

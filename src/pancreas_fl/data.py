@@ -28,9 +28,10 @@ Checks, in order (cheap structural checks first, all before pandas parses the fi
 3. the object is bytes, not empty, without NUL bytes (UTF-16 with or without a byte-order
    mark is named as such) and valid UTF-8 (a UTF-8 byte-order mark is fine);
 4. the header (read with :mod:`csv`, because pandas silently renames duplicates to ``x.1``
-   and empty names to ``Unnamed: 1``) uses commas, is a header at all (a first row of numbers
-   is a patient, not column names, and is never shown), has no over-long, empty or duplicate
-   names and no field over the :mod:`csv` module's limit of 131,072 characters;
+   and empty names to ``Unnamed: 1``) uses commas, is a header at all (a first row of values,
+   or one holding any decimal number, is a patient's record, not column names, and is never
+   shown), has no over-long, empty or duplicate names and no field over the :mod:`csv`
+   module's limit of 131,072 characters;
 5. the header is not wider than the privacy guard could ever accept (more features than the
    file has rows), and the rows can hold as many fields as the header has;
 6. pandas parses it (ragged rows are reported by line), and it has at least one row;
@@ -90,7 +91,7 @@ _MAX_LISTED = 20  # object keys / column names listed in one message
 _MAX_LABEL_VALUES = 10  # distinct label values listed in one message
 _MAX_CODE_LENGTH = 32  # a label value longer than this is not a category code
 _BLANK = re.compile(r"\s*")
-_OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+_OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe", " ": "space"}
 # What pandas reads as missing (its default na_values) or boolean: a first row made of these
 # and numbers is a patient's record, not a header.
 _NA_SPELLINGS = frozenset(
@@ -580,6 +581,17 @@ def _is_value(name: str) -> bool:
     return True
 
 
+def _is_decimal(name: str) -> bool:
+    """Whether a header field reads as a number that is not a whole number's digits
+    (``'9.266'``, ``'1e5'``, ``'nan'``). Whole numbers stay valid names (Entrez gene ids)."""
+    name = name.strip()
+    try:
+        float(name)
+    except ValueError:
+        return False
+    return re.fullmatch(r"[+-]?\d+", name) is None
+
+
 def _read_header(text: str, dataset: str) -> list[str]:
     rows = _rows(text, dataset)
     first = next(rows, None)
@@ -605,6 +617,18 @@ def _read_header(text: str, dataset: str) -> list[str]:
             file=dataset,
             hint="Export the file with its header row of column names; the first row's "
             "values are not shown here",
+        )
+    decimal = [i + 1 for i, name in enumerate(header) if _is_decimal(name)]
+    if decimal:
+        # a header-less export whose first row also holds text (e.g. a label 'PDAC'): column
+        # names are not decimal numbers, patients' measurements are
+        raise DataError(
+            f"the first row holds {len(decimal)} field(s) that read as decimal numbers where "
+            f"column names belong (position(s) {', '.join(map(str, decimal[:_MAX_LISTED]))}; "
+            "is the header row missing?)",
+            file=dataset,
+            hint="Export the file with its header row of column names, none of them a "
+            "number with a fraction or an exponent; the first row's values are not shown here",
         )
     long = [i + 1 for i, name in enumerate(header) if len(name) > MAX_NAME_LENGTH]
     if long:

@@ -7,8 +7,11 @@ only a model update: the logistic-regression coefficient vector fitted or refine
 patients (``n_params`` numbers), plus, depending on the strategy, the number of patients the
 update was computed from and the column *names* of its file (see
 :func:`pancreas_fl.data.check_same_columns`). No row, no cell value and no per-patient quantity
-ever leaves it. The aggregator's result (averaged coefficients) is broadcast back and, at the
-end, returned to the analyst.
+ever leaves it. The names are what the hospital chose to export, and all of them cross; a
+first row that is not a header (values, or a decimal number, where names belong: a file
+exported without its header) is refused by :mod:`pancreas_fl.data` before anything is sent.
+The aggregator's result (averaged coefficients) is broadcast back and, at the end, returned to
+the analyst.
 
 Why that can still disclose
 ---------------------------
