@@ -19,12 +19,14 @@ import json
 import math
 import os
 import pickle
+import stat
 import sys
+import threading
 import time
 from pathlib import Path
 
 from pancreas_fl import results
-from pancreas_fl._io import atomic_write
+from pancreas_fl._io import NotARegularFileError, check_writable, read_regular_file, write_all
 from pancreas_fl.data import DEFAULT_DATASET
 from pancreas_fl.errors import ConfigError, DataError, PancreasFLError
 from pancreas_fl.params import resolve_params
@@ -40,23 +42,122 @@ class UsageError(PancreasFLError):
 
 
 # ---------------------------------------------------------------------------- helpers
-def _check_writable(path: Path, option: str) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{option} {path}: is a directory; give a file name.")
-    if not path.parent.is_dir():
-        raise UsageError(f"{option} {path}: the folder {path.parent} does not exist.")
-    if not os.access(path.parent, os.W_OK):
-        raise UsageError(f"{option} {path}: the folder {path.parent} is not writable.")
-    return path
+def _quote(path) -> str:
+    """A path as shown in a one-line message: quoted (repr) when it holds a control character
+    or surrounding spaces, as it is otherwise."""
+    text = os.fspath(path)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
+def _one_line(text: str) -> str:
+    """Escape line breaks and other control characters, so that an error is one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _same_file(a, b) -> bool:
+    """Whether two paths name the same file: the same resolved path, or the same inode."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def _check_outputs(outputs: dict, inputs: list) -> None:
+    """Check every output location before anything runs.
+
+    Parameters
+    ----------
+    outputs : dict of str to Path or None
+        Option (e.g. ``'--out'``) -> the path given (``None``: not asked for).
+    inputs : list of (str, Path)
+        What each input is (for the message) and its path.
+
+    Raises
+    ------
+    UsageError
+        When an output is an input or another output (after resolving links), is a folder,
+        or cannot be written (tried, with an empty temporary file beside it).
+    """
+    chosen = [(option, Path(path)) for option, path in outputs.items() if path is not None]
+    for i, (option, path) in enumerate(chosen):
+        shown = f"{option} {_quote(path)}"
+        for other_option, other in chosen[:i]:
+            if _same_file(path, other):
+                raise UsageError(f"{shown}: is also {other_option}; give each output its own file.")
+        for what, source in inputs:
+            if _same_file(path, source):
+                raise UsageError(
+                    f"{shown}: is {what}; writing there would destroy it. Give another file name."
+                )
+        try:
+            check_writable(path)
+        except IsADirectoryError:
+            raise UsageError(f"{shown}: is a directory; give a file name.") from None
+        except FileNotFoundError as exc:
+            if path.parent.is_dir():  # e.g. /proc, where no file can be created
+                raise UsageError(f"{shown}: cannot write there ({exc.strerror}).") from None
+            raise UsageError(f"{shown}: the folder {_quote(path.parent)} does not exist.") from None
+        except OSError as exc:
+            raise UsageError(f"{shown}: cannot write there ({exc.strerror}).") from None
+
+
+def _write_outputs(files: dict, options: dict) -> None:
+    """Write all outputs or none; a failure names the option and the path the user gave."""
+    try:
+        write_all(files)
+    except OSError as exc:
+        option = options.get(exc.filename, "")
+        shown = f"{option} {_quote(exc.filename)}".strip() if exc.filename else option
+        raise UsageError(
+            f"{shown}: cannot write ({exc.strerror or exc}); no output was written."
+        ) from None
 
 
 def _node_names(folders) -> list[str]:
-    names = [Path(folder).name or str(folder) for folder in folders]
-    if len(set(names)) != len(names):
-        names = [str(folder) for folder in folders]
-    if len(set(names)) != len(names):
-        raise UsageError("the same hospital folder is given twice.")
+    """Node ids for the hospital folders: their names, or their paths where names repeat.
+
+    Refuses an empty path, a folder that does not exist, the same folder twice (also through
+    a link or a trailing slash) and a hospital named like the aggregator.
+    """
+    from flame_offline.tester import AGGREGATOR_ID
+
+    seen: dict[tuple[int, int], str] = {}
+    for folder in folders:
+        if folder == "":
+            raise UsageError(
+                "hospital folder '': an empty path (it would silently mean the current "
+                "folder). Give the folder's name, or '.' for the current folder."
+            )
+        try:
+            info = os.stat(folder)
+        except OSError:
+            info = None
+        if info is None or not stat.S_ISDIR(info.st_mode):
+            raise UsageError(
+                f"hospital folder {_quote(folder)}: not a directory. Give one folder per "
+                "hospital, holding its files (e.g. data/sample/node1)."
+            )
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            raise UsageError(
+                f"hospital folders {_quote(seen[key])} and {_quote(folder)} are the same "
+                "folder; give each hospital once (its patients would be counted twice)."
+            )
+        seen[key] = folder
+    paths = [Path(folder) for folder in folders]
+    names = [
+        path.name if path.name not in ("", "..") else path.resolve().name or str(path.resolve())
+        for path in paths
+    ]
+    if len(set(names)) != len(names) or AGGREGATOR_ID in names:
+        names = [str(path) for path in paths]
+    if AGGREGATOR_ID in names:
+        raise UsageError(
+            f"hospital folder {AGGREGATOR_ID!r}: the name is the aggregator's node id. Rename "
+            "the folder, or give it by a longer path (e.g. sites/aggregator)."
+        )
     return names
 
 
@@ -219,17 +320,26 @@ def _simulate(args) -> int:
 
     folders = args.nodes or list(DEFAULT_NODES)
     names = _node_names(folders)
-    splits = [read_hospital(folder) for folder in folders]
-    out = _check_writable(args.out, "--out")
-    report = args.report and _check_writable(args.report, "--report")
-    plot = args.plot and _check_writable(args.plot, "--plot")
-    plt = _pyplot() if plot else None
     params = _simulation_params(args)
     # Validated here, before any hospital runs; the resolved output is what FLAME would write
     # (the tutorial's bare array by default). The command itself always asks for the model
     # dict, for the history and the summary.
-    write_coef_only = resolve_params(**params).output == "coef"
+    resolved = resolve_params(**params)
+    write_coef_only = resolved.output == "coef"
     params["output"] = "model"
+    outputs = {"--out": args.out, "--report": args.report, "--plot": args.plot}
+    inputs = [
+        (f"the data file of hospital {name!r}", Path(folder) / resolved.dataset)
+        for name, folder in zip(names, folders, strict=True)
+    ]
+    _check_outputs(outputs, inputs)
+    plt = _pyplot() if args.plot else None
+    splits = []
+    for name, folder in zip(names, folders, strict=True):
+        try:
+            splits.append(read_hospital(folder, resolved.dataset))
+        except DataError as err:
+            raise err.with_context(node=name) from None
 
     start = time.perf_counter()
     try:
@@ -262,17 +372,15 @@ def _simulate(args) -> int:
         dataset=params.get("dataset", DEFAULT_DATASET),
         label=params.get("label"),
     )
-    # every output is rendered first, then written, so a failure leaves none of them
-    files = {out: pickle.dumps(payload)}
-    if report:
-        files[report] = json.dumps(_report(model, metrics, seconds), indent=2).encode()
-    if plot:
-        files[plot] = _plot(plt, model)
-    for path, data in files.items():
-        atomic_write(path, data)
+    # every output is rendered first, then written: all of them or none
+    files = {args.out: pickle.dumps(payload)}
+    if args.report:
+        files[args.report] = json.dumps(_report(model, metrics, seconds), indent=2).encode()
+    if args.plot:
+        files[args.plot] = _plot(plt, model)
+    _write_outputs(files, {os.fspath(path): option for option, path in outputs.items() if path})
     print(_summary(model, metrics, seconds))
-    written = ", ".join(str(p) for p in (out, report, plot) if p)
-    print(f"\nwrote {written}")
+    print(f"\nwrote {', '.join(_quote(path) for path in files)}")
     return 0
 
 
@@ -282,12 +390,15 @@ def _predict(args) -> int:
 
     from pancreas_fl.data import load_feature_table
 
-    clf = results.load_model(args.model)
     path = Path(args.csv)
+    _check_outputs({"--out": args.out}, [("the --model file", args.model), ("the input CSV", path)])
+    clf = results.load_model(args.model)
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path)
+    except NotARegularFileError:
+        raise UsageError(f"{_quote(path)}: not a regular file; give a CSV file.") from None
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read the file ({exc.strerror}).") from None
+        raise UsageError(f"{_quote(path)}: cannot read the file ({exc.strerror}).") from None
     names = getattr(clf, "feature_names_in_", None)
     features = load_feature_table(
         raw,
@@ -295,7 +406,15 @@ def _predict(args) -> int:
         feature_names=None if names is None else [str(n) for n in names],
         n_features=clf.n_features_in_,
     )
-    # a model without feature names (the tutorial's bare array) takes the columns by position
+    if names is None:
+        # the tutorial's bare array: columns by position, and nothing can check the order
+        print(
+            f"{PROG}: warning: {_quote(args.model)} holds bare coefficients without feature "
+            f"names: the first {clf.n_features_in_} columns of {_quote(path)} are used in "
+            "file order, which cannot be verified. Use the model dict (simulate --output "
+            "model), which matches the columns by name.",
+            file=sys.stderr,
+        )
     X = features if names is not None else features.to_numpy(dtype=float)
     proba = clf.predict_proba(X)[:, 1]
     table = pd.DataFrame(
@@ -304,7 +423,7 @@ def _predict(args) -> int:
     table["prediction"] = table["prediction"].astype(int)
     text = table.to_csv(index=False, float_format="%.6f")
     if args.out:
-        atomic_write(_check_writable(args.out, "--out"), text.encode())
+        _write_outputs({args.out: text.encode()}, {os.fspath(args.out): "--out"})
     else:
         sys.stdout.write(text)
     return 0
@@ -433,17 +552,26 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
         return args.run(args)
     except _Exit as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.code
     except (UsageError, DataError, ConfigError, results.ModelFileError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file that cannot be written or read
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        where = f"{_quote(exc.filename)}: " if exc.filename else ""
+        print(f"{PROG}: error: {_one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
+        if threading.active_count() > 1:
+            # Hospitals running as threads (--isolation thread) cannot be stopped from outside,
+            # and finalizing the interpreter while one is inside native code can abort the
+            # process (C++ 'terminate called', exit -6) after the line above. Nothing is left
+            # to clean up (outputs are written all at once, their temporary files already
+            # removed), so leave at once.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
 
 

@@ -9,40 +9,94 @@ into a hospital's s3 data, :func:`simulate` runs :class:`~pancreas_fl.PancreasAn
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
+from flame_offline import StarModelTester
+from pancreas_fl._io import NotARegularFileError, read_regular_file
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
 from pancreas_fl.data import DEFAULT_DATASET, load_hospital_data
-from flame_offline import StarModelTester
 from pancreas_fl.errors import DataError
 from pancreas_fl.results import model_from_result
 from pancreas_fl.stats import accuracy, roc_auc
 
 __all__ = ["evaluate", "read_hospital", "simulate"]
 
+_MAX_LISTED = 20  # file names listed in one message
 
-def read_hospital(folder) -> list[dict[str, bytes]]:
-    """A hospital folder as FLAME's s3 data: one source mapping each file name to its bytes.
 
-    Hidden files (starting with ``.``) and subfolders are left out.
+def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, bytes]]:
+    """A hospital folder as FLAME's s3 data for a query of one key: ``[{dataset: bytes}]``.
+
+    Like a production FLAME node, which fetches only the objects the analysis queries (the
+    entrypoint passes ``query=[dataset]``), only the dataset's file is read: other files in
+    the folder are neither opened nor loaded into memory, and are only named when the dataset
+    is missing.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The hospital's folder.
+    dataset : str, default "pancreasData.csv"
+        The object key: a file name inside ``folder``.
 
     Raises
     ------
     DataError
-        When the folder does not exist or holds no file.
+        When the folder does not exist, the file is missing, outside the folder, not a
+        regular file or unreadable. ``file`` is the file's path.
     """
-    path = Path(folder)
+    shown = _quote(folder)
     hint = "Give one folder per hospital, holding its files (e.g. data/sample/node1)"
+    if os.fspath(folder) == "":
+        raise DataError(
+            "hospital folder '': an empty path (it would silently mean the current folder)",
+            hint="Give the folder's name, or '.' for the current folder",
+        )
+    path = Path(folder)
     if not path.is_dir():
-        raise DataError(f"hospital folder {folder}: not a directory", hint=hint)
-    objects = {
-        entry.name: entry.read_bytes()
-        for entry in sorted(path.iterdir())
-        if entry.is_file() and not entry.name.startswith(".")
-    }
-    if not objects:
-        raise DataError(f"hospital folder {folder}: contains no files", hint=hint)
-    return [objects]
+        raise DataError(f"hospital folder {shown}: not a directory", hint=hint)
+    target = path / dataset
+    file = str(target)
+    if not dataset or path.resolve() not in target.resolve().parents:
+        raise DataError(
+            f"the dataset key {dataset!r} does not name a file inside the hospital folder",
+            file=file,
+            hint="Pass the name of the data file inside each hospital folder",
+        )
+    try:
+        raw = read_regular_file(target)
+    except NotARegularFileError:
+        raise DataError(
+            "not a regular file", file=file, hint="Give the hospital's CSV file itself"
+        ) from None
+    except FileNotFoundError:
+        others = sorted(
+            entry.name
+            for entry in path.iterdir()
+            if not entry.name.startswith(".") and entry.is_file()
+        )
+        found = ", ".join(repr(name) for name in others[:_MAX_LISTED])
+        if len(others) > _MAX_LISTED:
+            found += f" and {len(others) - _MAX_LISTED} more files"
+        raise DataError(
+            f"not found; the folder holds {found}" if others else "not found; the folder is empty",
+            file=file,
+            hint="Pass the data file's name (--dataset, or dataset=...) or add the file",
+        ) from None
+    except OSError as exc:
+        raise DataError(
+            f"cannot read the file ({exc.strerror})",
+            file=file,
+            hint="Check the file's permissions",
+        ) from None
+    return [{dataset: raw}]
+
+
+def _quote(path) -> str:
+    """A path as shown in a one-line message: quoted when it holds a control character."""
+    text = os.fspath(path)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 def simulate(
