@@ -17,7 +17,7 @@ from _helpers import ROOT, cohort_splits, run_analysis, sample_splits
 from _star import StubCore, run_by_hand
 from flame_offline import NodeFailedError, StarModelTester
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
-from pancreas_fl.errors import ConfigError, DataError, PrivacyError
+from pancreas_fl.errors import ConfigError, DataError, OutOfStepError, PrivacyError
 
 GOLDEN = json.loads((ROOT / "tests" / "golden" / "tutorial_sample.json").read_text())
 
@@ -368,3 +368,22 @@ def test_dataset_key_and_label_column_can_be_configured():
     model = run_analysis([split, split], dataset="cohort.csv", label=0, output="model").result
     assert model["feature_names"] == ["KRAS", "TP53", "MSLN"]
     assert model["label"] == "diagnosis"
+
+
+@pytest.mark.parametrize("shift", [1, -1], ids=["a round ahead", "a round behind"])
+def test_a_message_of_another_round_fails_the_aggregator_in_one_line(shift):
+    # what a broker that delivers a message twice or late can cause (flamesdk 0.5 does not
+    # drop duplicates): the aggregator refuses rather than mix rounds
+    splits = sample_splits()
+    hospitals = [PancreasAnalyzer(StubCore(f"node-{i}", "default")) for i in (1, 2)]
+    aggregator = FederatedLogisticRegression(StubCore("aggregator", "aggregator"))
+    first = [h.analyze(data) for h, data in zip(hospitals, splits, strict=True)]
+    result, _ = aggregator.aggregate(first, simple_analysis=False)
+    for hospital in hospitals:
+        hospital.latest_result = result
+    second = [h.analyze(data) for h, data in zip(hospitals, splits, strict=True)]
+    second[1] = {**second[1], "round": second[1]["round"] + shift}
+    with pytest.raises(OutOfStepError, match=r"hospital 'node-2' sent its update for round"):
+        aggregator.aggregate(second, simple_analysis=False)
+    assert aggregator.flame.logs[-1][0] == "error"
+    assert "delivered twice or out of order" in aggregator.flame.logs[-1][1]

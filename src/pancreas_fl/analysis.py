@@ -25,7 +25,7 @@ rounds, and a ``(1, n_features)`` array as the final result.
 from __future__ import annotations
 
 from pancreas_fl.data import load_hospital_data
-from pancreas_fl.errors import ConfigError, DataError
+from pancreas_fl.errors import ConfigError, DataError, OutOfStepError
 from pancreas_fl.messages import HospitalMessage, Introduction
 from pancreas_fl.params import resolve_params
 from pancreas_fl.privacy import check_disclosure
@@ -46,6 +46,18 @@ def _fail(flame, err: Exception) -> None:
     else the analysis logs uses the production types ``info``, ``notice`` and ``warn``.
     """
     flame.flame_log(str(err), log_type="error")
+
+
+def _check_round(messages: list[HospitalMessage], expected: int) -> None:
+    """Refuse to combine a hospital's message that belongs to another round."""
+    for message in messages:
+        if message["round"] != expected:
+            raise OutOfStepError(
+                f"hospital {message['node']!r} sent its update for round {message['round']} "
+                f"while the aggregator combines round {expected}: a message was delivered "
+                "twice or out of order, and combining it would mix rounds. Start the "
+                "analysis again."
+            )
 
 
 class PancreasAnalyzer(StarAnalyzer):
@@ -114,7 +126,7 @@ class PancreasAnalyzer(StarAnalyzer):
         except ConfigError as err:
             _fail(self.flame, err)
             raise
-        return {"node": self.id, "intro": intro, "update": update}
+        return {"node": self.id, "round": self.num_iterations, "intro": intro, "update": update}
 
     def _start(self, data) -> Introduction:
         """First round: validate, parse the CSV once, check disclosure, pick the strategy."""
@@ -202,12 +214,13 @@ class FederatedLogisticRegression(StarAggregator):
             result (see :class:`pancreas_fl.params.Params`, ``output``).
         """
         messages = sorted(analysis_results, key=lambda message: message["node"])
-        if self.num_iterations == 0:
-            try:
+        try:
+            _check_round(messages, self.num_iterations)
+            if self.num_iterations == 0:
                 self._start(messages)
-            except (ConfigError, DataError) as err:
-                _fail(self.flame, err)
-                raise
+        except (ConfigError, DataError, OutOfStepError) as err:
+            _fail(self.flame, err)
+            raise
         updates = {message["node"]: message["update"] for message in messages}
         return self.strategy_.aggregate(updates, self.num_iterations)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "OutOfStepError",
     "DataError",
     "PancreasFLError",
     "PrivacyError",
@@ -27,6 +28,14 @@ class ConfigError(PancreasFLError, ValueError):
 
     The message follows scikit-learn's convention, for example
     ``"'tol' must be a float in (0, inf). Got -1 instead."``.
+    """
+
+
+class OutOfStepError(PancreasFLError, RuntimeError):
+    """A hospital's message belongs to another round than the one being combined.
+
+    A message broker that delivers a message twice or late can put a hospital a round ahead
+    of the aggregator; combining its update would silently mix rounds.
     """
 
 

@@ -9,10 +9,10 @@ What crosses, round by round (``k`` is the SDK's ``num_iterations``, 0 in the fi
 
     round   hospital -> aggregator (HospitalMessage)       aggregator -> hospitals
     -----   --------------------------------------------   ----------------------------------
-    k = 0   node, intro (counts, column names, shared       FedAvg: the global model
-            parameters), update                             exact: ExactBroadcast
-    k > 0   node, update                                    the same
-    last    node, update                                    nothing: the final result goes to
+    k = 0   node, round, intro (counts, column names,       FedAvg: the global model
+            shared parameters), update                      exact: ExactBroadcast
+    k > 0   node, round, update                             the same
+    last    node, round, update                             nothing: the final result goes to
                                                             the analyst (bare coefficients or
                                                             the model dict of results.py)
 
@@ -120,6 +120,9 @@ class HospitalMessage(TypedDict):
 
     node: str
     """The hospital's node id (the aggregator combines in the order of the ids)."""
+    round: int
+    """The round the update is for (the hospital's ``num_iterations``); the aggregator
+    refuses a message of another round rather than mix rounds."""
     intro: Introduction | None
     """Round 0 only, else ``None``."""
     update: FedAvgUpdate | ExactUpdate
