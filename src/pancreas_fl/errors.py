@@ -12,8 +12,8 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
-    "OutOfStepError",
     "DataError",
+    "OutOfStepError",
     "PancreasFLError",
     "PrivacyError",
 ]
