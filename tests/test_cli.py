@@ -321,3 +321,30 @@ def test_the_console_script_reports_bad_data_without_a_traceback(hospitals):
     assert len(proc.stderr.strip().splitlines()) == 1
     assert proc.stderr.startswith("pancreas-fl: error: hospital 'node1': node1/pancreasData.csv:")
     assert not (hospitals / "pancreas.pkl").exists()
+
+
+def test_every_analysis_parameter_is_a_simulate_option_with_its_default(capsys):
+    from pancreas_fl.params import PARAMETERS
+
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for parameter in PARAMETERS:
+        option = "--" + parameter.name.replace("_", "-")
+        assert option in text
+        assert f"(default: {parameter.describe_default().replace('`', '')})" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tol", "-1"], "'tol' must be a float in (0, inf). Got -1.0 instead."),
+        (["--max-param-ratio", "2"], "'max_param_ratio' must be a float in (0, 1]. Got 2.0"),
+        (["--weighted", "--strategy", "exact"], "'weighted' applies to strategy='fedavg' only"),
+    ],
+)
+def test_options_are_refused_with_the_same_words_as_the_python_api(argv, message, capsys):
+    code, _, err = run(["simulate", *NODES, *argv], capsys)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert message in err

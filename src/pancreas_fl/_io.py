@@ -7,13 +7,21 @@ import errno
 import os
 import secrets
 import stat
+from pathlib import Path
+
+from pancreas_fl.errors import UsageError
 
 __all__ = [
     "NotARegularFileError",
     "atomic_write",
+    "check_outputs",
     "check_writable",
+    "one_line",
+    "quote_path",
     "read_regular_file",
+    "same_file",
     "write_all",
+    "write_outputs",
 ]
 
 
@@ -175,3 +183,91 @@ def _keep_previous(path: str) -> str | None:
     except OSError:
         os.replace(path, backup)  # no hard links here: move it aside
     return backup
+
+
+# ---------------------------------------------------------------------- what the command shows
+def quote_path(path) -> str:
+    """A path as shown in a one-line message: quoted (repr) when it holds a control character
+    or surrounding spaces, as it is otherwise."""
+    text = os.fspath(path)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
+def one_line(text: str) -> str:
+    """Escape line breaks and other control characters, so that an error is one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def same_file(a, b) -> bool:
+    """Whether two paths name the same file: the same resolved path, or the same inode."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def check_outputs(outputs: dict, inputs: list) -> None:
+    """Check every output location before anything runs.
+
+    Parameters
+    ----------
+    outputs : dict of str to Path or None
+        Option (e.g. ``'--out'``) -> the path given (``None``: not asked for).
+    inputs : list of (str, Path)
+        What each input is (for the message) and its path.
+
+    Raises
+    ------
+    UsageError
+        When an output is an input or another output (after resolving links), is a folder,
+        or cannot be written (tried, with an empty temporary file beside it).
+    """
+    chosen = [(option, Path(path)) for option, path in outputs.items() if path is not None]
+    for i, (option, path) in enumerate(chosen):
+        shown = f"{option} {quote_path(path)}"
+        for other_option, other in chosen[:i]:
+            if same_file(path, other):
+                raise UsageError(f"{shown}: is also {other_option}; give each output its own file.")
+        for what, source in inputs:
+            if same_file(path, source):
+                raise UsageError(
+                    f"{shown}: is {what}; writing there would destroy it. Give another file name."
+                )
+        try:
+            check_writable(path)
+        except IsADirectoryError:
+            raise UsageError(f"{shown}: is a directory; give a file name.") from None
+        except FileNotFoundError as exc:
+            if path.parent.is_dir():  # e.g. /proc, where no file can be created
+                raise UsageError(f"{shown}: cannot write there ({exc.strerror}).") from None
+            raise UsageError(
+                f"{shown}: the folder {quote_path(path.parent)} does not exist."
+            ) from None
+        except OSError as exc:
+            raise UsageError(f"{shown}: cannot write there ({exc.strerror}).") from None
+
+
+def write_outputs(files: dict, options: dict) -> None:
+    """Write all outputs or none (:func:`write_all`).
+
+    Parameters
+    ----------
+    files : dict of path to bytes
+    options : dict of str to str
+        The path as given (``os.fspath``) -> the option that named it, for the message.
+
+    Raises
+    ------
+    UsageError
+        Naming the option and the path the user gave (never a temporary file).
+    """
+    try:
+        write_all(files)
+    except OSError as exc:
+        option = options.get(exc.filename, "")
+        shown = f"{option} {quote_path(exc.filename)}".strip() if exc.filename else option
+        raise UsageError(
+            f"{shown}: cannot write ({exc.strerror or exc}); no output was written."
+        ) from None

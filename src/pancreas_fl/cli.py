@@ -14,22 +14,26 @@ analysis itself fails.
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import math
 import os
 import pickle
-import stat
 import sys
 import threading
 import time
 from pathlib import Path
 
-from pancreas_fl import results
-from pancreas_fl._io import NotARegularFileError, check_writable, read_regular_file, write_all
-from pancreas_fl.data import DEFAULT_DATASET
-from pancreas_fl.errors import ConfigError, DataError, PancreasFLError
-from pancreas_fl.params import resolve_params
+from pancreas_fl import report, results
+from pancreas_fl._io import (
+    NotARegularFileError,
+    check_outputs,
+    one_line,
+    quote_path,
+    read_regular_file,
+    write_outputs,
+)
+from pancreas_fl._validation import Boolean, ColumnRef, Interval, Options
+from pancreas_fl.errors import ConfigError, DataError, UsageError
+from pancreas_fl.params import PARAMETERS, resolve_params
 
 __all__ = ["main"]
 
@@ -37,165 +41,11 @@ PROG = "pancreas-fl"
 DEFAULT_NODES = ("data/sample/node1", "data/sample/node2")
 
 
-class UsageError(PancreasFLError):
-    """Bad command-line input: exit status 2."""
-
-
-# ---------------------------------------------------------------------------- helpers
-def _quote(path) -> str:
-    """A path as shown in a one-line message: quoted (repr) when it holds a control character
-    or surrounding spaces, as it is otherwise."""
-    text = os.fspath(path)
-    return text if text.isprintable() and text.strip() == text and text else repr(text)
-
-
-def _one_line(text: str) -> str:
-    """Escape line breaks and other control characters, so that an error is one line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _same_file(a, b) -> bool:
-    """Whether two paths name the same file: the same resolved path, or the same inode."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return False
-
-
-def _check_outputs(outputs: dict, inputs: list) -> None:
-    """Check every output location before anything runs.
-
-    Parameters
-    ----------
-    outputs : dict of str to Path or None
-        Option (e.g. ``'--out'``) -> the path given (``None``: not asked for).
-    inputs : list of (str, Path)
-        What each input is (for the message) and its path.
-
-    Raises
-    ------
-    UsageError
-        When an output is an input or another output (after resolving links), is a folder,
-        or cannot be written (tried, with an empty temporary file beside it).
-    """
-    chosen = [(option, Path(path)) for option, path in outputs.items() if path is not None]
-    for i, (option, path) in enumerate(chosen):
-        shown = f"{option} {_quote(path)}"
-        for other_option, other in chosen[:i]:
-            if _same_file(path, other):
-                raise UsageError(f"{shown}: is also {other_option}; give each output its own file.")
-        for what, source in inputs:
-            if _same_file(path, source):
-                raise UsageError(
-                    f"{shown}: is {what}; writing there would destroy it. Give another file name."
-                )
-        try:
-            check_writable(path)
-        except IsADirectoryError:
-            raise UsageError(f"{shown}: is a directory; give a file name.") from None
-        except FileNotFoundError as exc:
-            if path.parent.is_dir():  # e.g. /proc, where no file can be created
-                raise UsageError(f"{shown}: cannot write there ({exc.strerror}).") from None
-            raise UsageError(f"{shown}: the folder {_quote(path.parent)} does not exist.") from None
-        except OSError as exc:
-            raise UsageError(f"{shown}: cannot write there ({exc.strerror}).") from None
-
-
-def _write_outputs(files: dict, options: dict) -> None:
-    """Write all outputs or none; a failure names the option and the path the user gave."""
-    try:
-        write_all(files)
-    except OSError as exc:
-        option = options.get(exc.filename, "")
-        shown = f"{option} {_quote(exc.filename)}".strip() if exc.filename else option
-        raise UsageError(
-            f"{shown}: cannot write ({exc.strerror or exc}); no output was written."
-        ) from None
-
-
-def _node_names(folders) -> list[str]:
-    """Node ids for the hospital folders: their names, or their paths where names repeat.
-
-    Refuses an empty path, a folder that does not exist, the same folder twice (also through
-    a link or a trailing slash) and a hospital named like the aggregator.
-    """
-    from flame_offline.tester import AGGREGATOR_ID
-
-    seen: dict[tuple[int, int], str] = {}
-    for folder in folders:
-        if folder == "":
-            raise UsageError(
-                "hospital folder '': an empty path (it would silently mean the current "
-                "folder). Give the folder's name, or '.' for the current folder."
-            )
-        try:
-            info = os.stat(folder)
-        except OSError:
-            info = None
-        if info is None or not stat.S_ISDIR(info.st_mode):
-            raise UsageError(
-                f"hospital folder {_quote(folder)}: not a directory. Give one folder per "
-                "hospital, holding its files (e.g. data/sample/node1)."
-            )
-        key = (info.st_dev, info.st_ino)
-        if key in seen:
-            raise UsageError(
-                f"hospital folders {_quote(seen[key])} and {_quote(folder)} are the same "
-                "folder; give each hospital once (its patients would be counted twice)."
-            )
-        seen[key] = folder
-    paths = [Path(folder) for folder in folders]
-    names = [
-        path.name if path.name not in ("", "..") else path.resolve().name or str(path.resolve())
-        for path in paths
-    ]
-    if len(set(names)) != len(names) or AGGREGATOR_ID in names:
-        names = [str(path) for path in paths]
-    if AGGREGATOR_ID in names:
-        raise UsageError(
-            f"hospital folder {AGGREGATOR_ID!r}: the name is the aggregator's node id. Rename "
-            "the folder, or give it by a longer path (e.g. sites/aggregator)."
-        )
-    return names
-
-
-def _json_ready(obj):
-    """Plain JSON values: arrays to lists, non-finite floats to null."""
-    if isinstance(obj, dict):
-        return {str(key): _json_ready(value) for key, value in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(value) for value in obj]
-    if hasattr(obj, "tolist"):
-        return _json_ready(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 # ---------------------------------------------------------------------------- simulate
 def _simulation_params(args) -> dict:
-    options = {
-        "strategy": args.strategy,
-        "dataset": args.dataset,
-        "label": args.label,
-        "max_iter": args.max_iter,
-        "tol": args.tol,
-        "C": args.C,
-        "fit_intercept": args.fit_intercept,
-        "weighted": args.weighted,
-        "local_steps": args.local_steps,
-        "standardize": args.standardize,
-        "solver": args.solver,
-        "min_patients": args.min_patients,
-        "max_param_ratio": args.max_param_ratio,
-        "output": args.output,
-    }
-    params = {key: value for key, value in options.items() if value is not None}
-    if isinstance(params.get("label"), str) and params["label"].lstrip("-").isdigit():
-        params["label"] = int(params["label"])
-    return params
+    """The analysis parameters given on the command line (unset ones are left out)."""
+    values = {parameter.name: getattr(args, parameter.name) for parameter in PARAMETERS}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _log_printer(quiet: bool):
@@ -228,98 +78,12 @@ def _failure(exc, folders_by_node) -> tuple[int, str]:
     return 1, f"the analysis failed at {where}: {exc.error_type}: {error if error else exc}"
 
 
-def _summary(model, metrics, seconds) -> str:
-    reason = {
-        "tolerance": "the change fell below tol",
-        "max_iter": "max_iter was reached",
-        "line_search": "no step could lower the objective any further",
-    }.get(model["stop_reason"], model["stop_reason"])
-    lines = [
-        "",
-        f"{model['strategy']}: {model['rounds']} rounds in {seconds:.2f} s; stopped because "
-        f"{reason}.",
-        f"{'hospital':<16} {'patients':>8} {'label 1':>8} {'accuracy':>9} {'ROC AUC':>8}",
-    ]
-    for row in metrics:
-        auc = "n/a" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}"
-        lines.append(
-            f"{row['hospital']:<16} {row['patients']:>8} {row['positives']:>8} "
-            f"{row['accuracy']:>9.3f} {auc:>8}"
-        )
-    lines.append("(accuracy and ROC AUC of the final model at each hospital, on its own data)")
-    if model.get("statistics"):
-        from pancreas_fl.stats import format_summary
-
-        lines += ["", format_summary(model["statistics"])]
-    return "\n".join(lines)
-
-
-def _report(model, metrics, seconds) -> dict:
-    return _json_ready(
-        {
-            "strategy": model["strategy"],
-            "rounds": model["rounds"],
-            "stop_reason": model["stop_reason"],
-            "coef": model["coef"],
-            "intercept": model["intercept"],
-            "feature_names": model["feature_names"],
-            "label": model["label"],
-            "params": model["params"],
-            "standardization": model["standardization"],
-            "statistics": model["statistics"],
-            "n_samples": model["n_samples"],
-            "metrics": metrics,
-            "history": model["history"],
-            "seconds_total": seconds,
-        }
-    )
-
-
-def _pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (an optional extra)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'pancreas-fl[plot]'.") from None
-    return plt
-
-
-def _plot(plt, model) -> bytes:
-    """The pooled training log-loss per round, as PNG bytes (rejected trial steps marked)."""
-    history = [entry for entry in model["history"] if entry["log_loss"] is not None]
-    accepted = [entry for entry in history if entry.get("accepted", True)]
-    rejected = [entry for entry in history if not entry.get("accepted", True)]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([e["round"] for e in accepted], [e["log_loss"] for e in accepted], marker="o")
-    if rejected:
-        ax.plot(
-            [e["round"] for e in rejected],
-            [e["log_loss"] for e in rejected],
-            "x",
-            color="grey",
-            label="rejected trial step",
-        )
-        ax.legend()
-    ax.set_xlabel("round")
-    ax.set_ylabel("pooled training log-loss")
-    ax.set_title(f"pancreas-fl ({model['strategy']}): convergence")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 def _simulate(args) -> int:
     from flame_offline import NodeFailedError, NodeTimeoutError
-    from pancreas_fl.simulation import evaluate, read_hospital, simulate
+    from pancreas_fl.simulation import evaluate, hospital_names, read_hospital, simulate
 
     folders = args.nodes or list(DEFAULT_NODES)
-    names = _node_names(folders)
+    names = hospital_names(folders)
     params = _simulation_params(args)
     # Validated here, before any hospital runs; the resolved output is what FLAME would write
     # (the tutorial's bare array by default). The command itself always asks for the model
@@ -332,8 +96,11 @@ def _simulate(args) -> int:
         (f"the data file of hospital {name!r}", Path(folder) / resolved.dataset)
         for name, folder in zip(names, folders, strict=True)
     ]
-    _check_outputs(outputs, inputs)
-    plt = _pyplot() if args.plot else None
+    check_outputs(outputs, inputs)
+    try:
+        plt = report.pyplot() if args.plot else None  # missing matplotlib: say so up front
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
     splits = []
     for name, folder in zip(names, folders, strict=True):
         try:
@@ -369,18 +136,18 @@ def _simulate(args) -> int:
         model,
         splits,
         names,
-        dataset=params.get("dataset", DEFAULT_DATASET),
-        label=params.get("label"),
+        dataset=resolved.dataset,
+        label=resolved.label,
     )
     # every output is rendered first, then written: all of them or none
     files = {args.out: pickle.dumps(payload)}
     if args.report:
-        files[args.report] = json.dumps(_report(model, metrics, seconds), indent=2).encode()
+        files[args.report] = report.report_json(model, metrics, seconds)
     if args.plot:
-        files[args.plot] = _plot(plt, model)
-    _write_outputs(files, {os.fspath(path): option for option, path in outputs.items() if path})
-    print(_summary(model, metrics, seconds))
-    print(f"\nwrote {', '.join(_quote(path) for path in files)}")
+        files[args.plot] = report.plot_png(model, plt)
+    write_outputs(files, {os.fspath(path): option for option, path in outputs.items() if path})
+    print(report.summary_text(model, metrics, seconds))
+    print(f"\nwrote {', '.join(quote_path(path) for path in files)}")
     return 0
 
 
@@ -391,14 +158,14 @@ def _predict(args) -> int:
     from pancreas_fl.data import load_feature_table
 
     path = Path(args.csv)
-    _check_outputs({"--out": args.out}, [("the --model file", args.model), ("the input CSV", path)])
+    check_outputs({"--out": args.out}, [("the --model file", args.model), ("the input CSV", path)])
     clf = results.load_model(args.model)
     try:
         raw = read_regular_file(path)
     except NotARegularFileError:
-        raise UsageError(f"{_quote(path)}: not a regular file; give a CSV file.") from None
+        raise UsageError(f"{quote_path(path)}: not a regular file; give a CSV file.") from None
     except OSError as exc:
-        raise UsageError(f"{_quote(path)}: cannot read the file ({exc.strerror}).") from None
+        raise UsageError(f"{quote_path(path)}: cannot read the file ({exc.strerror}).") from None
     names = getattr(clf, "feature_names_in_", None)
     features = load_feature_table(
         raw,
@@ -409,8 +176,8 @@ def _predict(args) -> int:
     if names is None:
         # the tutorial's bare array: columns by position, and nothing can check the order
         print(
-            f"{PROG}: warning: {_quote(args.model)} holds bare coefficients without feature "
-            f"names: the first {clf.n_features_in_} columns of {_quote(path)} are used in "
+            f"{PROG}: warning: {quote_path(args.model)} holds bare coefficients without feature "
+            f"names: the first {clf.n_features_in_} columns of {quote_path(path)} are used in "
             "file order, which cannot be verified. Use the model dict (simulate --output "
             "model), which matches the columns by name.",
             file=sys.stderr,
@@ -423,7 +190,7 @@ def _predict(args) -> int:
     table["prediction"] = table["prediction"].astype(int)
     text = table.to_csv(index=False, float_format="%.6f")
     if args.out:
-        _write_outputs({args.out: text.encode()}, {os.fspath(args.out): "--out"})
+        write_outputs({args.out: text.encode()}, {os.fspath(args.out): "--out"})
     else:
         sys.stdout.write(text)
     return 0
@@ -473,6 +240,30 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _column(text: str) -> str | int:
+    """``--label``: a column name, or a position when it is an integer (``-1``: the last)."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _add_parameter(group, parameter) -> None:
+    """One ``simulate`` option from a row of the parameter table (``max_iter`` ->
+    ``--max-iter``). Values are converted here and validated by :func:`resolve_params`, so
+    the command and the Python API word every refusal alike."""
+    constraint = parameter.constraint
+    default = parameter.describe_default().replace("`", "")
+    kwargs = {"dest": parameter.name, "default": None}
+    if isinstance(constraint, Boolean):
+        kwargs["action"] = "store_true"
+    elif isinstance(constraint, Options):
+        kwargs["choices"] = constraint.choices
+    elif isinstance(constraint, Interval):
+        kwargs.update(type=constraint.kind, metavar=constraint.kind.__name__.upper())
+    elif isinstance(constraint, ColumnRef):
+        kwargs.update(type=_column, metavar="COLUMN")
+    kwargs["help"] = f"{parameter.help.replace('`', '')} (default: {default})"
+    group.add_argument("--" + parameter.name.replace("_", "-"), **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (exposed for the documentation and tests)."""
     from pancreas_fl import __version__
@@ -492,27 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
         "summarizes, and writes the result.",
     )
     sim.add_argument("nodes", nargs="*", metavar="NODE_DIR", help=f"default: {DEFAULT_NODES}")
-    sim.add_argument("--strategy", choices=("fedavg", "exact"), help="default: fedavg")
-    sim.add_argument(
-        "--max-iter", type=int, help="default: 10 (fedavg), 50 (exact), 500 (exact, L-BFGS)"
+    analysis = sim.add_argument_group(
+        "analysis parameters", "as in analyzer_kwargs/aggregator_kwargs (README: Parameters)"
     )
-    sim.add_argument("--tol", type=float, help="default: 1e-8")
-    sim.add_argument("--C", type=float, help="inverse L2 strength; inf = no penalty")
-    sim.add_argument("--fit-intercept", action="store_true", default=None)
-    sim.add_argument("--weighted", action="store_true", default=None, help="fedavg: by counts")
-    sim.add_argument("--local-steps", type=int, help="fedavg: lbfgs steps per round")
-    sim.add_argument("--standardize", action="store_true", default=None, help="exact only")
-    sim.add_argument("--solver", choices=("auto", "newton", "lbfgs"), help="exact only")
-    sim.add_argument("--dataset", help="object key of the CSV (default: pancreasData.csv)")
-    sim.add_argument("--label", help="label column name or position (default: last)")
-    sim.add_argument("--min-patients", type=int, help="privacy guard (default: 10)")
-    sim.add_argument("--max-param-ratio", type=float, help="privacy guard (default: 0.33)")
-    sim.add_argument("--output", choices=("model", "coef"), help="what --out holds")
+    for parameter in PARAMETERS:
+        _add_parameter(analysis, parameter)
     sim.add_argument("--isolation", choices=("thread", "process"), default="thread")
     sim.add_argument(
         "--timeout", type=_positive_float, default=120.0, help="seconds a node may wait"
     )
-    sim.add_argument("--out", type=Path, default=Path("pancreas.pkl"))
+    sim.add_argument(
+        "--out", type=Path, default=Path("pancreas.pkl"), help="the result (default: pancreas.pkl)"
+    )
     sim.add_argument("--report", type=Path, help="write a JSON report")
     sim.add_argument("--plot", type=Path, help="draw the log-loss per round (PNG)")
     sim.add_argument("--quiet", action="store_true", help="no per-round lines")
@@ -552,14 +334,14 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
         return args.run(args)
     except _Exit as exc:
-        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.code
     except (UsageError, DataError, ConfigError, results.ModelFileError) as exc:
-        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file that cannot be written or read
-        where = f"{_quote(exc.filename)}: " if exc.filename else ""
-        print(f"{PROG}: error: {_one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
+        where = f"{quote_path(exc.filename)}: " if exc.filename else ""
+        print(f"{PROG}: error: {one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

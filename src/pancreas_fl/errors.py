@@ -16,6 +16,7 @@ __all__ = [
     "OutOfStepError",
     "PancreasFLError",
     "PrivacyError",
+    "UsageError",
 ]
 
 
@@ -36,6 +37,13 @@ class OutOfStepError(PancreasFLError, RuntimeError):
 
     A message broker that delivers a message twice or late can put a hospital a round ahead
     of the aggregator; combining its update would silently mix rounds.
+    """
+
+
+class UsageError(PancreasFLError):
+    """A command-line input that cannot be used: a path, a folder, an output location.
+
+    The ``pancreas-fl`` command reports it in one line and exits with status 2.
     """
 
 

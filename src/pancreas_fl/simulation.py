@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from pathlib import Path
 
 from flame_offline import StarModelTester
-from pancreas_fl._io import NotARegularFileError, read_regular_file
+from pancreas_fl._io import NotARegularFileError, quote_path, read_regular_file
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
 from pancreas_fl.data import DEFAULT_DATASET, load_hospital_data
-from pancreas_fl.errors import DataError
+from pancreas_fl.errors import DataError, UsageError
 from pancreas_fl.results import model_from_result
 from pancreas_fl.stats import accuracy, roc_auc
 
-__all__ = ["evaluate", "read_hospital", "simulate"]
+__all__ = ["evaluate", "hospital_names", "read_hospital", "simulate"]
 
 _MAX_LISTED = 20  # file names listed in one message
 
@@ -46,7 +47,7 @@ def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, byte
         When the folder does not exist, the file is missing, outside the folder, not a
         regular file or unreadable. ``file`` is the file's path.
     """
-    shown = _quote(folder)
+    shown = quote_path(folder)
     hint = "Give one folder per hospital, holding its files (e.g. data/sample/node1)"
     if os.fspath(folder) == "":
         raise DataError(
@@ -93,10 +94,53 @@ def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, byte
     return [{dataset: raw}]
 
 
-def _quote(path) -> str:
-    """A path as shown in a one-line message: quoted when it holds a control character."""
-    text = os.fspath(path)
-    return text if text.isprintable() and text.strip() == text and text else repr(text)
+def hospital_names(folders) -> list[str]:
+    """Node ids for hospital folders: their names, or their paths where names repeat.
+
+    Raises
+    ------
+    UsageError
+        For an empty path, a folder that does not exist, the same folder twice (also through
+        a link or a trailing slash) and a hospital named like the aggregator.
+    """
+    from flame_offline.tester import AGGREGATOR_ID
+
+    seen: dict[tuple[int, int], str] = {}
+    for folder in folders:
+        if folder == "":
+            raise UsageError(
+                "hospital folder '': an empty path (it would silently mean the current "
+                "folder). Give the folder's name, or '.' for the current folder."
+            )
+        try:
+            info = os.stat(folder)
+        except OSError:
+            info = None
+        if info is None or not stat.S_ISDIR(info.st_mode):
+            raise UsageError(
+                f"hospital folder {quote_path(folder)}: not a directory. Give one folder per "
+                "hospital, holding its files (e.g. data/sample/node1)."
+            )
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            raise UsageError(
+                f"hospital folders {quote_path(seen[key])} and {quote_path(folder)} are the "
+                "same folder; give each hospital once (its patients would be counted twice)."
+            )
+        seen[key] = folder
+    paths = [Path(folder) for folder in folders]
+    names = [
+        path.name if path.name not in ("", "..") else path.resolve().name or str(path.resolve())
+        for path in paths
+    ]
+    if len(set(names)) != len(names) or AGGREGATOR_ID in names:
+        names = [str(path) for path in paths]
+    if AGGREGATOR_ID in names:
+        raise UsageError(
+            f"hospital folder {AGGREGATOR_ID!r}: the name is the aggregator's node id. Rename "
+            "the folder, or give it by a longer path (e.g. sites/aggregator)."
+        )
+    return names
 
 
 def simulate(
@@ -147,11 +191,14 @@ def simulate(
         A node waited longer than ``timeout``.
     """
     kwargs = params or None
+    # as the entrypoint does: a production node fetches only the objects it names
+    dataset = params.get("dataset", DEFAULT_DATASET)
     return StarModelTester(
         splits,
         analyzer,
         aggregator,
         "s3",
+        query=[dataset] if isinstance(dataset, str) else [],
         simple_analysis=False,
         output_type="pickle",
         analyzer_kwargs=kwargs,
