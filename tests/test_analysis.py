@@ -274,7 +274,8 @@ def good_rows(n=40, seed=0, label=None):
 GOOD = (HEADER + good_rows()).encode()
 
 BAD_DATA = {
-    "key-missing": ({"other.csv": GOOD}, r"not found.*'other\.csv'"),
+    # a production node fetches only the queried key: the others are not even seen
+    "key-missing": ({"other.csv": GOOD}, r"object key 'pancreasData\.csv' not found"),
     "empty": ({"pancreasData.csv": b""}, r"empty"),
     "header-only": ({"pancreasData.csv": HEADER.encode()}, r"no data rows"),
     "non-numeric": (
