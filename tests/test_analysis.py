@@ -3,7 +3,6 @@ reproduced bit for bit, and the parameters and data it refuses."""
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from itertools import pairwise
@@ -13,18 +12,11 @@ import pandas as pd
 import pytest
 
 import _tutorial
-from _helpers import ROOT, cohort_splits, run_analysis, sample_splits
+from _helpers import cohort_splits, golden_coef, run_analysis, sample_splits
 from _star import StubCore, run_by_hand
 from flame_offline import NodeFailedError, StarModelTester
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
 from pancreas_fl.errors import ConfigError, DataError, OutOfStepError, PrivacyError
-
-GOLDEN = json.loads((ROOT / "tests" / "golden" / "tutorial_sample.json").read_text())
-
-
-def golden_coef() -> np.ndarray:
-    values = [float.fromhex(v) for v in GOLDEN["coef_hex"]]
-    return np.array(values).reshape(GOLDEN["shape"])
 
 
 def run_tutorial(splits, isolation="thread"):
@@ -45,32 +37,41 @@ def failure(splits, **params) -> BaseException:
 
 
 # ---------------------------------------------------------------------------- the tutorial
-@pytest.mark.parametrize("isolation", ["thread", "process"])
-def test_default_run_reproduces_the_tutorial_under_the_flame_sdk_bit_for_bit(isolation):
-    # golden: the tutorial's own code under the real FLAME SDK's StarModelTester
-    result = run_analysis(sample_splits(), isolation=isolation).result
+def test_default_run_gives_the_golden_result_of_the_tutorial_under_the_flame_sdk():
+    # golden: the tutorial's own code under the real FLAME SDK's StarModelTester, on another
+    # machine; other CPUs make OpenBLAS pick other kernels, so the last bits may differ
+    result = run_analysis(sample_splits()).result
     assert isinstance(result, np.ndarray)
     assert result.shape == (1, 8)
     assert result.dtype == np.float64
-    assert result.tobytes() == golden_coef().tobytes()
+    np.testing.assert_allclose(result, golden_coef(), rtol=1e-12, atol=0)
 
 
+# Bit for bit only within one environment: the tutorial's own code on the same machine and
+# libraries (tests/_tutorial.py; under the real SDK: tests/test_flame_sdk.py).
 @pytest.mark.parametrize(
     "cohort",
     [
+        None,
         {"n_nodes": 2, "rows": 120, "n_features": 5, "seed": 1},
         {"n_nodes": 3, "rows": [300, 80, 150], "n_features": 8, "seed": 2},
         {"n_nodes": 5, "rows": 60, "n_features": 3, "seed": 3},
     ],
-    ids=["2-nodes", "3-nodes-uneven", "5-nodes"],
+    ids=["data-sample", "2-nodes", "3-nodes-uneven", "5-nodes"],
 )
 # the tutorial's code warns on purpose every round; ours must not (filterwarnings=error)
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_default_run_equals_the_tutorial_code_on_the_engine(cohort):
-    splits = cohort_splits(**cohort)
+def test_default_run_equals_the_tutorial_code_on_the_engine_bit_for_bit(cohort):
+    splits = sample_splits() if cohort is None else cohort_splits(**cohort)
     ours = run_analysis(splits).result
     theirs = run_tutorial(splits).result
     assert ours.tobytes() == theirs.tobytes()
+
+
+def test_process_isolation_gives_the_bits_of_thread_isolation():
+    threads = run_analysis(sample_splits(), isolation="thread").result
+    processes = run_analysis(sample_splits(), isolation="process").result
+    assert processes.tobytes() == threads.tobytes()
 
 
 def test_default_run_takes_eleven_rounds_and_stops_at_max_iter():
@@ -80,7 +81,7 @@ def test_default_run_takes_eleven_rounds_and_stops_at_max_iter():
     assert model["stop_reason"] == "max_iter"
     assert [entry["round"] for entry in model["history"]] == list(range(11))
     assert model["history"][0]["delta"] is None
-    assert model["coef"].tobytes() == golden_coef().tobytes()
+    assert model["coef"].tobytes() == run_analysis(sample_splits()).result.tobytes()
     messages = [r.message for r in tester.logs if r.node_id == "aggregator"]
     assert "Maximum number of 10 iterations reached. Returning current results." in messages
 
@@ -137,11 +138,12 @@ def test_the_constructor_stores_the_parameters_and_sets_every_attribute(cls, rol
     assert all(getattr(node, name) is None for name in fitted)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # the tutorial's
 def test_the_rounds_by_hand_reproduce_the_tutorial():
     # the tutorial's "Training Flow Example", each message pickled as FLAME moves it
     run = run_by_hand(sample_splits())
     assert len(run.sent) == 11
-    assert run.result.tobytes() == golden_coef().tobytes()
+    assert run.result.tobytes() == run_tutorial(sample_splits()).result.tobytes()
     assert all(b.shape == (1, 8) for b in run.broadcasts)  # the tutorial's broadcast
     assert run.aggregator.strategy_.stop_reason_ == "max_iter"
     assert run.aggregator.flame.logs[-1] == (
