@@ -23,8 +23,9 @@ The update depends on the strategy:
   (:data:`FedAvgBroadcast`: the tutorial's bare ``(1, n_features)`` array, or
   :class:`GlobalModel` when there is an intercept).
 * exact: :class:`ExactUpdate`, the sums of per-patient log-loss, gradient and curvature terms
-  at the point the aggregator asked for (:class:`ExactBroadcast`); with ``standardize=True``
-  the first round sends per-feature moments instead.
+  at the point the aggregator asked for (:class:`ExactBroadcast`), and the count of patients
+  whose fitted probability there is numerically 0 or 1; with ``standardize=True`` the first
+  round sends per-feature moments instead.
 """
 
 from __future__ import annotations
@@ -113,6 +114,14 @@ class ExactUpdate(TypedDict):
 
     terms: LocalTerms | None
     moments: FeatureMoments | None
+    n_extreme: int | None
+    r"""With ``terms``: the number of the hospital's patients whose fitted probability at the
+    point asked for is numerically 0 or 1, :math:`\#\{i : |\tilde x_i^\top\theta| > 33.7\}`
+    (:func:`~pancreas_fl.stats.separation.count_extreme`, R's ``glm.fit`` rule), a sum over
+    patients of an indicator. Without a penalty it tells the aggregator that the
+    maximum-likelihood estimate does not exist or is not resolvable ((quasi-)separation),
+    and withholds the Wald table. It reveals no more than the gradient sum does (which, at
+    a steep enough point, counts the same patients). ``None`` with ``moments``."""
 
 
 class HospitalMessage(TypedDict):

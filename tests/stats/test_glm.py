@@ -58,7 +58,8 @@ def test_unpenalized_statistics_equal_the_pooled_reference(fit_intercept):
     assert s["null_deviance"] == pytest.approx(null, rel=1e-12)
     k = 5 + fit_intercept
     assert s["aic"] == pytest.approx(dev + 2 * k, rel=1e-10)
-    assert s["df_model"] == k
+    assert s["df_model"] == k - fit_intercept  # R and statsmodels: the intercept excluded
+    assert s["n_params"] == s["rank"] == k
     assert s["df_resid"] == len(y) - k
     assert s["edf"] == k
     assert not s["penalized"]

@@ -20,6 +20,7 @@ What crosses is in :mod:`pancreas_fl.messages` (:class:`ExactUpdate`, :class:`Ex
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import replace
 
 import numpy as np
@@ -38,9 +39,10 @@ from pancreas_fl.stats import (
     null_deviance,
     resolve_method,
     scale_from_var,
-    standardize,
     to_raw_space,
 )
+from pancreas_fl.stats.glm import format_aliases
+from pancreas_fl.stats.separation import column_rms, count_extreme
 from pancreas_fl.strategies.common import MAX_ITER_MESSAGE, Cohort, Log, RoundLog, final_model
 
 __all__ = ["ExactAggregator", "ExactHospital"]
@@ -60,20 +62,21 @@ class ExactHospital:
 
     Attributes
     ----------
-    design_ : numpy.ndarray or None
-        The features the sums are computed on: the raw ones, or standardized once with the
-        pooled scaler (round 1). ``None`` until known.
+    scaler_ : dict or None
+        The pooled standardization (``mean``, ``scale``) the sums are computed with, from
+        round 1 on with ``standardize=True``; ``None`` for the raw features. The features are
+        standardized block by block in every round, never kept as a second matrix.
     """
 
     #: Sums from a hospital whose patients all have one label are still exact.
     requires_both_classes = False
 
     def __init__(self, data: HospitalData, params: Params) -> None:
-        self.X, self.y = data.to_numpy()
+        self.X, self.y = data.X, data.y  # the hospital's one matrix, not a copy
         self.fit_intercept = params.fit_intercept
         self.standardize = params.standardize
         self.solver = params.solver
-        self.design_: np.ndarray | None = None
+        self.scaler_: dict | None = None
 
     def update(self, broadcast: ExactBroadcast | None) -> ExactUpdate:
         """One round at the hospital.
@@ -90,18 +93,21 @@ class ExactHospital:
         if broadcast is None:
             if self.standardize:  # per-feature moments first; the fit starts next round
                 return {"terms": None, "moments": local_moments(self.X)}
-            self.design_ = self.X
             theta = np.zeros(self.X.shape[1] + self.fit_intercept)
             # No broadcast yet: resolve the solver as the aggregator will, to send the
             # curvature it needs.
             newton = resolve_method(theta.size, self.solver) == "newton"
             curvature = "full" if newton else "diag"
         else:
-            if self.design_ is None:
-                self.design_ = standardize(self.X, **broadcast["scaler"])
+            self.scaler_ = broadcast["scaler"]
             theta, curvature = broadcast["next_theta"], broadcast["curvature"]
         terms = local_terms(
-            self.design_, self.y, theta, fit_intercept=self.fit_intercept, hessian=curvature
+            self.X,
+            self.y,
+            theta,
+            fit_intercept=self.fit_intercept,
+            hessian=curvature,
+            **(self.scaler_ or {}),
         )
         return {"terms": terms, "moments": None}
 
@@ -138,7 +144,23 @@ class ExactAggregator:
         The solver's last report.
     stop_reason_ : {'tolerance', 'max_iter', 'line_search'} or None
         Why the analysis stopped (``None`` while it runs).
+    path_ : collections.deque of numpy.ndarray
+        The last accepted points (at most ``PATH_LENGTH``), oldest first: the diverging
+        coefficients of a separated unpenalized fit are named from them.
+    grad_ : numpy.ndarray or None
+        The pooled log-likelihood gradient at the last accepted point.
+    n_extreme_ : int or None
+        Patients whose fitted probability is numerically 0 or 1 at the last accepted point.
+    info0_ : numpy.ndarray or None
+        The pooled information at the start point (zeros): :math:`\tilde X^\top\tilde X/4`
+        of the pooled design, on which aliasing is judged.
+    scale_ : numpy.ndarray or None
+        Root mean square of each design column (from ``info0_``), in which the iterates'
+        moves are measured.
     """
+
+    #: Accepted points kept to judge which coefficients diverge.
+    PATH_LENGTH = 5
 
     def __init__(self, params: Params, cohort: Cohort, log: Log, *, max_iter_given: bool):
         n_params = len(cohort.feature_names) + params.fit_intercept
@@ -161,6 +183,11 @@ class ExactAggregator:
         self.previous_: np.ndarray | None = None
         self.step_: SolverStep | None = None
         self.stop_reason_: str | None = None
+        self.path_: deque[np.ndarray] = deque(maxlen=self.PATH_LENGTH)
+        self.grad_: np.ndarray | None = None
+        self.n_extreme_: int | None = None
+        self.info0_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
 
     def aggregate(self, updates: dict[str, ExactUpdate], num_iterations: int):
         """One round at the aggregator.
@@ -183,6 +210,7 @@ class ExactAggregator:
         total = aggregate_terms([update["terms"] for update in updates.values()])
         theta = self.solver.pending
         self.step_ = step = self.solver.update(theta, total["loss"], total["grad"], total["hess"])
+        self._remember(theta, total, updates, accepted=step.accepted)
         delta = None if self.previous_ is None else float(np.linalg.norm(theta - self.previous_))
         self.previous_ = theta
         # a rejected trial point (line search) is evaluated but not taken
@@ -192,6 +220,19 @@ class ExactAggregator:
             return self._broadcast(step.next_theta, step.curvature)
         model = self._model()
         return model if self.params.output == "model" else model["coef"]
+
+    def _remember(self, theta: np.ndarray, total: dict, updates, *, accepted: bool) -> None:
+        """Keep what the statistics need of an accepted point (aggregates only)."""
+        hess = total["hess"]
+        if self.info0_ is None and isinstance(hess, np.ndarray) and not np.any(theta):
+            self.info0_ = np.array(hess, dtype=np.float64)
+            self.scale_ = column_rms(hess, self.cohort.n_total)
+        if not accepted:
+            return
+        self.path_.append(theta.copy())
+        self.grad_ = np.asarray(total["grad"], dtype=np.float64).copy()
+        counts = [update.get("n_extreme") for update in updates.values()]
+        self.n_extreme_ = None if None in counts else int(sum(counts))
 
     def _pool_moments(self, updates: dict[str, ExactUpdate], num_iterations: int):
         """Round 0 of a standardized fit: the pooled scaler, and the start point."""
@@ -253,8 +294,8 @@ class ExactAggregator:
             coef, intercept = raw_coef, np.array([raw_intercept])
             if statistics is not None:
                 statistics["note"] += _STANDARDIZED_NOTE
-        if statistics is not None and self.stop_reason_ != "tolerance":
-            self._warn_unconverged(statistics)
+        if statistics is not None:
+            self._report(statistics)
         return final_model(
             self.params,
             self.cohort,
@@ -287,7 +328,35 @@ class ExactAggregator:
             C=p.C,
             penalty="l2",
             rounds=len(self.rounds.history),
+            grad=self.grad_,
+            converged=self.stop_reason_ == "tolerance",
+            tol=p.tol,
+            n_extreme=self.n_extreme_,
+            path=np.array(self.path_),
+            scale=self.scale_,
+            design_info=self.info0_,
         )
+
+    def _report(self, statistics: dict) -> None:
+        """Log what the analyst must know about the statistics: aliased terms, a fit without
+        a valid Wald table (separation), a fit that stopped before converging."""
+        if statistics["aliased"]:
+            self.log(
+                "aliased terms (perfectly collinear with earlier ones, not estimable): "
+                + format_aliases(statistics["aliases"]),
+                log_type="warn",
+            )
+        if not statistics["wald"]:
+            self.log(statistics["note"], log_type="warn")
+        elif self.stop_reason_ != "tolerance":
+            if statistics["penalized"]:
+                self._warn_unconverged(statistics)
+            else:  # the estimable part converged; the solver wandered along aliased terms
+                self.log(
+                    "the estimable part of the fit converged; the solver ran on only along "
+                    "the aliased terms' directions, which change no prediction",
+                    log_type="notice",
+                )
 
     def _warn_unconverged(self, statistics: dict) -> None:
         warning = (

@@ -1,0 +1,146 @@
+r"""Aliased (perfectly collinear) terms, found in the pooled information matrix.
+
+A term is *aliased* when its column of the design is a linear combination of earlier columns,
+so that the data cannot tell its effect from theirs: R's ``glm`` then reports its coefficient
+as ``NA`` ("not defined because of singularities") and fits the model without it.
+
+R finds these terms with a QR decomposition of the weighted design :math:`W^{1/2} X` with
+*limited* pivoting (LINPACK's ``dqrdc2``): the columns are processed from left to right, and a
+column whose part orthogonal to the columns kept so far has a norm below ``tol`` times its
+own norm is moved to the end and left out. Which member of a collinear set is aliased
+therefore follows the column order: the later one. R puts the intercept first.
+
+The aggregator holds no design, only the information :math:`\mathcal I = X^\top W X` (the sum
+of the hospitals' Hessians), so the same rule runs as a Cholesky factorisation of
+:math:`\mathcal I` with the same limited pivoting: the squared norm of column :math:`j`'s
+orthogonal part is the diagonal of the Schur complement :math:`S_{jj} = \mathcal I_{jj} -
+\mathcal I_{jK} \mathcal I_{KK}^{-1} \mathcal I_{Kj}` (:math:`K`: the columns kept before
+:math:`j`), and column :math:`j` is aliased when :math:`S_{jj} \le \mathrm{tol}^2\,
+\mathcal I_{jj}`. The tolerance is ``1e-7`` on the norm ratio, R's default for ``qr()`` and
+``lm()``. (R's ``glm`` uses ``min(1e-7, epsilon / 1000) = 1e-11`` on the QR of
+:math:`W^{1/2} X`; a cross-product matrix cannot resolve ratios below about
+:math:`\sqrt{\epsilon_{mach}} \approx 1.5 \cdot 10^{-8}`, because forming it squares them.)
+
+When :math:`X_A = X_K B` for the aliased columns :math:`A`, :math:`B = \mathcal I_{KK}^{-1}
+\mathcal I_{KA}` (the weights :math:`W` cancel), and any :math:`\theta` predicts as the
+reduced model's :math:`\theta_K + B \theta_A` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ALIAS_TOL", "Aliasing", "find_aliased"]
+
+#: Largest ratio of a column's residual norm to its own norm for which it counts as aliased.
+ALIAS_TOL = 1e-7
+
+
+@dataclass(frozen=True)
+class Aliasing:
+    r"""Which terms are estimable, which are aliased, and how.
+
+    Attributes
+    ----------
+    kept : numpy.ndarray of int
+        Indices of the estimable terms, in increasing order.
+    aliased : numpy.ndarray of int
+        Indices of the aliased terms, in increasing order (empty for a full-rank design).
+    B : numpy.ndarray of shape (len(kept), len(aliased))
+        :math:`X_A = X_K B`: column ``aliased[i]`` is ``sum_k B[k, i] * column kept[k]``.
+    """
+
+    kept: np.ndarray
+    aliased: np.ndarray
+    B: np.ndarray
+
+    @property
+    def rank(self) -> int:
+        """Number of estimable terms (the rank of the information matrix)."""
+        return int(self.kept.size)
+
+    def reduced(self, theta: np.ndarray) -> np.ndarray:
+        r"""The reduced model's coefficients :math:`\theta_K + B\theta_A` (same predictions)."""
+        return theta[self.kept] + self.B @ theta[self.aliased]
+
+
+def find_aliased(info, *, fit_intercept: bool, tol: float = ALIAS_TOL) -> Aliasing:
+    r"""Aliased terms of a design, from its information matrix (see the module docstring).
+
+    Parameters
+    ----------
+    info : array_like of shape (p, p)
+        Symmetric positive semi-definite :math:`X^\top W X`.
+    fit_intercept : bool
+        Whether the last term is the intercept: it is processed first, as R's column order
+        has it (a constant feature is then aliased with the intercept, not the reverse).
+    tol : float, default=ALIAS_TOL
+        Largest residual-norm ratio of an aliased column.
+
+    Returns
+    -------
+    Aliasing
+    """
+    A = np.asarray(info, dtype=np.float64)
+    p = A.shape[0]
+    order = [p - 1, *range(p - 1)] if fit_intercept and p > 0 else list(range(p))
+    diag = np.diag(A).copy()
+    usable = np.isfinite(diag) & (diag > 0)
+    scale = np.sqrt(np.where(usable, diag, 1.0))
+    # unit diagonal: the criterion S_jj <= tol^2 A_jj becomes S_jj <= tol^2
+    S = 0.5 * (A + A.T) / scale[:, None] / scale[None, :]
+    S[~usable, :] = 0.0
+    S[:, ~usable] = 0.0
+    limit = tol * tol
+    if usable.all() and _full_rank(S[np.ix_(order, order)], limit):
+        kept, aliased = list(range(p)), []
+    else:
+        kept, aliased = _limited_pivoting(S, order, usable, limit)
+    kept_idx = np.array(sorted(kept), dtype=int)
+    aliased_idx = np.array(sorted(aliased), dtype=int)
+    if aliased_idx.size and kept_idx.size:
+        B = _solve_psd(A[np.ix_(kept_idx, kept_idx)], A[np.ix_(kept_idx, aliased_idx)])
+    else:
+        B = np.zeros((kept_idx.size, aliased_idx.size))
+    return Aliasing(kept=kept_idx, aliased=aliased_idx, B=B)
+
+
+def _full_rank(S: np.ndarray, limit: float) -> bool:
+    """Whether no column is aliased: the fast path, one LAPACK Cholesky factorisation.
+
+    The squared diagonal of the Cholesky factor is the Schur complement diagonal of each
+    column given all earlier ones, the quantity the pivoting compares with ``limit``."""
+    try:
+        L = np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.all(np.diag(L) ** 2 > limit))
+
+
+def _limited_pivoting(
+    S: np.ndarray, order: list[int], usable: np.ndarray, limit: float
+) -> tuple[list[int], list[int]]:
+    """Cholesky with R's limited pivoting: an aliased column is left out, the rest go on."""
+    S = S.copy()
+    kept: list[int] = []
+    aliased: list[int] = []
+    for j in order:
+        if not usable[j] or not S[j, j] > limit:
+            aliased.append(j)
+            continue
+        kept.append(j)
+        # one step of a right-looking Cholesky: the Schur complement of column j (rows and
+        # columns already processed are updated too, and never read again)
+        col = S[:, j] / np.sqrt(S[j, j])
+        S -= np.outer(col, col)
+    return kept, aliased
+
+
+def _solve_psd(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``A x = b`` for a symmetric positive definite ``A``, Jacobi-scaled."""
+    scale = np.sqrt(np.diag(A))
+    As = A / scale[:, None] / scale[None, :]
+    x = np.linalg.solve(0.5 * (As + As.T), b / scale.reshape((-1,) + (1,) * (b.ndim - 1)))
+    return x / scale.reshape((-1,) + (1,) * (b.ndim - 1))

@@ -1,0 +1,117 @@
+r"""Signs of (quasi-)separation in an unpenalized logistic fit, from aggregates only.
+
+When a hyperplane separates the classes (completely, or with ties on it: quasi-complete
+separation), the log-likelihood keeps increasing along a direction :math:`r` and the
+maximum-likelihood estimate does not exist: Newton's iterates behave as
+:math:`\theta_k \approx \theta^* + t_k r` with :math:`t_k` growing by about one unit of the
+linear predictor per round, while the coefficients outside :math:`r` converge. Two sums over
+patients show it to the aggregator:
+
+* the iterates themselves (the aggregator chose them): :func:`diverging_terms` names the
+  terms whose coefficient kept moving in one direction over the last rounds, measured in
+  units of the linear predictor (the coefficient's change times the root mean square of its
+  column, :func:`column_rms`), so the verdict does not depend on the features' units;
+* the number of patients whose fitted probability is numerically 0 or 1
+  (:func:`count_extreme`, within ``10 * eps`` of it, the rule of R's ``glm.fit`` warning
+  "fitted probabilities numerically 0 or 1 occurred"), summed over the hospitals.
+
+A finite ``C`` (an L2 penalty) always has a unique, finite solution.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "EXTREME_EPS",
+    "column_rms",
+    "count_extreme",
+    "diverging_terms",
+]
+
+#: A fitted probability within this of 0 or 1 is numerically 0 or 1 (R's ``glm.fit``).
+EXTREME_EPS = 10 * float(np.finfo(np.float64).eps)
+#: :math:`|z|` above which :math:`\sigma(z)` is within ``EXTREME_EPS`` of 0 or 1.
+_Z_EXTREME = math.log((1.0 - EXTREME_EPS) / EXTREME_EPS)
+#: A term diverges when its mean move per round is at least this fraction of the largest.
+_RELATIVE_MOVE = 1e-3
+#: Moves of the linear predictor below this (per round) are convergence noise.
+_ABSOLUTE_MOVE = 1e-6
+
+
+def count_extreme(z) -> int:
+    r"""Number of patients whose fitted probability :math:`\sigma(z_i)` is numerically 0 or 1.
+
+    Runs at a hospital; only the count leaves it.
+
+    Parameters
+    ----------
+    z : array_like of shape (n,)
+        Linear predictors :math:`\tilde x_i^\top \theta`.
+
+    Returns
+    -------
+    int
+        :math:`\#\{i : \sigma(z_i) < \epsilon \text{ or } \sigma(z_i) > 1 - \epsilon\}` with
+        :math:`\epsilon` = :data:`EXTREME_EPS`.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    return int(np.count_nonzero(np.abs(z) > _Z_EXTREME))
+
+
+def column_rms(info0, n: int) -> np.ndarray:
+    r"""Root mean square of each design column, from the information at :math:`\theta = 0`.
+
+    At :math:`\theta = 0` every weight :math:`\sigma(1-\sigma)` is 1/4, so
+    :math:`\mathcal I_{jj}(0) = \frac14 \sum_i \tilde x_{ij}^2`.
+
+    Parameters
+    ----------
+    info0 : array_like of shape (p, p)
+        The pooled information (Hessian sum) at :math:`\theta = 0`.
+    n : int
+        Pooled number of patients.
+
+    Returns
+    -------
+    numpy.ndarray of shape (p,)
+    """
+    diag = np.diag(np.asarray(info0, dtype=np.float64))
+    return 2.0 * np.sqrt(np.clip(diag, 0.0, None) / max(int(n), 1))
+
+
+def diverging_terms(path, scale=None) -> list[tuple[int, int]]:
+    r"""Terms whose coefficient kept growing in one direction over the last accepted points.
+
+    Parameters
+    ----------
+    path : array_like of shape (m, p)
+        The last ``m`` accepted iterates, oldest first (at least 3 to judge).
+    scale : array_like of shape (p,), optional
+        Per-term scale of a coefficient's change, e.g. :func:`column_rms`: a move of
+        :math:`\Delta\theta_j` shifts the linear predictor by :math:`\Delta\theta_j x_{ij}`.
+        Ones if omitted.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(term index, sign)`` for every term that moved in the same direction in each of the
+        last ``m - 1`` steps, by at least ``1e-3`` times the largest mean move (and more than
+        ``1e-6`` of the linear predictor per round); ``sign`` is +1 (towards
+        :math:`+\infty`) or -1. Empty when nothing keeps moving or ``m < 3``.
+    """
+    path = np.asarray(path, dtype=np.float64)
+    if path.ndim != 2 or path.shape[0] < 3:
+        return []
+    steps = np.diff(path, axis=0)
+    weight = np.ones(path.shape[1]) if scale is None else np.asarray(scale, dtype=np.float64)
+    moves = np.abs(steps).mean(axis=0) * weight
+    largest = float(np.max(moves)) if moves.size else 0.0
+    if not math.isfinite(largest) or largest <= _ABSOLUTE_MOVE:
+        return []
+    signs = np.sign(steps)
+    monotone = np.all(signs == signs[:1], axis=0) & (signs[0] != 0)
+    keep = monotone & (moves >= _RELATIVE_MOVE * largest) & (moves > _ABSOLUTE_MOVE)
+    return [(int(j), int(signs[0, j])) for j in np.flatnonzero(keep)]
