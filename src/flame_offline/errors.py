@@ -1,13 +1,20 @@
 """Errors raised by the offline star-pattern engine.
 
-Both public errors survive a pickle round trip (they are rebuilt from their constructor
+The public errors survive a pickle round trip (they are rebuilt from their constructor
 arguments), because they are raised inside a node that may run in a child process and are
 handed back to the tester through a pipe.
 """
 
 from __future__ import annotations
 
-__all__ = ["NodeFailedError", "NodeStopped", "NodeTimeoutError", "role_label"]
+__all__ = [
+    "LoggedError",
+    "NodeFailedError",
+    "NodeStopped",
+    "NodeTimeoutError",
+    "ScriptGuardError",
+    "role_label",
+]
 
 
 def role_label(role: str) -> str:
@@ -124,3 +131,59 @@ class NodeStopped(Exception):
 
     Internal: the engine catches it and reports the node as stopped, not failed.
     """
+
+
+class LoggedError(RuntimeError):
+    """A node logged with ``flame_log(..., log_type='error')``.
+
+    In production (flamesdk 0.5/0.6) an ``'error'`` log marks the node *failed* (and blocks
+    it for a while). The engine lets the node run on without the pause, and ends its run as
+    failed with this error when the node then returns normally.
+
+    Parameters
+    ----------
+    logged : str
+        The logged message.
+
+    Attributes
+    ----------
+    logged : str
+        As given.
+    """
+
+    def __init__(self, logged: str) -> None:
+        self.logged = logged
+        super().__init__(
+            "the node logged an error (flame_log with log_type='error'), which marks a "
+            f"production node failed: {logged}"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.logged,))
+
+
+class ScriptGuardError(RuntimeError):
+    """A node process imported the main script, and the script started a tester again.
+
+    Raised by the tester (once, not per node) when node processes are started fresh
+    (``spawn``) and the script runs ``StarModelTester(..., isolation='process')`` at import,
+    without an ``if __name__ == "__main__":`` guard.
+
+    Parameters
+    ----------
+    main_path : str or None
+        The script.
+    """
+
+    def __init__(self, main_path: str | None = None) -> None:
+        self.main_path = main_path
+        script = f"your script {main_path}" if main_path else "your main script"
+        super().__init__(
+            "isolation='process' started every node in a fresh Python process, which imports "
+            f"{script} again to find the node classes, and the script started a "
+            "StarModelTester while being imported. Put the code that runs the tester under "
+            "`if __name__ == \"__main__\":`, or use isolation='thread'."
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.main_path,))

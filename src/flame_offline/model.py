@@ -14,6 +14,8 @@ Differences from the SDK, on purpose:
 * The analyzer logs only the *shape* of its data (numbers of sources and objects), never its
   content (the SDK logs the first 100 characters of ``str(data)``).
 * ``data_type`` is validated (``ValueError`` unless ``'s3'`` or ``'fhir'``).
+* A node that logged with ``log_type='error'`` raises
+  :class:`~flame_offline.errors.LoggedError` when it returns: production marks it failed.
 * The class check accepts subclasses of this engine's bases and, when ``flame.star`` is
   importable, of the real SDK's bases.
 """
@@ -24,6 +26,7 @@ import functools
 from typing import Any
 
 from flame_offline.core import FlameCore
+from flame_offline.errors import LoggedError
 from flame_offline.nodes import StarAggregator, StarAnalyzer
 
 __all__ = ["StarLocalDPModel", "StarModel"]
@@ -55,6 +58,8 @@ def _is_node_class(cls: Any, base: type, sdk_bases: tuple[type, ...]) -> bool:
 
 
 def _describe_data(data: Any) -> str:
+    if data is None:
+        return "none (without a query a production node fetches no data)"
     if isinstance(data, list):
         objects = sum(len(d) for d in data if isinstance(d, dict))
         return f"{len(data)} source(s), {objects} object(s)"
@@ -73,7 +78,9 @@ class StarModel:
     data_type : {'s3', 'fhir'}
         Which data the analyzers read.
     query : str or list of str, optional
-        s3 object keys or FHIR queries; a ``str`` is wrapped in a list.
+        s3 object keys or FHIR queries; a ``str`` is wrapped in a list. ``None`` (the
+        default) fetches no data, as in production: the analyzer gets ``data=None``;
+        ``[]`` fetches every s3 object.
     simple_analysis : bool
         Single round (``True``) or iterate until ``has_converged``.
     output_type : {'str', 'bytes', 'pickle'} or list of them
@@ -104,6 +111,8 @@ class StarModel:
         For an invalid ``data_type``.
     BrokenPipeError
         If the role is neither analyzer nor aggregator, or the node class has the wrong base.
+    LoggedError
+        If the node logged with ``log_type='error'`` (raised when it is done).
     """
 
     data: Any = None
@@ -140,6 +149,8 @@ class StarModel:
             )
         else:
             raise BrokenPipeError("Has to be either analyzer or aggregator")
+        if self.flame.logged_error is not None:
+            raise LoggedError(self.flame.logged_error)
         self.flame.flame_log("Analysis finished!", log_type="info")
 
     def _start_analyzer(
@@ -191,6 +202,7 @@ class StarModel:
         while not node.finished:
             results = self.flame.await_intermediate_data(analyzers)
             aggregated, converged = node.aggregate(list(results.values()), simple_analysis)
+            self._aggregated(aggregated)
             if converged:
                 self.flame.submit_final_result(
                     aggregated, output_type, multiple_results, local_dp=self._local_dp(node)
@@ -199,6 +211,9 @@ class StarModel:
                 node.node_finished()
             else:
                 self.flame.send_intermediate_data(analyzers, aggregated)
+
+    def _aggregated(self, aggregated: Any) -> None:
+        """Called with every round's aggregate (the plain model does nothing)."""
 
     def _local_dp(self, node: Any) -> dict[str, float] | None:
         """Local-DP parameters for the final result (none in the plain model)."""
@@ -210,8 +225,10 @@ class StarLocalDPModel(StarModel):
 
     When the aggregator's last ``has_converged`` was true (``delta_criteria``) and both
     ``epsilon`` and ``sensitivity`` are given, noise of scale ``sensitivity / epsilon`` is
-    added to a final result that is a single int or float; for any other type the step is
-    skipped with a warning log.
+    added to the final result, which must then be a finite int or float (production's
+    storage client fails the node for anything else; the SDK's local mock skips the step
+    with a warning). Every round's aggregate is logged (its first 100 characters), as the
+    SDK's model does.
 
     Parameters
     ----------
@@ -252,6 +269,10 @@ class StarLocalDPModel(StarModel):
             test_mode=test_mode,
             test_kwargs=test_kwargs,
         )
+
+    def _aggregated(self, aggregated: Any) -> None:
+        # as the SDK's StarLocalDPModel does, every round (an aggregate, not patient data)
+        self.flame.flame_log(f"Aggregated results: {str(aggregated)[:100]}")
 
     def _local_dp(self, node: Any) -> dict[str, float] | None:
         if node.delta_criteria and self.epsilon is not None and self.sensitivity is not None:

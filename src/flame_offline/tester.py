@@ -1,21 +1,27 @@
 """``StarModelTester``: run a whole star-pattern analysis locally, one node per data split.
 
-Compared with the SDK's harness (same signature, plus keyword-only engine options):
+Compared with the SDK's harness (release 0.6.4's positional arguments, plus keyword-only
+options of newer releases and of the engine):
 
-* Nodes run as threads (``isolation='thread'``) or as separate spawned processes
-  (``isolation='process'``); in both modes every message is pickled, so nothing but bytes
-  travels between nodes, and waits block without polling (no 10 ms floor per round).
+* Nodes run as threads (``isolation='thread'``) or as separate OS processes
+  (``isolation='process'``, see :mod:`flame_offline.runner`); in both modes everything
+  travels between nodes as bytes (pickled data, JSON control messages), and waits block
+  without polling (no 10 ms floor per round).
+* The nodes' core object behaves like production's (see :mod:`flame_offline.core`), not
+  like the SDK's local mock: ``query=None`` gives the analyzers ``data=None``, only
+  production's log types are accepted, an ``'error'`` log fails the node.
 * Node ids are deterministic: ``'node-1'`` … ``'node-N'`` (or ``node_ids``) and
   ``'aggregator'`` (always the last participant).
 * A failing node **raises** :class:`~flame_offline.NodeFailedError` (or
   :class:`~flame_offline.NodeTimeoutError` when the first failure is a wait that timed
   out) after stopping every other node within 2 s; the SDK's harness prints and returns.
 * Logs are :class:`~flame_offline.LogRecord` objects, delivered live to ``log_handler``
-  or printed to stderr as ``[node_id] message`` from ``stream_log_level`` up, and kept in
-  :attr:`StarModelTester.logs`.
-* Result files are written atomically; ``result_filepath`` (release 0.6.4's name) is an
-  alias of ``filename``; every data split is checked (the SDK checks only the first) and
-  ``node_roles`` must have one role per data split (the SDK's length check never fires).
+  or printed to stderr as ``[node_id] message`` from ``stream_log_level`` (default: info)
+  up, and kept in :attr:`StarModelTester.logs`.
+* Result files are written all or nothing; ``filename`` (newer releases' name) is an alias
+  of ``result_filepath``; every data split is checked (the SDK checks only the first), must
+  survive pickle, and ``node_roles`` must have one role per data split (the SDK's length
+  check never fires).
 * ``load_checkpoint`` and ``local_storage_dir`` are accepted for signature compatibility
   only: the engine keeps no checkpoints.
 """
@@ -23,7 +29,6 @@ Compared with the SDK's harness (same signature, plus keyword-only engine option
 from __future__ import annotations
 
 import copy
-import multiprocessing
 import os
 import pickle
 import sys
@@ -31,19 +36,19 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pancreas_fl._io import atomic_write
+from flame_offline._io import write_files
 from flame_offline.core import DP_SEED_KEY, check_output_type
-from flame_offline.errors import NodeFailedError, NodeTimeoutError, role_label
+from flame_offline.errors import NodeFailedError, NodeTimeoutError, ScriptGuardError, role_label
 from flame_offline.logs import LogRecord
 from flame_offline.model import StarLocalDPModel, StarModel
-from flame_offline.runner import NodeSpec, child_main, class_modules, run_node
-from flame_offline.transport import (
-    FinalSubmission,
-    ProcessRouter,
-    RunState,
-    ThreadBus,
-    ThreadEndpoint,
+from flame_offline.runner import (
+    NodeSpec,
+    leave_reimported_main,
+    reimported_main,
+    run_node,
+    run_processes,
 )
+from flame_offline.transport import FinalSubmission, RunState, ThreadBus, ThreadEndpoint
 
 __all__ = ["AGGREGATOR_ID", "StarModelTester"]
 
@@ -63,6 +68,35 @@ def _split_problems(split: Any) -> list[str]:
     return []
 
 
+def _pickle_split(split: Any, index: int, node_id: str) -> bytes:
+    """The pickled data split, or ``TypeError`` naming the split (and key) that cannot travel."""
+    try:
+        return pickle.dumps(split, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        where = f"data split {index} (node {node_id!r})"
+        problem = exc
+        sources = split if isinstance(split, list) else [split]
+        for number, source in enumerate(sources):
+            if not isinstance(source, dict):
+                continue
+            for key, value in source.items():
+                try:
+                    pickle.dumps(value)
+                except Exception as value_exc:
+                    source_part = f", data source {number}" if isinstance(split, list) else ""
+                    where += f"{source_part}, key {key!r}"
+                    problem = value_exc
+                    break
+            else:
+                continue
+            break
+        raise TypeError(
+            f"{where} cannot be pickled ({type(problem).__name__}: {problem}). A FLAME node "
+            "receives its data as bytes (s3 objects) or JSON (FHIR bundles); give the tester "
+            "data that survives pickle, e.g. the files' bytes."
+        ) from exc
+
+
 def _silent(*args: Any) -> None:
     """Stands in for ``print`` when the tester is asked not to print the result."""
 
@@ -74,7 +108,8 @@ class StarModelTester:
     ----------
     data_splits : sequence
         One entry per analyzer node, each a list of dicts (one dict per data source; s3:
-        object key → ``bytes``, FHIR: query → bundle). Other shapes print a warning.
+        object key → ``bytes``, FHIR: query → bundle). Other shapes print a warning; every
+        split must survive pickle (``TypeError`` naming the split and key otherwise).
     analyzer, aggregator : type
         The node classes (subclasses of :class:`~flame_offline.StarAnalyzer` /
         :class:`~flame_offline.StarAggregator`, or of the SDK's).
@@ -83,29 +118,30 @@ class StarModelTester:
     node_roles : list of str, optional
         The role of each analyzer node (one per data split; default ``'default'``).
     query : str or list of str, optional
-        s3 object keys / FHIR queries to select.
+        s3 object keys / FHIR queries to fetch. ``None`` fetches nothing (the analyzers get
+        ``data=None``, as in production); ``[]`` fetches every s3 object.
     simple_analysis : bool
         Single round, or iterate until the aggregator's ``has_converged``.
     output_type : {'str', 'bytes', 'pickle'} or list of them
         How the final result is written.
     multiple_results : bool
         Split a list/tuple result into one result (file) per element.
-    filename : str or list of str, optional
-        Where to write the result; ``None`` prints ``Final result: ...`` instead.
-    stream_log_level : int
-        Lowest :mod:`logging` level printed to stderr (without ``log_handler``).
     analyzer_kwargs, aggregator_kwargs : dict, optional
         Extra keyword arguments of the node classes (copied into every node).
+    epsilon, sensitivity : float, optional
+        Give both (positive) to run the nodes as :class:`~flame_offline.StarLocalDPModel`.
+    result_filepath : str or list of str, optional
+        Where to write the result; ``None`` prints ``Final result: ...`` instead.
+    filename : str or list of str, optional
+        Alias of ``result_filepath`` (the name in newer SDK releases).
+    stream_log_level : int
+        Lowest :mod:`logging` level printed to stderr (without ``log_handler``); the
+        default, 20, hides ``'debug'`` logs.
     load_checkpoint, local_storage_dir : None
         Accepted for signature compatibility; anything else raises ``NotImplementedError``.
-    epsilon, sensitivity : float, optional
-        Give both to run the nodes as :class:`~flame_offline.StarLocalDPModel`.
-    result_filepath : str or list of str, optional
-        Alias of ``filename`` (the name in SDK release 0.6.4).
     isolation : {'thread', 'process'}
-        Run each node as a thread, or as its own spawned OS process (nothing shared, so
-        module-global state cannot leak between nodes, as in production). Process isolation
-        needs node classes importable by module name or file (not defined in a function).
+        Run each node as a thread, or as its own OS process (nothing shared, so
+        module-global state cannot leak between nodes, as in production).
     timeout : float or None
         Longest time a node may wait for messages before :class:`NodeTimeoutError`.
     node_ids : list of str, optional
@@ -116,7 +152,7 @@ class StarModelTester:
     print_failures : bool
         Print the failing node and its traceback to stderr before raising.
     print_result : bool
-        Print ``Final result: ...`` (no ``filename``) or ``Final result written to ...``, as
+        Print ``Final result: ...`` (no file name) or ``Final result written to ...``, as
         the SDK's harness does; ``False`` keeps the tester silent (``tester.result`` holds
         the result either way).
     dp_seed : int, optional
@@ -143,6 +179,8 @@ class StarModelTester:
         If a node raised (or its process died); names the first failing node.
     NodeTimeoutError
         If the first failure is a node that waited longer than ``timeout``.
+    ScriptGuardError
+        If node processes had to be spawned and the main script starts the tester at import.
     """
 
     def __init__(
@@ -156,16 +194,16 @@ class StarModelTester:
         simple_analysis: bool = True,
         output_type: str | list[str] = "str",
         multiple_results: bool = False,
-        filename: str | list[str] | None = None,
-        stream_log_level: int = 20,
         analyzer_kwargs: dict | None = None,
         aggregator_kwargs: dict | None = None,
-        load_checkpoint: Any = None,
-        local_storage_dir: Any = None,
         epsilon: float | None = None,
         sensitivity: float | None = None,
-        *,
         result_filepath: str | list[str] | None = None,
+        *,
+        filename: str | list[str] | None = None,
+        stream_log_level: int = 20,
+        load_checkpoint: Any = None,
+        local_storage_dir: Any = None,
         isolation: str = "thread",
         timeout: float | None = 300.0,
         node_ids: list[str] | None = None,
@@ -174,10 +212,15 @@ class StarModelTester:
         print_result: bool = True,
         dp_seed: int | None = None,
     ) -> None:
+        if reimported_main():
+            # A spawned node process is importing the main script, and the script starts a
+            # tester at import (no __main__ guard): end that process, the tester that spawned
+            # it raises one ScriptGuardError.
+            leave_reimported_main()
         if filename is not None and result_filepath is not None:
-            raise TypeError("give either filename or result_filepath (its alias), not both")
-        if filename is None:
-            filename = result_filepath
+            raise TypeError("give either result_filepath or filename (its alias), not both")
+        if result_filepath is None:
+            result_filepath = filename
         for name, value in (
             ("load_checkpoint", load_checkpoint),
             ("local_storage_dir", local_storage_dir),
@@ -196,11 +239,17 @@ class StarModelTester:
         if data_type not in ("s3", "fhir"):
             raise ValueError(f"data_type must be 's3' or 'fhir'. Got {data_type!r} instead.")
         if (epsilon is None) != (sensitivity is None):
-            raise ValueError("local DP needs both epsilon and sensitivity (or neither).")
+            raise ValueError(
+                "local DP needs both epsilon and sensitivity (or neither); the SDK's tester "
+                "silently runs without local DP when one is missing."
+            )
         if epsilon is not None and not (epsilon > 0 and sensitivity > 0):
-            raise ValueError("epsilon and sensitivity must be positive.")
+            raise ValueError(
+                f"epsilon and sensitivity must be positive. Got epsilon={epsilon!r} and "
+                f"sensitivity={sensitivity!r} instead."
+            )
         check_output_type(output_type)
-        self._filename = self._check_filename(filename, multiple_results)
+        self._filename = self._check_filename(result_filepath, multiple_results)
 
         num_splits = len(data_splits)
         if num_splits == 0:
@@ -210,6 +259,10 @@ class StarModelTester:
         self.participants = [{"id": i, "role": r} for i, r in zip(analyzer_ids, roles, strict=True)]
         self.participants.append({"id": AGGREGATOR_ID, "role": "aggregator"})
         self.node_ids = [p["id"] for p in self.participants]
+        payloads = [
+            _pickle_split(split, index, analyzer_ids[index])
+            for index, split in enumerate(data_splits)
+        ]
         for index, split in enumerate(data_splits):
             problems = _split_problems(split)
             if problems:
@@ -245,10 +298,10 @@ class StarModelTester:
         if epsilon is not None:
             model_cls = StarLocalDPModel
             model_kwargs.update(epsilon=epsilon, sensitivity=sensitivity)
+        no_data = pickle.dumps(None)
         specs = []
         for index, participant in enumerate(self.participants):
             test_kwargs = {
-                f"{data_type}_data": data_splits[index] if index < num_splits else None,
                 "node_id": participant["id"],
                 "aggregator_id": AGGREGATOR_ID,
                 "participants": [p for p in self.participants if p is not participant],
@@ -264,6 +317,8 @@ class StarModelTester:
                     model_cls,
                     model_kwargs,
                     test_kwargs,
+                    f"{data_type}_data",
+                    payloads[index] if index < num_splits else no_data,
                     timeout,
                 )
             )
@@ -272,7 +327,7 @@ class StarModelTester:
         if isolation == "thread":
             self._run_threads(specs, run)
         else:
-            self._run_processes(specs, run, (analyzer, aggregator))
+            run_processes(specs, run, (analyzer, aggregator), _STOP_GRACE)
         if run.first_failure is not None:
             self._raise_failure(run, print_failures)
         if run.submission is None:
@@ -290,7 +345,7 @@ class StarModelTester:
             return None
         if isinstance(filename, list):
             if not filename:
-                raise ValueError("filename must not be an empty list.")
+                raise ValueError("result_filepath must not be an empty list.")
             if not multiple_results:
                 raise ValueError("a list of file names needs multiple_results=True.")
             return [os.fspath(f) for f in filename]
@@ -334,7 +389,7 @@ class StarModelTester:
         if self._log_handler is not None:
             self._log_handler(record)
         elif record.level >= self._stream_log_level:
-            print(f"[{record.node_id}] {record.message}", file=sys.stderr)
+            print(f"[{record.node_id}] {record.message.rstrip(chr(10))}", file=sys.stderr)
 
     @staticmethod
     def _run_threads(specs: list[NodeSpec], run: RunState) -> None:
@@ -342,7 +397,8 @@ class StarModelTester:
         threads = []
         for spec in specs:
             endpoint = ThreadEndpoint(bus, spec.node_id, spec.timeout)
-            # A deep copy gives each node its own kwargs and data (classes are kept).
+            # A deep copy gives each node its own kwargs (classes are kept); each node
+            # unpickles its own copy of its data.
             threads.append(
                 threading.Thread(
                     target=run_node,
@@ -354,39 +410,8 @@ class StarModelTester:
         for thread in threads:
             thread.start()
         run.wait(_STOP_GRACE)
-
-    @staticmethod
-    def _run_processes(specs: list[NodeSpec], run: RunState, classes: tuple[type, ...]) -> None:
-        try:
-            payloads = [pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL) for spec in specs]
-        except Exception as exc:
-            raise TypeError(
-                "isolation='process' needs picklable node classes, kwargs and data splits "
-                f"({type(exc).__name__}: {exc}). Define the node classes at module level, or "
-                "use isolation='thread'."
-            ) from exc
-        modules = class_modules(*classes)
-        context = multiprocessing.get_context("spawn")
-        conns, processes = {}, {}
-        router = ProcessRouter(conns, processes, run, patience=_STOP_GRACE)
-        try:
-            for spec, payload in zip(specs, payloads, strict=True):
-                parent_end, child_end = context.Pipe(duplex=True)
-                # Not daemonic: a node may start processes of its own, as in production.
-                process = context.Process(
-                    target=child_main,
-                    args=(child_end, spec.node_id, spec.role, spec.timeout, modules, payload),
-                    name=f"flame-node-{spec.node_id}",
-                )
-                process.start()
-                child_end.close()
-                conns[spec.node_id] = parent_end
-                processes[spec.node_id] = process
-            router.route(_STOP_GRACE)
-        except BaseException:
-            router.close(patience=0.0)
-            raise
-        router.close()
+        for thread in threads:  # reported nodes are returning; stuck ones stay behind
+            thread.join(_STOP_GRACE if run.first_failure is not None else None)
 
     # ------------------------------------------------------------------ outcome
     def _raise_failure(self, run: RunState, print_failures: bool) -> None:
@@ -398,6 +423,8 @@ class StarModelTester:
                 error = pickle.loads(failed.error_payload)
             except Exception:
                 error = None
+        if isinstance(error, ScriptGuardError):
+            raise error from None
         if print_failures:
             label = role_label(failed.role)
             details = failed.traceback or f"{failed.error_type}: {failed.message}\n"
@@ -450,9 +477,7 @@ class StarModelTester:
             paths = [f"{root}_{index}{ext}" for index in range(1, count + 1)]
         else:
             paths = [filename]
-        for index, (path, (_, body)) in enumerate(
-            zip(paths, submission.bodies, strict=True), start=1
-        ):
-            atomic_write(path, body)
+        write_files({path: body for path, (_, body) in zip(paths, submission.bodies, strict=True)})
+        for index, path in enumerate(paths, start=1):
             say(f"Final result{f'_{index}' if multiple else ''} written to {path}")
         self.result_files = list(paths)

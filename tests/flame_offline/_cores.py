@@ -15,14 +15,15 @@ def role_of(node_id: str) -> str:
 
 
 def node_kwargs(node_id: str, ids=IDS, **extra) -> dict:
-    """``node_kwargs`` of ``node_id`` among ``ids`` (s3 data ``None`` unless given)."""
+    """``test_kwargs`` of ``node_id`` among ``ids`` (s3 data ``None`` unless FHIR data given)."""
     kwargs = {
         "node_id": node_id,
         "aggregator_id": "aggregator",
         "role": role_of(node_id),
         "participants": [{"id": i, "role": role_of(i)} for i in ids if i != node_id],
-        "s3_data": None,
     }
+    if "fhir_data" not in extra:
+        kwargs["s3_data"] = None
     kwargs.update(extra)
     return kwargs
 

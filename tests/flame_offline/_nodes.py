@@ -192,6 +192,18 @@ class SleepyAnalyzer(StarAnalyzer):
         return self.id
 
 
+class MutatingAnalyzer(StarAnalyzer):
+    """Appends its id to the ``seen`` list it was given; returns the list."""
+
+    def __init__(self, flame, seen):
+        super().__init__(flame)
+        self.seen = seen
+
+    def analysis_method(self, data, aggregator_results):
+        self.seen.append(self.id)
+        return self.seen
+
+
 class HardExitAnalyzer(StarAnalyzer):
     """Ends its process at once with exit code 3 (no report)."""
 
@@ -200,16 +212,49 @@ class HardExitAnalyzer(StarAnalyzer):
 
 
 class LoggingAnalyzer(StarAnalyzer):
-    """Logs one message of every log type given in ``log_types``; returns 0."""
+    """Logs one message of every log type given in ``log_types`` (on ``only``, if given).
 
-    def __init__(self, flame, log_types=()):
+    Returns 0.
+    """
+
+    def __init__(self, flame, log_types=(), only=None):
         super().__init__(flame)
         self.log_types = log_types
+        self.only = only
 
     def analysis_method(self, data, aggregator_results):
-        for log_type in self.log_types:
-            self.flame.flame_log(f"{log_type} from {self.id}", log_type=log_type)
+        if self.only in (None, self.id):
+            for log_type in self.log_types:
+                self.flame.flame_log(f"{log_type} from {self.id}", log_type=log_type)
         return 0
+
+
+class ErrorLoggingAggregator(StarAggregator):
+    """Logs an error and then returns the analyzers' results normally."""
+
+    def aggregation_method(self, analysis_results):
+        self.flame.flame_log("the aggregate looks wrong", log_type="error")
+        return list(analysis_results)
+
+    def has_converged(self, result, last_result):
+        return True
+
+
+class PidAnalyzer(StarAnalyzer):
+    """Writes its process id to ``<folder>/<node id>.pid``, then sleeps ``seconds``."""
+
+    def __init__(self, flame, folder, seconds=0.0):
+        super().__init__(flame)
+        self.folder = folder
+        self.seconds = seconds
+
+    def analysis_method(self, data, aggregator_results):
+        path = os.path.join(self.folder, f"{self.id}.pid")
+        with open(path + ".part", "w") as handle:
+            handle.write(str(os.getpid()))
+        os.replace(path + ".part", path)
+        time.sleep(self.seconds)
+        return os.getpid()
 
 
 class ConstantAggregator(StarAggregator):

@@ -3,9 +3,9 @@
 Node classes used by process-isolation tests live in ``_nodes.py`` beside this file. The
 suite runs with ``--import-mode=importlib`` (test directories are not on ``sys.path``), so
 this conftest puts this directory on ``sys.path``: the tests import ``_nodes`` by name, and
-the spawned node processes (which inherit the tester's ``sys.path``) import it the same way.
+spawned node processes (which inherit the tester's ``sys.path``) import it the same way.
 The engine's fallback for modules that are *not* importable by name (loading them from
-their file) is tested separately in ``test_tester.py``.
+their file) is tested separately in ``test_processes.py``.
 """
 
 from __future__ import annotations

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import uuid
 
 import pytest
 from _cores import make_cores, node_kwargs
-from _nodes import ConstantAggregator, EchoAnalyzer, MeanAggregator, SumAnalyzer
+from _nodes import (
+    ConstantAggregator,
+    EchoAnalyzer,
+    ErrorLoggingAggregator,
+    MeanAggregator,
+    SumAnalyzer,
+)
 
-from flame_offline import StarAggregator, StarAnalyzer, StarLocalDPModel, StarModel
+from flame_offline import (
+    LoggedError,
+    StarAggregator,
+    StarAnalyzer,
+    StarLocalDPModel,
+    StarModel,
+    StarModelTester,
+)
+from flame_offline.core import FlameCore
 
 
 class Bare(StarAnalyzer):
@@ -187,7 +202,7 @@ def test_the_default_bus_serves_a_second_run_with_the_same_node_ids():
     data = {ids[0]: [{"v.csv": b"1,2"}], ids[1]: [{"v.csv": b"3"}]}
     kwargs = {"analyzer": SumAnalyzer, "aggregator": MeanAggregator, "data_type": "s3"}
     for _ in range(2):
-        models = _run_nodes(StarModel, ids, data, simple_analysis=False, **kwargs)
+        models = _run_nodes(StarModel, ids, data, query=[], simple_analysis=False, **kwargs)
         assert set(models) == set(ids)  # every node finished (none still waiting)
         assert models["aggregator"].flame.final_results_storage == 2.0
 
@@ -205,6 +220,7 @@ def test_local_dp_model_adds_seeded_laplace_noise():
             aggregator=ConstantAggregator,
             aggregator_kwargs={"value": 10},
             data_type="s3",
+            query=[],
             epsilon=1.0,
             sensitivity=1.0,
         )
@@ -251,3 +267,119 @@ def test_real_sdk_bases_are_accepted_when_importable(monkeypatch):
         assert cores["aggregator"].await_intermediate_data(["node-1"]) == {"node-1": 5}
     finally:
         model._sdk_bases.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (None, None),  # production: get_s3_data(None) is None
+        ([], [{"a.csv": b"1", "b.csv": b"2"}]),
+        ("b.csv", [{"b.csv": b"2"}]),  # a str query is wrapped in a list
+        (["a.csv"], [{"a.csv": b"1"}]),
+    ],
+)
+def test_the_query_decides_what_the_analyzer_gets(query, expected):
+    suffix = uuid.uuid4().hex[:8]
+    ids = (f"a-{suffix}", "aggregator")
+    models = _run_nodes(
+        StarModel,
+        ids,
+        {ids[0]: [{"a.csv": b"1", "b.csv": b"2"}]},
+        analyzer=EchoAnalyzer,
+        aggregator=ConstantAggregator,
+        data_type="s3",
+        query=query,
+    )
+    assert models[ids[0]].data == expected
+    assert models["aggregator"].flame.final_results_storage == expected
+
+
+def test_a_node_that_logged_an_error_fails_when_it_returns(capsys):
+    suffix = uuid.uuid4().hex[:8]
+    ids = (f"a-{suffix}", "aggregator")
+    with pytest.raises(
+        LoggedError,
+        match=r"the node logged an error \(flame_log with log_type='error'\), which marks a "
+        r"production node failed: the aggregate looks wrong",
+    ):
+        _run_nodes(
+            StarModel,
+            ids,
+            {ids[0]: [{"v.csv": b"1"}]},
+            analyzer=EchoAnalyzer,
+            aggregator=ErrorLoggingAggregator,
+            data_type="s3",
+            query=[],
+        )
+    assert "[aggregator] the aggregate looks wrong" in capsys.readouterr().err
+
+
+#: Positional parameters of the SDK's public API: flame 0.6.4 (StarModel, StarLocalDPModel,
+#: StarModelTester) and flamesdk 0.5.0 (FlameCoreSDK).
+SDK_SIGNATURES = {
+    StarModel.__init__: "analyzer aggregator data_type query simple_analysis output_type "
+    "multiple_results analyzer_kwargs aggregator_kwargs test_mode test_kwargs",
+    StarLocalDPModel.__init__: "analyzer aggregator data_type query simple_analysis "
+    "output_type multiple_results analyzer_kwargs aggregator_kwargs epsilon sensitivity "
+    "test_mode test_kwargs",
+    StarModelTester.__init__: "data_splits analyzer aggregator data_type node_roles query "
+    "simple_analysis output_type multiple_results analyzer_kwargs aggregator_kwargs epsilon "
+    "sensitivity result_filepath",
+    FlameCore.ready_check: "nodes attempt_interval timeout",
+    FlameCore.flame_log: "msg sep end log_type append halt_submission",
+    FlameCore.set_progress: "progress",
+    FlameCore.fhir_to_csv: "fhir_data col_key_seq value_key_seq input_resource row_key_seq "
+    "row_id_filters col_id_filters row_col_name separator output_type",
+    FlameCore.send_message: "receivers message_category message max_attempts timeout "
+    "attempt_timeout",
+    FlameCore.await_messages: "senders message_category message_id timeout",
+    FlameCore.get_messages: "status",
+    FlameCore.delete_messages: "message_ids",
+    FlameCore.clear_messages: "status min_age",
+    FlameCore.send_message_and_wait_for_responses: "receivers message_category message "
+    "max_attempts timeout attempt_timeout",
+    FlameCore.submit_final_result: "result output_type multiple_results local_dp",
+    FlameCore.save_intermediate_data: "data location remote_node_ids tag",
+    FlameCore.get_intermediate_data: "location id tag tag_option sender_node_id",
+    FlameCore.send_intermediate_data: "receivers data message_category max_attempts timeout "
+    "attempt_timeout",
+    FlameCore.await_intermediate_data: "senders message_category timeout",
+    FlameCore.get_local_tags: "filter",
+    FlameCore.get_data_client: "data_id",
+    FlameCore.get_fhir_data: "fhir_queries",
+    FlameCore.get_s3_data: "s3_keys",
+}
+
+
+def _positional(function) -> list[str]:
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    parameters = inspect.signature(function).parameters.values()
+    return [p.name for p in parameters if p.kind in kinds and p.name != "self"]
+
+
+@pytest.mark.parametrize("function", list(SDK_SIGNATURES), ids=lambda f: f.__qualname__)
+def test_positional_parameters_follow_the_sdk(function):
+    assert _positional(function) == SDK_SIGNATURES[function].split()
+
+
+def test_core_methods_match_the_installed_flamesdk_0_5():
+    flamesdk = pytest.importorskip("flamesdk")
+    from importlib.metadata import version
+
+    if not version("flamesdk").startswith("0.5."):
+        pytest.skip("the engine follows flamesdk 0.5's signatures")
+    core = flamesdk.FlameCoreSDK
+    public = [name for name in vars(core) if not name.startswith("_")]
+    assert [name for name in public if not hasattr(FlameCore, name)] == []
+    for name in public:
+        assert _positional(getattr(FlameCore, name)) == _positional(getattr(core, name)), name
+
+
+def test_star_classes_match_the_installed_flame_sdk():
+    star = pytest.importorskip("flame.star")
+    for ours, theirs in (
+        (StarModel, star.StarModel),
+        (StarLocalDPModel, star.StarLocalDPModel),
+        (StarModelTester, star.StarModelTester),
+    ):
+        assert _positional(ours.__init__) == _positional(theirs.__init__)

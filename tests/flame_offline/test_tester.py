@@ -1,24 +1,24 @@
-"""``StarModelTester``: whole local runs, in thread and in process isolation."""
+"""``StarModelTester``: whole local runs (process-isolation specifics: ``test_processes.py``)."""
 
 from __future__ import annotations
 
 import os
 import pickle
-import sys
-import textwrap
+import threading
 import time
 
 import _nodes
 import pytest
 
-from flame_offline import NodeFailedError, NodeTimeoutError, StarModelTester
+from flame_offline import LoggedError, NodeFailedError, NodeTimeoutError, StarModelTester
 
 SPLITS = [[{"v.csv": b"1,2,3"}], [{"v.csv": b"4,5"}], [{"v.csv": b"6"}]]
 
 
 def run(splits=SPLITS, analyzer=_nodes.SumAnalyzer, aggregator=_nodes.MeanAggregator, **kw):
-    """Run a tester quietly (logs collected, not printed)."""
+    """Run a tester quietly (logs collected, not printed), fetching every object."""
     kw.setdefault("log_handler", lambda record: None)
+    kw.setdefault("query", [])
     return StarModelTester(splits, analyzer, aggregator, "s3", **kw)
 
 
@@ -27,6 +27,29 @@ def test_simple_run_and_result(capsys):
     assert tester.result == 3.5
     assert tester.results == [3.5]
     assert capsys.readouterr().out == "Final result: 3.5\n"
+
+
+def test_positional_arguments_follow_release_0_6_4(tmp_path):
+    target = tmp_path / "r.txt"
+    tester = StarModelTester(
+        SPLITS[:2],
+        _nodes.SumAnalyzer,
+        _nodes.MeanAggregator,
+        "s3",
+        ["default", "default"],
+        "v.csv",
+        True,
+        "str",
+        False,
+        None,
+        None,
+        None,
+        None,
+        str(target),
+        log_handler=lambda record: None,
+    )
+    assert tester.result == 3.0
+    assert target.read_text() == "3.0"
 
 
 def test_deterministic_ids_and_participants():
@@ -39,7 +62,7 @@ def test_deterministic_ids_and_participants():
     assert (
         first["participant_ids"] == first["partner_node_ids"] == ["node-2", "node-3", "aggregator"]
     )
-    assert first["participants"][-1] == {"id": "aggregator", "role": "aggregator"}
+    assert first["participants"][-1] == {"nodeId": "aggregator", "nodeType": "aggregator"}
     assert (first["analysis_id"], first["project_id"]) == ("analysis_id", "project_id")
     assert [r["id"] for r in tester.result] == ["node-1", "node-2", "node-3"]
 
@@ -68,6 +91,7 @@ def test_invalid_node_ids(node_ids, match):
         run(node_ids=node_ids)
 
 
+@pytest.mark.parametrize("isolation", ["thread", pytest.param("process", marks=pytest.mark.slow)])
 def test_results_come_in_participant_order(isolation):
     # answers arrive in reverse order (delays well above process start-up jitter): the
     # aggregator still gets them in participant order.
@@ -123,13 +147,20 @@ def test_first_round_never_converges_unless_simple():
     assert simple.result["results"] == [("node-1", 0, None)]
 
 
-def test_str_query_is_wrapped_and_selects_keys():
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (None, [None]),  # production: no query, no data
+        ([], [[{"a.csv": b"1", "b.csv": b"2"}, {"a.csv": b"3"}]]),
+        ("a.csv", [[{"a.csv": b"1"}, {"a.csv": b"3"}]]),
+        (["b.csv"], [[{"b.csv": b"2"}, {}]]),
+    ],
+)
+def test_the_query_selects_the_data(query, expected):
     splits = [[{"a.csv": b"1", "b.csv": b"2"}, {"a.csv": b"3"}]]
-    tester = run(splits, _nodes.EchoAnalyzer, _nodes.ConstantAggregator, query="a.csv")
-    assert tester.result == [{"a.csv": b"1"}, {"a.csv": b"3"}]
-    listed = run(splits, _nodes.EchoAnalyzer, _nodes.ConstantAggregator, query=["b.csv"])
-    assert listed.result == [{"b.csv": b"2"}, {}]
-    assert any("'b.csv' not found in data source 2" in r.message for r in listed.logs)
+    tester = run(splits, _nodes.EchoAnalyzer, _nodes.ListAggregator, query=query)
+    assert tester.result == expected
+    assert not [r for r in tester.logs if r.level >= 30]  # a missing key is silent
 
 
 def test_fhir_data():
@@ -139,9 +170,25 @@ def test_fhir_data():
         _nodes.EchoAnalyzer,
         _nodes.ConstantAggregator,
         "fhir",
+        query="Patient?",
         log_handler=lambda record: None,
     )
     assert tester.result == [{"Patient?": bundle}]
+
+
+def test_each_node_gets_its_own_unpickled_copy_of_its_data():
+    bundle = {"resourceType": "Bundle", "entry": []}
+    splits = [[{"Patient?": bundle}], [{"Patient?": bundle}]]
+    tester = StarModelTester(
+        splits,
+        _nodes.EchoAnalyzer,
+        _nodes.ListAggregator,
+        "fhir",
+        query=["Patient?"],
+        log_handler=lambda record: None,
+    )
+    assert tester.result == [[{"Patient?": bundle}]] * 2
+    assert splits == [[{"Patient?": bundle}], [{"Patient?": bundle}]]
 
 
 def test_logs_are_records_delivered_to_the_handler(isolation):
@@ -150,13 +197,13 @@ def test_logs_are_records_delivered_to_the_handler(isolation):
         splits=SPLITS[:2],
         analyzer=_nodes.LoggingAnalyzer,
         aggregator=_nodes.ConstantAggregator,
-        analyzer_kwargs={"log_types": ["debug", "warning"]},
+        analyzer_kwargs={"log_types": ["debug", "warn"]},
         log_handler=received.append,
         isolation=isolation,
     )
     assert received == tester.logs
     messages = {(r.node_id, r.role, r.log_type, r.message) for r in received}
-    assert ("node-2", "default", "warning", "warning from node-2") in messages
+    assert ("node-2", "default", "warn", "warn from node-2") in messages
     assert ("node-1", "default", "debug", "debug from node-1") in messages
     assert ("aggregator", "aggregator", "info", "Aggregator started") in messages
     assert all(abs(r.created - time.time()) < 60 for r in received)
@@ -168,10 +215,18 @@ def test_logs_are_printed_from_the_stream_log_level(capsys):
         _nodes.LoggingAnalyzer,
         _nodes.ConstantAggregator,
         "s3",
-        analyzer_kwargs={"log_types": ["debug", "warning"]},
+        analyzer_kwargs={"log_types": ["debug", "notice", "warn"]},
         stream_log_level=30,
     )
-    assert capsys.readouterr().err == "[node-1] warning from node-1\n"
+    assert capsys.readouterr().err == "[node-1] warn from node-1\n"
+    StarModelTester(
+        SPLITS[:1],
+        _nodes.LoggingAnalyzer,
+        _nodes.ConstantAggregator,
+        "s3",
+        analyzer_kwargs={"log_types": ["debug"]},
+    )
+    assert "debug from node-1" not in capsys.readouterr().err  # hidden by default
     StarModelTester(
         SPLITS[:1],
         _nodes.LoggingAnalyzer,
@@ -183,6 +238,51 @@ def test_logs_are_printed_from_the_stream_log_level(capsys):
     assert "[node-1] debug from node-1\n" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("log_type", "match"),
+    [
+        ("warning", r"log_type 'warning' is not a production FLAME log type; use 'warn'"),
+        ("critical-error", r"log_type 'critical-error' .*; use 'crit'"),
+        ("normal", r"log_type 'normal' .*; use 'info'"),
+        ("emergency", r"log_type 'emergency' .*; use 'emerg'"),
+    ],
+)
+def test_a_non_production_log_type_fails_the_node(log_type, match):
+    with pytest.raises(
+        NodeFailedError, match=rf"node 'node-2' \(analyzer\) failed: ValueError: {match}"
+    ):
+        run(
+            analyzer=_nodes.LoggingAnalyzer,
+            aggregator=_nodes.ConstantAggregator,
+            analyzer_kwargs={"log_types": [log_type], "only": "node-2"},
+            print_failures=False,
+        )
+
+
+def test_an_error_log_fails_the_run_although_the_node_returns(isolation, tmp_path):
+    target = tmp_path / "result.txt"
+    with pytest.raises(
+        NodeFailedError,
+        match=r"node 'aggregator' \(aggregator\) failed: LoggedError: the node logged an error "
+        r".*: the aggregate looks wrong",
+    ) as info:
+        run(
+            aggregator=_nodes.ErrorLoggingAggregator,
+            isolation=isolation,
+            print_failures=False,
+            result_filepath=str(target),
+        )
+    assert isinstance(info.value.error, LoggedError)
+    assert info.value.error.logged == "the aggregate looks wrong"
+    assert not target.exists()
+
+
+def test_the_analyzers_error_comes_first_when_it_also_raises():
+    with pytest.raises(NodeFailedError, match="ValueError: boom on node-2") as info:
+        run(analyzer=_nodes.FailingAnalyzer, print_failures=False)
+    assert isinstance(info.value.error, ValueError)
+
+
 def test_data_content_is_never_logged(capsys):
     secret = b"age,ca19_9\n71,SECRET-VALUE-4711\n"
     tester = StarModelTester(
@@ -190,12 +290,40 @@ def test_data_content_is_never_logged(capsys):
         _nodes.EchoAnalyzer,
         _nodes.ConstantAggregator,
         "s3",
+        query=[],
         stream_log_level=10,
     )
     err = capsys.readouterr().err
     assert "SECRET" not in err
     assert all("SECRET" not in r.message for r in tester.logs)
     assert "[node-1] Data extracted: 1 source(s), 1 object(s)" in err
+
+
+def test_without_a_query_the_log_says_why_there_is_no_data():
+    tester = run(
+        SPLITS[:1], _nodes.EchoAnalyzer, _nodes.ConstantAggregator, query=None, log_handler=None
+    )
+    messages = [r.message for r in tester.logs]
+    assert "Data extracted: none (without a query a production node fetches no data)" in messages
+
+
+@pytest.mark.parametrize(
+    ("splits", "match"),
+    [
+        ([[{"v.csv": b"1"}], [{"v.csv": threading.Lock()}]], r"data split 1 \(node 'node-2'\), "),
+        (
+            [[{"a": b"1"}, {"b": b"2", "bad": lambda: 1}]],
+            r"data split 0 \(node 'node-1'\), data source 1, key 'bad' cannot be pickled",
+        ),
+        ([{"v.csv": threading.Lock()}], r"data split 0 \(node 'node-1'\), key 'v.csv'"),
+        ([threading.Lock()], r"data split 0 \(node 'node-1'\) cannot be pickled"),
+    ],
+)
+def test_a_split_that_cannot_be_pickled_is_refused_before_any_node_starts(splits, match):
+    records = []
+    with pytest.raises(TypeError, match=match):
+        run(splits, _nodes.EchoAnalyzer, _nodes.ListAggregator, log_handler=records.append)
+    assert records == []
 
 
 @pytest.mark.parametrize(
@@ -211,7 +339,7 @@ def test_output_types_write_files(tmp_path, capsys, output_type, expected):
         aggregator=_nodes.ConstantAggregator,
         aggregator_kwargs={"value": {"mean": 2.5}},
         output_type=output_type,
-        filename=str(target),
+        result_filepath=str(target),
     )
     assert target.read_bytes() == expected
     assert tester.result_files == [str(target)]
@@ -219,23 +347,30 @@ def test_output_types_write_files(tmp_path, capsys, output_type, expected):
     assert os.listdir(tmp_path) == ["result.out"]  # no temporary file left behind
 
 
-def test_bytes_output_and_fallback_to_pickle(tmp_path):
-    raw = tmp_path / "raw.bin"
-    run(
-        aggregator=_nodes.ConstantAggregator,
-        aggregator_kwargs={"value": b"\x00\x01"},
-        output_type="bytes",
-        filename=str(raw),
-    )
-    assert raw.read_bytes() == b"\x00\x01"
+@pytest.mark.parametrize(
+    ("value", "expected", "warned"),
+    [
+        (b"\x00\x01", b"\x00\x01", False),
+        (bytearray(b"ab"), b"ab", False),
+        (3, b"\x00\x00\x00", False),  # production calls bytes(result)
+        ("text", pickle.dumps("text"), True),  # bytes("text") fails: pickle instead
+        ({"a": 1}, pickle.dumps({"a": 1}), True),
+    ],
+)
+def test_bytes_output_is_productions_bytes_of_the_result(tmp_path, value, expected, warned):
+    target = tmp_path / "raw.bin"
     tester = run(
         aggregator=_nodes.ConstantAggregator,
-        aggregator_kwargs={"value": 7},
+        aggregator_kwargs={"value": value},
         output_type="bytes",
-        filename=str(raw),
+        filename=str(target),
     )
-    assert pickle.loads(raw.read_bytes()) == 7
-    assert any("written as pickle instead" in r.message for r in tester.logs)
+    assert target.read_bytes() == expected
+    warnings = [r.message for r in tester.logs if r.log_type == "warn"]
+    assert bool(warnings) == warned
+    if warned:
+        assert warnings[0].startswith("Failed to translate result data to type=bytes: TypeError")
+        assert warnings[1] == "Attempting 'pickle' instead..."
 
 
 def test_multiple_results_one_file_per_element(tmp_path, capsys):
@@ -244,7 +379,7 @@ def test_multiple_results_one_file_per_element(tmp_path, capsys):
         aggregator_kwargs={"value": ("text", b"raw", [1, 2])},
         output_type=["str", "bytes", "pickle"],
         multiple_results=True,
-        filename=str(tmp_path / "res.txt"),
+        result_filepath=str(tmp_path / "res.txt"),
     )
     assert tester.results == ["text", b"raw", [1, 2]]
     assert (tmp_path / "res_1.txt").read_bytes() == b"text"
@@ -263,6 +398,18 @@ def test_multiple_results_one_file_per_element(tmp_path, capsys):
     assert (tmp_path / "y.txt").read_text() == "b"
 
 
+def test_result_files_are_written_all_or_nothing(tmp_path):
+    names = [str(tmp_path / "x.txt"), str(tmp_path / "missing-folder" / "y.txt")]
+    with pytest.raises(FileNotFoundError):
+        run(
+            aggregator=_nodes.ConstantAggregator,
+            aggregator_kwargs={"value": ["a", "b"]},
+            multiple_results=True,
+            filename=names,
+        )
+    assert os.listdir(tmp_path) == []
+
+
 def test_multiple_results_printed_without_filename(capsys):
     run(
         aggregator=_nodes.ConstantAggregator,
@@ -272,11 +419,11 @@ def test_multiple_results_printed_without_filename(capsys):
     assert capsys.readouterr().out == "Final result_1: 1\nFinal result_2: 2\n"
 
 
-def test_result_filepath_is_an_alias_of_filename(tmp_path):
+def test_filename_is_an_alias_of_result_filepath(tmp_path):
     target = tmp_path / "r.txt"
-    run(result_filepath=str(target))
+    run(filename=str(target))
     assert target.read_text() == "3.5"
-    with pytest.raises(TypeError, match="either filename or result_filepath"):
+    with pytest.raises(TypeError, match="either result_filepath or filename"):
         run(result_filepath=str(target), filename=str(target))
 
 
@@ -293,8 +440,10 @@ def test_checkpoint_arguments_are_not_implemented():
         ({"isolation": "docker"}, "isolation must be 'thread' or 'process'"),
         ({"timeout": 0}, "timeout must be a positive number"),
         ({"output_type": "csv"}, "output_type must be one of"),
-        ({"epsilon": 1.0}, "both epsilon and sensitivity"),
+        ({"epsilon": 1.0}, "both epsilon and sensitivity .* silently runs without local DP"),
+        ({"epsilon": 0.0, "sensitivity": 1.0}, "epsilon and sensitivity must be positive"),
         ({"filename": ["a", "b"]}, "needs multiple_results=True"),
+        ({"result_filepath": []}, "must not be an empty list"),
     ],
 )
 def test_invalid_arguments(kwargs, match):
@@ -361,11 +510,10 @@ def test_failure_stops_every_node_quickly(isolation, capsys):
             simple_analysis=False,
             log_handler=records.append,
             isolation=isolation,
+            timeout=60.0,
         )
-    # node-2 failed right after logging its data; without the stop, the other nodes would
-    # wait for the 300 s timeout.
-    [last] = [r for r in records if r.node_id == "node-2" and r.message.startswith("Data")]
-    assert time.time() - last.created < 2.0
+    # the other nodes were stopped: without the stop, the aggregator's wait for node-2 would
+    # end in a NodeTimeoutError
     error = info.value
     assert (error.node_id, error.role, error.error_type) == ("node-2", "default", "ValueError")
     assert isinstance(error.error, ValueError)
@@ -389,6 +537,8 @@ def test_unpicklable_exception_is_reported_without_the_object():
     assert info.value.error_type == "LockError"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("isolation", ["thread", "process"])
 def test_timeout_raises_node_timeout_error(isolation):
     # node-2 is stuck; node-1 waits for the aggregator, which waits for node-2: the
     # aggregator's timeout names the stuck hospital (analyzers allow it extra grace).
@@ -410,74 +560,19 @@ def test_timeout_raises_node_timeout_error(isolation):
     assert info.value.missing == ["node-2"]
 
 
-def test_child_process_dying_hard_is_a_failure():
-    with pytest.raises(
-        NodeFailedError,
-        match=r"node 'node-1' \(analyzer\) failed: ChildProcessError: .*exit code 3",
-    ) as info:
-        run(
-            splits=SPLITS[:1],
-            analyzer=_nodes.HardExitAnalyzer,
-            isolation="process",
-            print_failures=False,
-        )
-    assert isinstance(info.value.error, ChildProcessError)
-
-
-def test_global_state_leaks_between_thread_nodes_but_not_process_nodes():
-    kwargs = {"analyzer": _nodes.GlobalCounterAnalyzer, "aggregator": _nodes.ListAggregator}
-    threads = run(SPLITS[:2], **kwargs)
-    processes = run(SPLITS[:2], **kwargs, isolation="process")
-    assert len(set(threads.result)) == 2  # one shared counter: each node saw another value
-    assert processes.result == [1, 1]  # one counter per node, as in production
-
-
-def test_process_isolation_imports_classes_from_modules_loaded_by_path(tmp_path):
-    source = textwrap.dedent(
-        """
-        from flame_offline import StarAnalyzer
-
-        class PathAnalyzer(StarAnalyzer):
-            def analysis_method(self, data, aggregator_results):
-                return "loaded by path"
-        """
+def test_each_node_gets_its_own_copy_of_the_kwargs(isolation):
+    shared = {"seen": []}
+    tester = run(
+        analyzer=_nodes.MutatingAnalyzer,
+        aggregator=_nodes.ListAggregator,
+        analyzer_kwargs=shared,
+        isolation=isolation,
     )
-    path = tmp_path / "path_only_nodes.py"
-    path.write_text(source)
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("engine_test_path_only_nodes", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        tester = run(
-            splits=SPLITS[:1],
-            analyzer=module.PathAnalyzer,
-            aggregator=_nodes.ListAggregator,
-            isolation="process",
-        )
-    finally:
-        del sys.modules[spec.name]
-    assert tester.result == ["loaded by path"]
+    assert tester.result == [["node-1"], ["node-2"], ["node-3"]]
+    assert shared == {"seen": []}
 
 
-def test_local_classes_need_thread_isolation():
-    class Local(_nodes.SumAnalyzer):
-        pass
-
-    assert run(analyzer=Local).result == 3.5
-    with pytest.raises(TypeError, match="isolation='process' needs picklable node classes"):
-        run(analyzer=Local, isolation="process")
-
-
-def test_each_thread_node_gets_its_own_copy_of_the_kwargs():
-    shared = {"delay": {}}
-    run(analyzer=_nodes.SleepyAnalyzer, aggregator=_nodes.ListAggregator, analyzer_kwargs=shared)
-    assert shared == {"delay": {}}
-
-
-def test_local_dp_noise_is_seeded_and_skips_non_numbers():
+def test_local_dp_noise_is_seeded():
     def dp(value, seed):
         return run(
             aggregator=_nodes.ConstantAggregator,
@@ -491,9 +586,36 @@ def test_local_dp_noise_is_seeded_and_skips_non_numbers():
     assert first.result == again.result != other.result
     assert isinstance(first.result, float)
     assert first.result != 10
-    skipped = dp([1.0, 2.0], 1)
-    assert skipped.result == [1.0, 2.0]
-    assert any("DP step will be skipped" in r.message for r in skipped.logs)
+
+
+def test_local_dp_on_a_non_number_fails_the_aggregator_as_in_production(tmp_path):
+    with pytest.raises(
+        NodeFailedError,
+        match=r"node 'aggregator' \(aggregator\) failed: ValueError: Local differential privacy "
+        r"can only be applied on numeric values: the final result is a list",
+    ):
+        run(
+            aggregator=_nodes.ConstantAggregator,
+            aggregator_kwargs={"value": [1.0, 2.0]},
+            epsilon=1.0,
+            sensitivity=2.0,
+            print_failures=False,
+        )
+
+
+def test_local_dp_writes_str_whatever_the_output_type(tmp_path):
+    target = tmp_path / "dp.bin"
+    tester = run(
+        aggregator=_nodes.ConstantAggregator,
+        aggregator_kwargs={"value": 10},
+        epsilon=1.0,
+        sensitivity=1.0,
+        dp_seed=3,
+        output_type="pickle",
+        result_filepath=str(target),
+    )
+    assert target.read_text() == str(tester.result)
+    assert any("`str` is enforced" in r.message for r in tester.logs if r.log_type == "warn")
 
 
 @pytest.mark.parametrize(
@@ -501,6 +623,7 @@ def test_local_dp_noise_is_seeded_and_skips_non_numbers():
     [
         NodeFailedError("node-1", "default", "ValueError", "boom", "tb", ValueError("boom")),
         NodeTimeoutError("aggregator", "aggregator", "intermediate_data", ["node-2"], 5.0),
+        LoggedError("bad"),
     ],
 )
 def test_engine_errors_survive_pickle(error):
@@ -508,4 +631,3 @@ def test_engine_errors_survive_pickle(error):
     assert type(copy) is type(error)
     assert str(copy) == str(error)
     assert copy.__dict__.keys() == error.__dict__.keys()
-    assert copy.node_id == error.node_id

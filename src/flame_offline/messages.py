@@ -1,0 +1,96 @@
+"""Control messages as production's message broker client hands them to an analysis.
+
+In production (flamesdk 0.5/0.6) ``send_message(receivers, category, message)`` takes a
+``dict``, adds a ``'meta'`` field to it **in place** (so the same dict cannot be sent twice)
+and posts it to the message broker as JSON; ``await_messages`` answers, per sender, a list of
+message objects whose ``body`` is the received dict (with its ``'meta'``), or ``None``.
+:class:`Message` is the engine's equivalent of that object.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from typing import Any
+
+__all__ = ["Message", "created_at", "decode_message", "encode_message", "outgoing_meta"]
+
+
+class Message:
+    """One control message, sent or received.
+
+    Parameters
+    ----------
+    body : dict
+        The message dict, including its ``'meta'`` field.
+    recipients : list of str
+        The receivers (a received message lists its sender, as in production).
+
+    Attributes
+    ----------
+    body : dict
+        The message; ``body['meta']`` holds ``'id'``, ``'category'``, ``'sender'``,
+        ``'status'`` (``'unread'`` or ``'read'``), ``'created_at'``, ``'arrived_at'``, ...
+    recipients : list of str
+        As given.
+    """
+
+    __slots__ = ("_deleted", "body", "recipients")
+
+    def __init__(self, body: dict[str, Any], recipients: list[str]) -> None:
+        self.body = body
+        self.recipients = recipients
+        self._deleted = False
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The message's ``'meta'`` field."""
+        return self.body["meta"]
+
+    def set_read(self) -> None:
+        """Mark the message read (an ``await_messages`` does this for what it returns)."""
+        self.body["meta"]["status"] = "read"
+
+    def __repr__(self) -> str:
+        meta = self.body.get("meta", {})
+        return (
+            f"Message(id={meta.get('id')!r}, category={meta.get('category')!r}, "
+            f"sender={meta.get('sender')!r}, status={meta.get('status')!r})"
+        )
+
+
+def outgoing_meta(sender: str, category: str, number: int) -> dict[str, Any]:
+    """The ``'meta'`` field production adds to an outgoing message."""
+    return {
+        "type": "outgoing",
+        "category": category,
+        "id": f"{sender}-{number}-{uuid.uuid4()}",
+        "akn_id": None,
+        "status": "unread",
+        "sender": sender,
+        "created_at": str(datetime.datetime.now()),
+        "arrived_at": None,
+        "number": number,
+    }
+
+
+def encode_message(body: dict[str, Any]) -> bytes:
+    """The JSON text of ``body`` (``TypeError``/``ValueError`` when it is not JSON)."""
+    return json.dumps(body, allow_nan=False).encode("utf-8")
+
+
+def decode_message(payload: bytes, receiver: str) -> Message:
+    """A received message: the decoded body, marked incoming and acknowledged by ``receiver``."""
+    body = json.loads(payload)
+    meta = body["meta"]
+    meta["type"] = "incoming"
+    if meta.get("akn_id") is None:
+        meta["akn_id"] = receiver
+        meta["arrived_at"] = str(datetime.datetime.now())
+    return Message(body, [meta["sender"]])
+
+
+def created_at(message: Message) -> float:
+    """When ``message`` was sent, as a ``time.time()`` value (from its ``'meta'``)."""
+    return datetime.datetime.fromisoformat(message.body["meta"]["created_at"]).timestamp()
