@@ -116,7 +116,7 @@ class ExactUpdate(TypedDict):
     moments: FeatureMoments | None
     n_extreme: int | None
     r"""With ``terms``: the number of the hospital's patients whose fitted probability at the
-    point asked for is numerically 0 or 1, :math:`\#\{i : |\tilde x_i^\top\theta| > 33.7\}`
+    point asked for is numerically 0 or 1, :math:`\#\{i : |\tilde x_i^\top\theta| > 30\}`
     (:func:`~pancreas_fl.stats.separation.count_extreme`, R's ``glm.fit`` rule), a sum over
     patients of an indicator. Without a penalty it tells the aggregator that the
     maximum-likelihood estimate does not exist or is not resolvable ((quasi-)separation),

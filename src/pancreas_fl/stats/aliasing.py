@@ -21,6 +21,13 @@ orthogonal part is the diagonal of the Schur complement :math:`S_{jj} = \mathcal
 :math:`W^{1/2} X`; a cross-product matrix cannot resolve ratios below about
 :math:`\sqrt{\epsilon_{mach}} \approx 1.5 \cdot 10^{-8}`, because forming it squares them.)
 
+Forming :math:`\mathcal I` squares the condition of the design, so rounding leaves an error
+of about :math:`\epsilon_{mach} (1 + \lVert x_j \rVert)^2` in :math:`S_{jj}`
+(:math:`x_j`: the column's coefficients on the kept columns, large when those are nearly
+collinear). A column whose :math:`S_{jj}` is below ten times that floor is aliased too: with
+the information matrix alone it cannot be told from an aliased one (a QR of the design could,
+for a residual ratio down to R's ``glm`` tolerance).
+
 When :math:`X_A = X_K B` for the aliased columns :math:`A`, :math:`B = \mathcal I_{KK}^{-1}
 \mathcal I_{KA}` (the weights :math:`W` cancel), and any :math:`\theta` predicts as the
 reduced model's :math:`\theta_K + B \theta_A` does.
@@ -36,6 +43,11 @@ __all__ = ["ALIAS_TOL", "Aliasing", "find_aliased"]
 
 #: Largest ratio of a column's residual norm to its own norm for which it counts as aliased.
 ALIAS_TOL = 1e-7
+_EPS = float(np.finfo(np.float64).eps)
+#: Safety factor of the rounding-error floor (see :func:`_negligible`).
+_NOISE = 10.0
+#: Pivots below this (a residual ratio below 1 %) are checked against the rounding floor.
+_BAND = 1e-4
 
 
 @dataclass(frozen=True)
@@ -108,26 +120,28 @@ def find_aliased(info, *, fit_intercept: bool, tol: float = ALIAS_TOL) -> Aliasi
 
 
 def _full_rank(S: np.ndarray, limit: float) -> bool:
-    """Whether no column is aliased: the fast path, one LAPACK Cholesky factorisation.
+    """Whether no column is aliased or close to it: the fast path, one LAPACK Cholesky.
 
     The squared diagonal of the Cholesky factor is the Schur complement diagonal of each
-    column given all earlier ones, the quantity the pivoting compares with ``limit``."""
+    column given all earlier ones, the quantity the pivoting compares with its limit; any
+    pivot in the band where rounding matters sends the matrix to the careful path."""
     try:
         L = np.linalg.cholesky(S)
     except np.linalg.LinAlgError:
         return False
-    return bool(np.all(np.diag(L) ** 2 > limit))
+    return bool(np.all(np.diag(L) ** 2 > max(limit, _BAND)))
 
 
 def _limited_pivoting(
     S: np.ndarray, order: list[int], usable: np.ndarray, limit: float
 ) -> tuple[list[int], list[int]]:
     """Cholesky with R's limited pivoting: an aliased column is left out, the rest go on."""
+    original = S
     S = S.copy()
     kept: list[int] = []
     aliased: list[int] = []
     for j in order:
-        if not usable[j] or not S[j, j] > limit:
+        if not usable[j] or _negligible(S[j, j], original, kept, j, limit):
             aliased.append(j)
             continue
         kept.append(j)
@@ -136,6 +150,22 @@ def _limited_pivoting(
         col = S[:, j] / np.sqrt(S[j, j])
         S -= np.outer(col, col)
     return kept, aliased
+
+
+def _negligible(s_jj: float, S: np.ndarray, kept: list[int], j: int, limit: float) -> bool:
+    r"""Whether column ``j``'s computed Schur complement ``s_jj`` is below the tolerance or
+    below what rounding leaves in it.
+
+    Perturbing the (unit-diagonal) matrix by :math:`\epsilon` moves :math:`S_{jj}` by about
+    :math:`\epsilon (1 + \lVert x_j \rVert)^2`, :math:`x_j = S_{KK}^{-1} S_{Kj}` the column's
+    coefficients on the kept columns (large when those are nearly collinear). It is computed
+    only for a pivot in the band where that can matter."""
+    if not s_jj > limit:
+        return True
+    if s_jj > _BAND or not kept:
+        return False
+    x = np.linalg.lstsq(S[np.ix_(kept, kept)], S[kept, j], rcond=None)[0]
+    return s_jj <= _NOISE * _EPS * (1.0 + float(np.linalg.norm(x))) ** 2
 
 
 def _solve_psd(A: np.ndarray, b: np.ndarray) -> np.ndarray:

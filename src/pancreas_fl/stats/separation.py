@@ -12,8 +12,8 @@ patients show it to the aggregator:
   units of the linear predictor (the coefficient's change times the root mean square of its
   column, :func:`column_rms`), so the verdict does not depend on the features' units;
 * the number of patients whose fitted probability is numerically 0 or 1
-  (:func:`count_extreme`, within ``10 * eps`` of it, the rule of R's ``glm.fit`` warning
-  "fitted probabilities numerically 0 or 1 occurred"), summed over the hospitals.
+  (:func:`count_extreme`, the rule of R's ``glm.fit`` warning "fitted probabilities
+  numerically 0 or 1 occurred"), summed over the hospitals.
 
 A finite ``C`` (an L2 penalty) always has a unique, finite solution.
 """
@@ -25,16 +25,17 @@ import math
 import numpy as np
 
 __all__ = [
-    "EXTREME_EPS",
+    "Z_EXTREME",
     "column_rms",
     "count_extreme",
     "diverging_terms",
 ]
 
-#: A fitted probability within this of 0 or 1 is numerically 0 or 1 (R's ``glm.fit``).
-EXTREME_EPS = 10 * float(np.finfo(np.float64).eps)
-#: :math:`|z|` above which :math:`\sigma(z)` is within ``EXTREME_EPS`` of 0 or 1.
-_Z_EXTREME = math.log((1.0 - EXTREME_EPS) / EXTREME_EPS)
+#: R's ``binomial()$linkinv`` (C ``logit_linkinv``) clamps :math:`\eta` beyond
+#: :math:`\pm 30` to a probability within ``DBL_EPSILON`` of 0 or 1, and ``glm.fit`` warns when
+#: a fitted probability is within ``10 * DBL_EPSILON`` of 0 or 1, which happens exactly then
+#: (:math:`\sigma(-30) = 9.4 \cdot 10^{-14}` is not).
+Z_EXTREME = 30.0
 #: A term diverges when its mean move per round is at least this fraction of the largest.
 _RELATIVE_MOVE = 1e-3
 #: Moves of the linear predictor below this (per round) are convergence noise.
@@ -44,7 +45,7 @@ _ABSOLUTE_MOVE = 1e-6
 def count_extreme(z) -> int:
     r"""Number of patients whose fitted probability :math:`\sigma(z_i)` is numerically 0 or 1.
 
-    Runs at a hospital; only the count leaves it.
+    Runs at a hospital; only the count leaves it. The rule is R's (see :data:`Z_EXTREME`).
 
     Parameters
     ----------
@@ -54,11 +55,10 @@ def count_extreme(z) -> int:
     Returns
     -------
     int
-        :math:`\#\{i : \sigma(z_i) < \epsilon \text{ or } \sigma(z_i) > 1 - \epsilon\}` with
-        :math:`\epsilon` = :data:`EXTREME_EPS`.
+        :math:`\#\{i : |z_i| > 30\}`.
     """
     z = np.asarray(z, dtype=np.float64)
-    return int(np.count_nonzero(np.abs(z) > _Z_EXTREME))
+    return int(np.count_nonzero(np.abs(z) > Z_EXTREME))
 
 
 def column_rms(info0, n: int) -> np.ndarray:
