@@ -282,3 +282,22 @@ def test_the_clean_unpenalized_note_and_fields_are_unchanged():
     assert s["singular"] is False
     assert s["n_extreme"] == 0
     close(s["aic"], s["deviance"] + 2 * 5, rtol=1e-15)
+
+
+# ------------------------------------------------------------------- the hospital's count
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_the_hospital_sends_the_count_of_extreme_fitted_probabilities(fit_intercept):
+    from pancreas_fl.data import load_hospital_data
+    from pancreas_fl.params import resolve_params
+    from pancreas_fl.strategies.exact import ExactHospital
+
+    split = as_hospitals(separated_cohort("quasi"), 1)[0]
+    data = load_hospital_data(split, dataset="pancreasData.csv", label=None)
+    params = resolve_params(strategy="exact", fit_intercept=fit_intercept, C=math.inf)
+    hospital = ExactHospital(data, params)
+    assert hospital.update(None)["n_extreme"] == 0  # theta = 0: every probability is 1/2
+    X, _ = data.to_numpy()
+    theta = np.array([0.0, 0.0, -31.0] + [0.5] * fit_intercept)  # the flag c -> p ~ 0
+    update = hospital.update({"next_theta": theta, "curvature": "full", "scaler": None})
+    assert update["n_extreme"] == int(np.sum(X[:, 2] == 1)) > 0
+    assert isinstance(update["n_extreme"], int)
