@@ -20,7 +20,9 @@ from pancreas_fl.errors import ConfigError
 
 __all__ = [
     "Boolean",
+    "ColumnNames",
     "ColumnRef",
+    "FillValues",
     "Interval",
     "NonEmptyStr",
     "Options",
@@ -148,6 +150,60 @@ class ColumnRef:
             return int(value)
         _fail(name, self.describe(), value)
         return None  # unreachable: _fail raises
+
+
+@dataclass(frozen=True)
+class ColumnNames:
+    """A non-empty list of distinct column names (non-empty ``str``), or ``None``."""
+
+    def describe(self) -> str:
+        """``"a non-empty list of distinct column names (str) or None"``."""
+        return "a non-empty list of distinct column names (str) or None"
+
+    def check(self, name: str, value: Any):
+        """Return ``value`` as a ``tuple`` of ``str`` (or ``None``), or raise
+        :class:`ConfigError`."""
+        if value is None:
+            return None
+        ok = isinstance(value, (list, tuple)) and len(value) > 0
+        ok = ok and all(isinstance(item, str) and item.strip() for item in value)
+        if not ok or len(set(value)) != len(value):
+            _fail(name, self.describe(), value)
+        return tuple(value)
+
+
+@dataclass(frozen=True)
+class FillValues:
+    """A dict mapping column names to the value a blank stands for, or ``None``.
+
+    A value is a finite number (``int`` or ``float``, not ``bool``) or a non-empty ``str``
+    (a level of a categorical column).
+    """
+
+    def describe(self) -> str:
+        """What a valid value is."""
+        return "a dict mapping column names (str) to a finite number or a non-empty str, or None"
+
+    def check(self, name: str, value: Any):
+        """Return a copy of ``value`` (or ``None``), or raise :class:`ConfigError`."""
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not value:
+            _fail(name, self.describe(), value)
+        for column, fill in value.items():
+            number = isinstance(fill, numbers.Real) and not _is_bool(fill)
+            ok = isinstance(column, str) and bool(column.strip())
+            ok = ok and (
+                (number and math.isfinite(fill)) or (isinstance(fill, str) and fill.strip())
+            )
+            if not ok:
+                _fail(name, self.describe(), value)
+        return {
+            column: (
+                fill if isinstance(fill, str) else fill.item() if hasattr(fill, "item") else fill
+            )
+            for column, fill in value.items()
+        }
 
 
 def check_int(name: str, value: Any, low: int = 1) -> int:

@@ -25,13 +25,16 @@ rounds, and a ``(1, n_features)`` array as the final result.
 from __future__ import annotations
 
 from pancreas_fl.data import load_hospital_data
+from pancreas_fl.encoding import Encoding
 from pancreas_fl.errors import ConfigError, DataError, OutOfStepError
-from pancreas_fl.messages import HospitalMessage, Introduction
+from pancreas_fl.messages import HospitalMessage, Introduction, SetupBroadcast
 from pancreas_fl.params import resolve_params
 from pancreas_fl.privacy import check_disclosure
+from pancreas_fl.problems import as_problem
 from pancreas_fl.sdk import StarAggregator, StarAnalyzer
 from pancreas_fl.strategies import ExactAggregator, ExactHospital, FedAvgAggregator, FedAvgHospital
 from pancreas_fl.strategies.common import introduce
+from pancreas_fl.table import prepare_table, resolve_key, uses_table_options
 
 __all__ = ["FederatedLogisticRegression", "PancreasAnalyzer"]
 
@@ -69,8 +72,9 @@ class PancreasAnalyzer(StarAnalyzer):
         The node's core object, passed by ``StarModel``.
     **params
         The analysis parameters (``analyzer_kwargs``): ``strategy``, ``dataset``, ``label``,
-        ``C``, ``fit_intercept``, ``local_steps``, ``standardize``, ``solver``,
-        ``min_patients``, ``max_param_ratio`` and the aggregator's ones (accepted and ignored
+        ``features``, ``categorical``, ``missing``, ``fill``, ``C``, ``fit_intercept``,
+        ``local_steps``, ``standardize``, ``solver``, ``min_patients``, ``max_param_ratio``,
+        ``min_cell`` and the aggregator's ones (accepted and ignored
         here, so one dict can serve both roles). See :class:`pancreas_fl.params.Params`.
         They are validated in the first round.
 
@@ -78,16 +82,21 @@ class PancreasAnalyzer(StarAnalyzer):
     ----------
     params_ : Params or None
         The validated parameters (from the first round on).
+    table_ : PreparedTable or None
+        The table prepared with ``features``, ``categorical``, ``missing`` or ``fill``
+        (first round; see :mod:`pancreas_fl.table`); ``None`` without them.
     data_ : HospitalData or None
-        The parsed, validated data (from the first round on; never sent anywhere).
+        The parsed, validated (and encoded) data the strategy uses (from the first model
+        round on; never sent anywhere).
     strategy_ : FedAvgHospital, ExactHospital or None
-        The hospital side of the strategy (from the first round on).
+        The hospital side of the strategy (from the first model round on).
     """
 
     def __init__(self, flame, **params):
         super().__init__(flame)
         self.params = params
         self.params_ = None
+        self.table_ = None
         self.data_ = None
         self.strategy_ = None
 
@@ -117,8 +126,16 @@ class PancreasAnalyzer(StarAnalyzer):
             Invalid parameters, or data that cannot be used (logged as this node's failure).
         """
         try:
-            intro = self._start(data) if self.num_iterations == 0 else None
-            update = self.strategy_.update(aggregator_results)
+            intro, update = None, None
+            if self.num_iterations == 0:
+                intro = self._start(data)
+                if self.strategy_ is not None:  # no problems and no setup round
+                    update = self.strategy_.update(None)
+            elif self.strategy_ is None:  # the first model round after the setup round
+                self._encode(aggregator_results)
+                update = self.strategy_.update(None)
+            else:
+                update = self.strategy_.update(aggregator_results)
         except DataError as err:
             err = err.with_context(node=self.id)
             _fail(self.flame, err)
@@ -129,35 +146,93 @@ class PancreasAnalyzer(StarAnalyzer):
         return {"node": self.id, "round": self.num_iterations, "intro": intro, "update": update}
 
     def _start(self, data) -> Introduction:
-        """First round: validate, parse the CSV once, check disclosure, pick the strategy."""
+        """First round: validate, read the table once, collect its problems, pick the strategy.
+
+        Problems with the data (counts and column names only) go into the introduction
+        instead of failing this hospital alone, so that the aggregator reports every problem
+        of every hospital in one run. With ``categorical`` columns the strategy starts only
+        once the levels are agreed (:meth:`_encode`, next round).
+        """
         self.params_ = p = resolve_params(**self.params)
         Hospital = FedAvgHospital if p.strategy == "fedavg" else ExactHospital
-        self.data_ = d = load_hospital_data(
-            data,
-            dataset=p.dataset,
-            label=p.label,
-            require_both_classes=Hospital.requires_both_classes,
-        )
+        levels = None
+        if uses_table_options(p):
+            self.table_ = table = prepare_table(
+                data, p, require_both_classes=Hospital.requires_both_classes
+            )
+            problems, file = table.problems, table.file
+            n, n_pos, n_dropped = table.n_used, table.n_positive, table.n_dropped
+            columns = [*table.features, table.label]
+            if p.categorical and not problems:
+                levels = table.levels
+            elif not problems:
+                self.data_ = table.hospital_data(Encoding(table.features, fill=p.fill or {}))
+        else:
+            problems, file, n_dropped, columns = [], p.dataset, 0, []
+            try:
+                file = resolve_key(data, p.dataset)
+                self.data_ = load_hospital_data(
+                    data,
+                    dataset=file,
+                    label=p.label,
+                    require_both_classes=Hospital.requires_both_classes,
+                )
+                self._check_disclosure(file)
+            except DataError as err:
+                problems = [err]
+            d = self.data_
+            n, n_pos = (d.n_samples, d.n_positive) if d is not None else (0, 0)
+            columns = list(d.columns) if d is not None else []
+        if problems:
+            # not logged as this node's failure: the aggregator reports them, with every
+            # other hospital's, once
+            self.flame.flame_log(
+                f"{file}: {len(problems)} problem(s) with the data; sent to the aggregator, "
+                "which reports every hospital's",
+                log_type="info",
+            )
+        else:
+            dropped = f"; {n_dropped} incomplete row(s) dropped" if n_dropped else ""
+            count = f"{len(columns) - 1} feature column(s)"
+            if self.data_ is not None:
+                count = f"{self.data_.n_features} features"
+            self.flame.flame_log(
+                f"{file}: {n} patients ({n_pos} with label 1), {count}{dropped}",
+                log_type="info",
+            )
+        if self.data_ is not None and not problems:
+            self.strategy_ = Hospital(self.data_, p)
+        return {
+            "n": n,
+            "n_pos": n_pos,
+            "n_dropped": n_dropped,
+            "columns": columns,
+            "params": p.shared(),
+            "problems": [as_problem(problem) for problem in problems],
+            "levels": levels,
+        }
+
+    def _encode(self, setup: SetupBroadcast) -> None:
+        """After the setup round: encode with the agreed levels, check disclosure again (the
+        number of parameters is known only now), start the strategy."""
+        p, table = self.params_, self.table_
+        levels = {column: tuple(names) for column, names in setup["levels"].items()}
+        encoding = Encoding(table.features, levels=levels, fill=p.fill or {}, missing=p.missing)
+        self.data_ = table.hospital_data(encoding)
+        self._check_disclosure(table.file)
+        Hospital = FedAvgHospital if p.strategy == "fedavg" else ExactHospital
+        self.strategy_ = Hospital(self.data_, p)
+
+    def _check_disclosure(self, file: str) -> None:
+        p, d = self.params_, self.data_
         check_disclosure(
             d.n_samples,
             d.n_features + p.fit_intercept,
             n_positive=d.n_positive,
             min_patients=p.min_patients,
             max_param_ratio=p.max_param_ratio,
-            file=p.dataset,
+            file=file,
         )
-        self.flame.flame_log(
-            f"{p.dataset}: {d.n_samples} patients ({d.n_positive} with label 1), "
-            f"{d.n_features} features",
-            log_type="info",
-        )
-        self.strategy_ = Hospital(d, p)
-        return {
-            "n": d.n_samples,
-            "n_pos": d.n_positive,
-            "columns": list(d.columns),
-            "params": p.shared(),
-        }
 
 
 class FederatedLogisticRegression(StarAggregator):
@@ -179,7 +254,12 @@ class FederatedLogisticRegression(StarAggregator):
         The validated parameters (from the first round on; for the exact strategy with the
         L-BFGS solver's default ``max_iter`` applied).
     cohort_ : Cohort or None
-        The hospitals' column names and counts (from the first round on).
+        The hospitals' column names and counts, and the agreed encoding (from the first
+        round on).
+    setup_rounds_ : int or None
+        Rounds before the first model round: 1 with ``categorical`` (the levels are agreed
+        first), else 0. The strategies count their rounds (and ``max_iter``) from the first
+        model round.
     strategy_ : FedAvgAggregator, ExactAggregator or None
         The aggregator side of the strategy (from the first round on). Its ``rounds.history``
         has one entry per round, its ``stop_reason_`` says why the analysis stopped.
@@ -190,6 +270,7 @@ class FederatedLogisticRegression(StarAggregator):
         self.params = params
         self.params_ = None
         self.cohort_ = None
+        self.setup_rounds_ = None
         self.strategy_ = None
 
     def aggregation_method(self, analysis_results):
@@ -221,8 +302,17 @@ class FederatedLogisticRegression(StarAggregator):
         except (ConfigError, DataError, OutOfStepError) as err:
             _fail(self.flame, err)
             raise
+        if self.num_iterations < self._setup_rounds():
+            levels = self.cohort_.encoding.levels
+            self.flame.flame_log(
+                "setup round: categorical levels agreed ("
+                + ", ".join(f"{column}: {len(names)}" for column, names in levels.items())
+                + "); the model rounds start next",
+                log_type="info",
+            )
+            return SetupBroadcast(levels={c: list(names) for c, names in levels.items()})
         updates = {message["node"]: message["update"] for message in messages}
-        return self.strategy_.aggregate(updates, self.num_iterations)
+        return self.strategy_.aggregate(updates, self.num_iterations - self._setup_rounds())
 
     def has_converged(self, result, last_result) -> bool:
         """Whether the analysis stops after this round; logs why when it does.
@@ -240,16 +330,26 @@ class FederatedLogisticRegression(StarAggregator):
         bool
             ``True`` ends the analysis with ``result`` as the final result.
         """
-        reason = self.strategy_.stop_reason(result, last_result, self.num_iterations)
+        setup = self._setup_rounds()
+        if self.num_iterations < setup:
+            return False  # the setup round (categorical levels) never stops the analysis
+        if self.num_iterations == setup:
+            last_result = None  # the setup broadcast is no model
+        model_round = self.num_iterations - setup
+        reason = self.strategy_.stop_reason(result, last_result, model_round)
         if reason is not None:
             message, log_type = self.strategy_.stop_message(reason)
             self.flame.flame_log(message, log_type=log_type)
         return reason is not None
 
+    def _setup_rounds(self) -> int:
+        return self.setup_rounds_ or 0
+
     def _start(self, messages: list[HospitalMessage]) -> None:
         """First round: validate, check that the hospitals agree, pick the strategy."""
         p = resolve_params(**self.params)
         self.cohort_ = introduce({message["node"]: message["intro"] for message in messages}, p)
+        self.setup_rounds_ = 1 if p.categorical else 0
         log = self.flame.flame_log
         if p.strategy == "fedavg":
             self.strategy_ = FedAvgAggregator(p, self.cohort_, log)

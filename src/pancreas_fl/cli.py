@@ -31,9 +31,10 @@ from pancreas_fl._io import (
     read_regular_file,
     write_outputs,
 )
-from pancreas_fl._validation import Boolean, ColumnRef, Interval, Options
+from pancreas_fl._validation import Boolean, ColumnNames, ColumnRef, FillValues, Interval, Options
 from pancreas_fl.errors import ConfigError, DataError, UsageError
 from pancreas_fl.params import PARAMETERS, resolve_params
+from pancreas_fl.problems import HospitalProblemsError
 
 __all__ = ["main"]
 
@@ -45,6 +46,13 @@ DEFAULT_NODES = ("data/sample/node1", "data/sample/node2")
 def _simulation_params(args) -> dict:
     """The analysis parameters given on the command line (unset ones are left out)."""
     values = {parameter.name: getattr(args, parameter.name) for parameter in PARAMETERS}
+    if values.get("fill") is not None:  # --fill NAME=VALUE, repeated
+        fill = {}
+        for name, value in values["fill"]:
+            if name in fill:
+                raise UsageError(f"--fill {name}=... is given twice; give each column once.")
+            fill[name] = value
+        values["fill"] = fill
     return {name: value for name, value in values.items() if value is not None}
 
 
@@ -64,23 +72,37 @@ def _where(role: str, node_id: str) -> str:
     return f"{'the aggregator' if role == 'aggregator' else 'hospital'} {node_id!r}"
 
 
-def _failure(exc, folders_by_node) -> tuple[int, str]:
-    """Turn a node failure into (exit status, one line)."""
+def _failure(exc, folders_by_node) -> tuple[int, list[str]]:
+    """Turn a node failure into (exit status, lines): one line, or one per hospital with
+    problems."""
     error = exc.error
+    if isinstance(error, HospitalProblemsError):  # one line per hospital
+        return 2, [_failure_line(report, folders_by_node) for report in error.reports]
     if isinstance(error, DataError):
-        file = error.file
-        if error.node in folders_by_node and file is not None:
-            file = str(Path(folders_by_node[error.node]) / file)
-        return 2, str(type(error)(error.problem, node=error.node, file=file, hint=error.hint))
+        return 2, [_failure_line(error, folders_by_node)]
     if isinstance(error, ConfigError):
-        return 2, str(error)
+        return 2, [str(error)]
     where = _where(exc.role, exc.node_id)
-    return 1, f"the analysis failed at {where}: {exc.error_type}: {error if error else exc}"
+    return 1, [f"the analysis failed at {where}: {exc.error_type}: {error if error else exc}"]
+
+
+def _failure_line(error: DataError, folders_by_node) -> str:
+    """A hospital's error, naming its file by its path in the hospital's folder."""
+    file = error.file
+    if error.node in folders_by_node and file is not None:
+        file = str(Path(folders_by_node[error.node]) / file)
+    return str(type(error)(error.problem, node=error.node, file=file, hint=error.hint))
 
 
 def _simulate(args) -> int:
     from flame_offline import NodeFailedError, NodeTimeoutError
-    from pancreas_fl.simulation import evaluate, hospital_names, read_hospital, simulate
+    from pancreas_fl.simulation import (
+        dataset_path,
+        evaluate,
+        hospital_names,
+        read_hospital,
+        simulate,
+    )
 
     folders = args.nodes or list(DEFAULT_NODES)
     names = hospital_names(folders)
@@ -92,9 +114,21 @@ def _simulate(args) -> int:
     write_coef_only = resolved.output == "coef"
     params["output"] = "model"
     outputs = {"--out": args.out, "--report": args.report, "--plot": args.plot}
+    # every hospital's file is found (a --dataset pattern matched) before anything is read,
+    # and a hospital without it is named with all the others
+    paths, problems = [], []
+    for name, folder in zip(names, folders, strict=True):
+        try:
+            paths.append(dataset_path(folder, resolved.dataset))
+        except DataError as err:
+            problems.append(err.with_context(node=name))
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise _Exit(2, *(str(problem) for problem in problems))
     inputs = [
-        (f"the data file of hospital {name!r}", Path(folder) / resolved.dataset)
-        for name, folder in zip(names, folders, strict=True)
+        (f"the data file of hospital {name!r}", path)
+        for name, path in zip(names, paths, strict=True)
     ]
     check_outputs(outputs, inputs)
     try:
@@ -106,7 +140,11 @@ def _simulate(args) -> int:
         try:
             splits.append(read_hospital(folder, resolved.dataset))
         except DataError as err:
-            raise err.with_context(node=name) from None
+            problems.append(err.with_context(node=name))
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise _Exit(2, *(str(problem) for problem in problems))
 
     start = time.perf_counter()
     try:
@@ -119,8 +157,8 @@ def _simulate(args) -> int:
             **params,
         )
     except NodeFailedError as exc:
-        code, line = _failure(exc, dict(zip(names, folders, strict=True)))
-        raise _Exit(code, line) from None
+        code, lines = _failure(exc, dict(zip(names, folders, strict=True)))
+        raise _Exit(code, *lines) from None
     except NodeTimeoutError as exc:
         senders = ", ".join(repr(m) for m in exc.missing)
         raise _Exit(
@@ -132,13 +170,7 @@ def _simulate(args) -> int:
     seconds = time.perf_counter() - start
     model = tester.result
     payload = model["coef"] if write_coef_only else model
-    metrics = evaluate(
-        model,
-        splits,
-        names,
-        dataset=resolved.dataset,
-        label=resolved.label,
-    )
+    metrics = evaluate(model, splits, names, dataset=resolved.dataset, label=resolved.label)
     # every output is rendered first, then written: all of them or none
     files = {args.out: pickle.dumps(payload)}
     if args.report:
@@ -153,7 +185,7 @@ def _simulate(args) -> int:
 
 # ---------------------------------------------------------------------------- predict
 def _predict(args) -> int:
-    import pandas as pd
+    from sklearn.pipeline import Pipeline
 
     from pancreas_fl.data import load_feature_table
 
@@ -166,6 +198,14 @@ def _predict(args) -> int:
         raise UsageError(f"{quote_path(path)}: not a regular file; give a CSV file.") from None
     except OSError as exc:
         raise UsageError(f"{quote_path(path)}: cannot read the file ({exc.strerror}).") from None
+    if isinstance(clf, Pipeline):  # categorical features or fill values: raw columns
+        from pancreas_fl.encoding import Encoding, encode_frame
+        from pancreas_fl.table import read_raw_features
+
+        spec, model = Encoding.from_dict(clf[0].encoding), clf[-1]
+        frame = read_raw_features(raw, dataset=str(path), encoding=spec)
+        proba = model.predict_proba(encode_frame(frame, spec, file=str(path)))[:, 1]
+        return _write_predictions(proba, args.out)
     names = getattr(clf, "feature_names_in_", None)
     features = load_feature_table(
         raw,
@@ -183,14 +223,19 @@ def _predict(args) -> int:
             file=sys.stderr,
         )
     X = features if names is not None else features.to_numpy(dtype=float)
-    proba = clf.predict_proba(X)[:, 1]
+    return _write_predictions(clf.predict_proba(X)[:, 1], args.out)
+
+
+def _write_predictions(proba, out) -> int:
+    import pandas as pd
+
     table = pd.DataFrame(
         {"row": range(1, len(proba) + 1), "probability": proba, "prediction": proba >= 0.5}
     )
     table["prediction"] = table["prediction"].astype(int)
     text = table.to_csv(index=False, float_format="%.6f")
-    if args.out:
-        write_outputs({args.out: text.encode()}, {os.fspath(args.out): "--out"})
+    if out:
+        write_outputs({out: text.encode()}, {os.fspath(out): "--out"})
     else:
         sys.stdout.write(text)
     return 0
@@ -213,9 +258,13 @@ def _sample(args) -> int:
 
 # ---------------------------------------------------------------------------- parser
 class _Exit(Exception):
-    def __init__(self, code: int, line: str) -> None:
-        super().__init__(line)
+    """Leave with ``code``, printing each of ``lines`` as one line (one per hospital with
+    problems; control characters within a line are escaped)."""
+
+    def __init__(self, code: int, *lines: str) -> None:
+        super().__init__(lines[0])
         self.code = code
+        self.lines = lines
 
 
 class _Parser(argparse.ArgumentParser):
@@ -245,6 +294,21 @@ def _column(text: str) -> str | int:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
+def _fill_pair(text: str) -> tuple[str, float | int | str]:
+    """``--fill NAME=VALUE``: VALUE is a number where it reads as one, else a level name."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"must be NAME=VALUE, got {text!r}")
+    for kind in (int, float):
+        try:
+            number = kind(value)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            return name, number
+    return name, value
+
+
 def _add_parameter(group, parameter) -> None:
     """One ``simulate`` option from a row of the parameter table (``max_iter`` ->
     ``--max-iter``). Values are converted here and validated by :func:`resolve_params`, so
@@ -260,6 +324,10 @@ def _add_parameter(group, parameter) -> None:
         kwargs.update(type=constraint.kind, metavar=constraint.kind.__name__.upper())
     elif isinstance(constraint, ColumnRef):
         kwargs.update(type=_column, metavar="COLUMN")
+    elif isinstance(constraint, ColumnNames):
+        kwargs.update(nargs="+", metavar="NAME")
+    elif isinstance(constraint, FillValues):
+        kwargs.update(action="append", type=_fill_pair, metavar="NAME=VALUE")
     kwargs["help"] = f"{parameter.help.replace('`', '')} (default: {default})"
     group.add_argument("--" + parameter.name.replace("_", "-"), **kwargs)
 
@@ -334,7 +402,8 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
         return args.run(args)
     except _Exit as exc:
-        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        for line in exc.lines:
+            print(f"{PROG}: error: {one_line(line)}", file=sys.stderr)
         return exc.code
     except (UsageError, DataError, ConfigError, results.ModelFileError) as exc:
         print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)

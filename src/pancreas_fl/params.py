@@ -21,7 +21,9 @@ from typing import Any
 
 from pancreas_fl._validation import (
     Boolean,
+    ColumnNames,
     ColumnRef,
+    FillValues,
     Interval,
     NonEmptyStr,
     Options,
@@ -30,6 +32,7 @@ from pancreas_fl.errors import ConfigError
 
 __all__ = [
     "LBFGS_MAX_ITER",
+    "MISSING",
     "PARAMETERS",
     "SHARED_PARAMS",
     "STRATEGIES",
@@ -41,6 +44,9 @@ __all__ = [
 ]
 
 STRATEGIES = ("fedavg", "exact")
+
+#: What a hospital does with a missing value in a column the analysis uses.
+MISSING = ("error", "complete-case")
 
 #: The exact strategy's default ``max_iter`` when it uses the gradient-only solver (many
 #: features, or ``solver='lbfgs'``): every line-search step costs one round.
@@ -109,7 +115,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         NonEmptyStr("the s3 object key"),
         "pancreasData.csv",
         "hospitals",
-        "the s3 object key of the CSV",
+        "the s3 object key of the CSV, or a glob pattern (`*`, `?`, `[...]`) matching exactly "
+        "one key at each hospital",
     ),
     Parameter(
         "label",
@@ -118,6 +125,44 @@ PARAMETERS: tuple[Parameter, ...] = (
         "hospitals",
         "label column by name or position (0/1 values)",
         default_doc="last column",
+    ),
+    Parameter(
+        "features",
+        ColumnNames(),
+        None,
+        "hospitals",
+        "the feature columns by name, in model order; other columns are never parsed into "
+        "the model nor checked",
+        shared=True,
+        default_doc="every column but the label",
+    ),
+    Parameter(
+        "categorical",
+        ColumnNames(),
+        None,
+        "both",
+        "feature columns one-hot encoded with levels agreed across hospitals (reference: "
+        "the first level in sorted order); adds one setup round",
+        shared=True,
+        default_doc="none",
+    ),
+    Parameter(
+        "missing",
+        Options(MISSING),
+        "error",
+        "hospitals",
+        '`"error"`, or `"complete-case"`: drop rows with a missing value in a used column '
+        "(R's `na.omit`)",
+        shared=True,
+    ),
+    Parameter(
+        "fill",
+        FillValues(),
+        None,
+        "hospitals",
+        "`{column: value}`: what a blank means in that column (e.g. 0 for a flag coded 1/blank)",
+        shared=True,
+        default_doc="none",
     ),
     Parameter(
         "max_iter",
@@ -201,6 +246,14 @@ PARAMETERS: tuple[Parameter, ...] = (
         "privacy guard: most parameters per patient (DataSHIELD's `nfilter.glm`)",
     ),
     Parameter(
+        "min_cell",
+        Interval(int, 1, closed="left"),
+        3,
+        "hospitals",
+        "privacy guard: fewest patients a categorical level must have to be shared "
+        "(DataSHIELD's `nfilter.tab`)",
+    ),
+    Parameter(
         "output",
         Options(("coef", "model")),
         {"fedavg": "coef", "exact": "model"},
@@ -233,6 +286,10 @@ class Params:
     strategy: str
     dataset: str
     label: str | int | None
+    features: tuple[str, ...] | None
+    categorical: tuple[str, ...] | None
+    missing: str
+    fill: dict[str, float | int | str] | None
     max_iter: int
     tol: float
     C: float
@@ -243,6 +300,7 @@ class Params:
     solver: str
     min_patients: int
     max_param_ratio: float
+    min_cell: int
     output: str
 
     def shared(self) -> dict:
@@ -296,6 +354,7 @@ def resolve_params(**kwargs) -> Params:
             "output='coef' (the bare coefficient array) cannot carry an intercept; "
             "use output='model' with fit_intercept=True or standardize=True."
         )
+    _check_columns(values)
     for parameter in PARAMETERS:
         name = parameter.name
         if parameter.strategy not in (None, strategy) and values[name] != parameter.default:
@@ -304,6 +363,38 @@ def resolve_params(**kwargs) -> Params:
                 f"got {name}={values[name]!r} with strategy={strategy!r}."
             )
     return Params(**values)
+
+
+def _check_columns(values: dict) -> None:
+    """The column parameters must fit together: the label is no feature, every categorical
+    column and every column to fill is one the analysis uses."""
+    features, label = values["features"], values["label"]
+    categorical, fill = values["categorical"] or (), values["fill"] or {}
+    named_label = label if isinstance(label, str) else None
+    if features is not None and named_label in features:
+        raise ConfigError(
+            f"'features' includes the label column {named_label!r}; leave it out (the label "
+            "is never a feature)."
+        )
+    if named_label in categorical:
+        raise ConfigError(
+            f"'categorical' includes the label column {named_label!r}; the label must be coded 0/1."
+        )
+    if features is not None:
+        outside = [c for c in categorical if c not in features]
+        if outside:
+            raise ConfigError(
+                f"'categorical' names column(s) {', '.join(map(repr, outside))} that are not "
+                "in 'features'; add them to 'features' or leave them out."
+            )
+        # with the label given by position (or the default, the last column) its name is
+        # known only at the hospital, which checks there
+        outside = [c for c in fill if c not in (*features, named_label)]
+        if outside and named_label is not None:
+            raise ConfigError(
+                f"'fill' names column(s) {', '.join(map(repr, outside))} that are not in "
+                "'features' (nor the label); fill only columns the analysis uses."
+            )
 
 
 def markdown_table() -> str:

@@ -24,9 +24,11 @@ from collections import Counter
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
 from pancreas_fl._io import NotARegularFileError, read_regular_file
 from pancreas_fl.data import MAX_NAME_LENGTH
+from pancreas_fl.encoding import CategoricalEncoder, Encoding
 from pancreas_fl.errors import PancreasFLError
 
 __all__ = [
@@ -219,6 +221,8 @@ def make_model(
     n_samples,
     standardization=None,
     statistics=None,
+    encoding=None,
+    n_dropped=None,
 ) -> dict:
     """Assemble the portable model dict (plain containers and numpy arrays only).
 
@@ -242,6 +246,12 @@ def make_model(
         ``mean``, ``scale`` and the model in the standardized space.
     statistics : dict, optional
         The GLM summary (exact strategy).
+    encoding : dict, optional
+        How raw CSV rows become the model's columns (``features``, categorical ``levels``,
+        ``fill``, ``missing``; see :class:`pancreas_fl.encoding.Encoding`); ``None`` for the
+        tutorial's table. :func:`load_model` applies it.
+    n_dropped : dict, optional
+        Incomplete rows each hospital dropped (``missing="complete-case"``).
 
     Returns
     -------
@@ -266,6 +276,10 @@ def make_model(
         "stop_reason": stop_reason,
         "history": [dict(entry) for entry in history],
         "n_samples": {str(node): int(n) for node, n in n_samples.items()},
+        "n_dropped": (
+            None if n_dropped is None else {str(node): int(n) for node, n in n_dropped.items()}
+        ),
+        "encoding": encoding,
     }
 
 
@@ -322,7 +336,19 @@ def as_model_dict(result, *, name="result") -> dict:
     params = model.get("params")
     if not isinstance(params, dict):
         params = {}
-    model.update(coef=coef, intercept=intercept, feature_names=names, params=params)
+    encoding = model.get("encoding")
+    if encoding is not None:
+        try:
+            spec = Encoding.from_dict(encoding)
+        except ValueError as exc:
+            raise ModelFileError(f"{name}: {exc}.") from None
+        if names is None or spec.feature_names != list(names):
+            raise ModelFileError(
+                f"{name}: the encoding's columns do not match the model's feature names."
+            )
+    model.update(
+        coef=coef, intercept=intercept, feature_names=names, params=params, encoding=encoding
+    )
     return model
 
 
@@ -337,11 +363,14 @@ def _numbers(value, name, what) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def model_from_result(result, *, name="result") -> LogisticRegression:
+def model_from_result(result, *, name="result") -> LogisticRegression | Pipeline:
     """Turn a result object (bare array or model dict) into a fitted ``LogisticRegression``.
 
     The estimator predicts on raw CSV rows: a standardized fit is reported in the raw feature
-    space too, and that is what is loaded.
+    space too, and that is what is loaded. A model with categorical features or filled blanks
+    (``model["encoding"]``) is a ``Pipeline`` of a
+    :class:`~pancreas_fl.encoding.CategoricalEncoder` (the agreed levels, the fill values)
+    and the ``LogisticRegression``: it predicts on the raw columns, by name.
     """
     model = as_model_dict(result, name=name)
     clf = LogisticRegression(fit_intercept=bool(model["params"].get("fit_intercept", False)))
@@ -354,10 +383,14 @@ def model_from_result(result, *, name="result") -> LogisticRegression:
     clf.n_iter_ = np.array([rounds if valid else 0], dtype=np.int32)
     if model["feature_names"] is not None:
         clf.feature_names_in_ = np.asarray(model["feature_names"], dtype=object)
+    encoding = model.get("encoding")
+    if encoding is not None and (encoding.get("levels") or encoding.get("fill")):
+        encoder = CategoricalEncoder(encoding).fit(None)
+        return Pipeline([("encode", encoder), ("model", clf)])
     return clf
 
 
-def load_model(path) -> LogisticRegression:
+def load_model(path) -> LogisticRegression | Pipeline:
     """Load a pancreas-fl or FLAME result file as a fitted scikit-learn model.
 
     Parameters
@@ -368,10 +401,13 @@ def load_model(path) -> LogisticRegression:
 
     Returns
     -------
-    sklearn.linear_model.LogisticRegression
+    sklearn.linear_model.LogisticRegression or sklearn.pipeline.Pipeline
         Fitted: ``classes_`` is ``[0, 1]``, ``coef_`` and ``intercept_`` are set (the
         intercept is 0 for a model fit without one), and ``feature_names_in_`` when the
-        result names its features. Ready for ``predict`` and ``predict_proba``.
+        result names its features. Ready for ``predict`` and ``predict_proba``. A model with
+        categorical features or ``fill`` values is a ``Pipeline`` whose first step applies
+        the training's encoding to a DataFrame of raw columns (``model[-1]`` is the
+        ``LogisticRegression``).
 
     Raises
     ------

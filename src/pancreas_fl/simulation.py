@@ -8,22 +8,41 @@ into a hospital's s3 data, :func:`simulate` runs :class:`~pancreas_fl.PancreasAn
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 import stat
 from pathlib import Path
 
+from sklearn.pipeline import Pipeline
+
 from flame_offline import StarModelTester
 from pancreas_fl._io import NotARegularFileError, quote_path, read_regular_file
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
-from pancreas_fl.data import DEFAULT_DATASET, load_hospital_data
+from pancreas_fl.data import DEFAULT_DATASET, HospitalData, load_hospital_data
+from pancreas_fl.encoding import Encoding
 from pancreas_fl.errors import DataError, UsageError
+from pancreas_fl.params import resolve_params
 from pancreas_fl.results import model_from_result
 from pancreas_fl.stats import accuracy, roc_auc
+from pancreas_fl.table import is_pattern, prepare_table, resolve_key
 
-__all__ = ["evaluate", "hospital_names", "read_hospital", "simulate"]
+__all__ = ["evaluate", "hospital_names", "read_hospital", "s3_query", "simulate"]
 
 _MAX_LISTED = 20  # file names listed in one message
+
+
+def s3_query(dataset) -> list[str]:
+    """The s3 query a node makes for ``dataset``, as the entrypoint does.
+
+    A production FLAME node fetches only the objects named in the query: the dataset's key.
+    A glob pattern cannot be queried, so it fetches every object of the hospital's bucket
+    (``[]``) and the analysis picks the one match; a malformed ``dataset`` fetches nothing
+    extra and is refused by the parameter check.
+    """
+    if not isinstance(dataset, str):
+        return []
+    return [] if is_pattern(dataset) else [dataset]
 
 
 def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, bytes]]:
@@ -32,7 +51,9 @@ def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, byte
     Like a production FLAME node, which fetches only the objects the analysis queries (the
     entrypoint passes ``query=[dataset]``), only the dataset's file is read: other files in
     the folder are neither opened nor loaded into memory, and are only named when the dataset
-    is missing.
+    is missing. For a glob pattern only the one matching file is read (see
+    :func:`dataset_path`), under its own name as the key; a FLAME node instead fetches every
+    object of the bucket (``query=[]``), see :func:`s3_query`.
 
     Parameters
     ----------
@@ -47,24 +68,8 @@ def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, byte
         When the folder does not exist, the file is missing, outside the folder, not a
         regular file or unreadable. ``file`` is the file's path.
     """
-    shown = quote_path(folder)
-    hint = "Give one folder per hospital, holding its files (e.g. data/sample/node1)"
-    if os.fspath(folder) == "":
-        raise DataError(
-            "hospital folder '': an empty path (it would silently mean the current folder)",
-            hint="Give the folder's name, or '.' for the current folder",
-        )
-    path = Path(folder)
-    if not path.is_dir():
-        raise DataError(f"hospital folder {shown}: not a directory", hint=hint)
-    target = path / dataset
-    file = str(target)
-    if not dataset or path.resolve() not in target.resolve().parents:
-        raise DataError(
-            f"the dataset key {dataset!r} does not name a file inside the hospital folder",
-            file=file,
-            hint="Pass the name of the data file inside each hospital folder",
-        )
+    target = dataset_path(folder, dataset)
+    file, path = str(target), Path(folder)
     try:
         raw = read_regular_file(target)
     except NotARegularFileError:
@@ -72,14 +77,8 @@ def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, byte
             "not a regular file", file=file, hint="Give the hospital's CSV file itself"
         ) from None
     except FileNotFoundError:
-        others = sorted(
-            entry.name
-            for entry in path.iterdir()
-            if not entry.name.startswith(".") and entry.is_file()
-        )
-        found = ", ".join(repr(name) for name in others[:_MAX_LISTED])
-        if len(others) > _MAX_LISTED:
-            found += f" and {len(others) - _MAX_LISTED} more files"
+        others = _file_names(path)
+        found = _listed(others)
         raise DataError(
             f"not found; the folder holds {found}" if others else "not found; the folder is empty",
             file=file,
@@ -91,7 +90,73 @@ def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, byte
             file=file,
             hint="Check the file's permissions",
         ) from None
-    return [{dataset: raw}]
+    return [{target.name if is_pattern(dataset) else dataset: raw}]
+
+
+def dataset_path(folder, dataset: str = DEFAULT_DATASET) -> Path:
+    """The path of a hospital's data file: ``folder/dataset``, or the one file in ``folder``
+    whose name matches the glob pattern ``dataset`` (as :func:`pancreas_fl.table.resolve_key`
+    matches object keys; a file named like the pattern itself wins).
+
+    Only names are listed, nothing is read.
+
+    Raises
+    ------
+    DataError
+        When the folder does not exist, the key is not a file name inside it, or no file or
+        several files match the pattern (listed).
+    """
+    shown = quote_path(folder)
+    hint = "Give one folder per hospital, holding its files (e.g. data/sample/node1)"
+    if os.fspath(folder) == "":
+        raise DataError(
+            "hospital folder '': an empty path (it would silently mean the current folder)",
+            hint="Give the folder's name, or '.' for the current folder",
+        )
+    path = Path(folder)
+    if not path.is_dir():
+        raise DataError(f"hospital folder {shown}: not a directory", hint=hint)
+    target = path / dataset
+    if not dataset or path.resolve() not in target.resolve().parents:
+        raise DataError(
+            f"the dataset key {dataset!r} does not name a file inside the hospital folder",
+            file=str(target),
+            hint="Pass the name of the data file inside each hospital folder",
+        )
+    if not is_pattern(dataset) or target.is_file():
+        return target
+    names = _file_names(path)
+    matches = [name for name in names if fnmatch.fnmatchcase(name, dataset)]
+    if len(matches) == 1:
+        return path / matches[0]
+    listed = _listed(matches if matches else names)
+    problem = (
+        f"{len(matches)} files match the pattern: {listed}"
+        if matches
+        else (
+            f"no file matches the pattern; the folder holds {listed}"
+            if names
+            else "no file matches the pattern; the folder is empty"
+        )
+    )
+    raise DataError(
+        problem,
+        file=str(target),
+        hint="Pass a --dataset name or pattern that matches exactly one file per hospital",
+    )
+
+
+def _file_names(path: Path) -> list[str]:
+    return sorted(
+        entry.name for entry in path.iterdir() if not entry.name.startswith(".") and entry.is_file()
+    )
+
+
+def _listed(names: list[str]) -> str:
+    found = ", ".join(repr(name) for name in names[:_MAX_LISTED])
+    if len(names) > _MAX_LISTED:
+        found += f" and {len(names) - _MAX_LISTED} more files"
+    return found
 
 
 def hospital_names(folders) -> list[str]:
@@ -191,14 +256,12 @@ def simulate(
         A node waited longer than ``timeout``.
     """
     kwargs = params or None
-    # as the entrypoint does: a production node fetches only the objects it names
-    dataset = params.get("dataset", DEFAULT_DATASET)
     return StarModelTester(
         splits,
         analyzer,
         aggregator,
         "s3",
-        query=[dataset] if isinstance(dataset, str) else [],
+        query=s3_query(params.get("dataset", DEFAULT_DATASET)),
         simple_analysis=False,
         output_type="pickle",
         analyzer_kwargs=kwargs,
@@ -234,11 +297,18 @@ def evaluate(result, splits, names, *, dataset=DEFAULT_DATASET, label=None) -> l
         (``None`` where the hospital has one class only).
     """
     clf = model_from_result(result)
+    encoding = result.get("encoding") if isinstance(result, dict) else None
     rows = []
     for name, split in zip(names, splits, strict=True):
-        data = load_hospital_data(split, dataset=dataset, label=label, require_both_classes=False)
-        X = data.features if hasattr(clf, "feature_names_in_") else data.to_numpy()[0]
-        proba = clf.predict_proba(X)[:, 1]
+        if encoding is None:
+            data = load_hospital_data(
+                split, dataset=resolve_key(split, dataset), label=label, require_both_classes=False
+            )
+        else:
+            data = _encoded_data(split, Encoding.from_dict(encoding), dataset=dataset, label=label)
+        model = clf[-1] if isinstance(clf, Pipeline) else clf  # on the encoded columns
+        X = data.features if hasattr(model, "feature_names_in_") else data.to_numpy()[0]
+        proba = model.predict_proba(X)[:, 1]
         y = data.to_numpy()[1]
         auc = roc_auc(y, proba)
         rows.append(
@@ -251,3 +321,23 @@ def evaluate(result, splits, names, *, dataset=DEFAULT_DATASET, label=None) -> l
             }
         )
     return rows
+
+
+def _encoded_data(split, encoding: Encoding, *, dataset: str, label) -> HospitalData:
+    """A hospital's rows prepared and encoded as the analysis did (the model's encoding)."""
+    params = resolve_params(
+        strategy="exact",
+        dataset=dataset,
+        label=label,
+        features=encoding.features,
+        categorical=tuple(encoding.levels) or None,
+        fill=encoding.fill or None,
+        missing=encoding.missing,
+        min_patients=1,
+        max_param_ratio=1.0,
+        min_cell=1,
+    )
+    table = prepare_table(split, params, require_both_classes=False)
+    if table.problems:
+        raise table.problems[0]
+    return table.hospital_data(encoding)

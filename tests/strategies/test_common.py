@@ -7,18 +7,26 @@ import re
 import pytest
 
 from _star import StubCore
-from pancreas_fl.errors import ConfigError, DataError
+from pancreas_fl.errors import ConfigError, DataError, PrivacyError
 from pancreas_fl.params import resolve_params
+from pancreas_fl.problems import HospitalProblemsError
 from pancreas_fl.strategies.common import RoundLog, introduce
 
 
-def intro(n=40, n_pos=10, columns=("a", "b", "y"), **params):
+def intro(n=40, n_pos=10, columns=("a", "b", "y"), problems=(), levels=None, **params):
     return {
         "n": n,
         "n_pos": n_pos,
+        "n_dropped": 0,
         "columns": list(columns),
         "params": resolve_params(**params).shared(),
+        "problems": list(problems),
+        "levels": levels,
     }
+
+
+def problem(text, *, hint="Fix it.", privacy=False):
+    return {"problem": text, "hint": hint, "file": "t.csv", "privacy": privacy}
 
 
 def test_introduce_counts_the_hospitals_and_keeps_the_names():
@@ -43,6 +51,47 @@ def test_introduce_refuses_different_columns():
     intros = {"h1": intro(), "h2": intro(columns=("a", "c", "y"))}
     with pytest.raises(DataError, match="'h2'"):
         introduce(intros, resolve_params())
+
+
+def test_one_problem_at_one_hospital_is_that_problems_own_error():
+    intros = {"h1": intro(), "h2": intro(problems=[problem("too few", privacy=True)])}
+    with pytest.raises(PrivacyError) as info:
+        introduce(intros, resolve_params())
+    assert str(info.value) == "hospital 'h2': t.csv: too few. Fix it."
+    assert not isinstance(info.value, HospitalProblemsError)
+
+
+def test_every_problem_of_every_hospital_is_one_error_with_one_line_per_hospital():
+    intros = {
+        "h1": intro(problems=[problem("a is text", hint="Use categorical."), problem("b blank")]),
+        "h2": intro(problems=[problem("no label", hint=None)]),
+        "h3": intro(),
+    }
+    with pytest.raises(HospitalProblemsError) as info:
+        introduce(intros, resolve_params())
+    assert str(info.value).splitlines() == [
+        "hospital 'h1': t.csv: 2 problems: (1) a is text; (2) b blank. Use categorical. Fix it",
+        "hospital 'h2': t.csv: no label",
+    ]
+    assert [report.node for report in info.value.reports] == ["h1", "h2"]
+
+
+def test_shared_parameters_are_checked_before_the_problems_they_may_cause():
+    intros = {"h1": intro(problems=[problem("x")], C=0.5), "h2": intro()}
+    with pytest.raises(ConfigError, match=r"runs with C=0\.5"):
+        introduce(intros, resolve_params())
+
+
+def test_introduce_agrees_the_union_of_levels_sorted_with_the_first_as_reference():
+    params = {"features": ("age", "sex", "stage"), "categorical": ("sex", "stage")}
+    columns = ("age", "sex", "stage", "y")
+    intros = {
+        "h1": intro(columns=columns, levels={"sex": ["M"], "stage": ["II", "I"]}, **params),
+        "h2": intro(columns=columns, levels={"sex": ["F", "M"], "stage": ["III"]}, **params),
+    }
+    cohort = introduce(intros, resolve_params(**params))
+    assert cohort.encoding.levels == {"sex": ("F", "M"), "stage": ("I", "II", "III")}
+    assert cohort.feature_names == ["age", "sex[M]", "stage[II]", "stage[III]"]
 
 
 def test_the_round_log_keeps_one_entry_and_writes_one_line_per_round():

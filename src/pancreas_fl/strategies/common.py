@@ -1,9 +1,11 @@
 """What the aggregator sides of both strategies share: the cohort, the round log, the model.
 
 :func:`introduce` is the aggregator's first step in round 0, whatever the strategy: it checks
-that every hospital runs with the same shared parameters and the same columns, and keeps
-their names and counts (:class:`Cohort`). :class:`RoundLog` writes one history entry and one
-log line per round, and :func:`final_model` assembles the model dict the analyst receives.
+that every hospital runs with the same shared parameters, reports every problem the hospitals
+found with their data (in one error), checks that they have the same columns, agrees the
+categorical levels, and keeps names and counts (:class:`Cohort`). :class:`RoundLog` writes one
+history entry and one log line per round, and :func:`final_model` assembles the model dict the
+analyst receives.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from typing import Any
 
 from pancreas_fl import results
 from pancreas_fl.data import check_same_columns
+from pancreas_fl.encoding import Encoding, union_levels
 from pancreas_fl.errors import ConfigError
 from pancreas_fl.messages import Introduction
 from pancreas_fl.params import SHARED_PARAMS, Params
+from pancreas_fl.problems import raise_problems
+from pancreas_fl.table import uses_table_options
 
 __all__ = ["MAX_ITER_MESSAGE", "Cohort", "Log", "RoundLog", "final_model", "introduce"]
 
@@ -41,12 +46,19 @@ class Cohort:
         Patients per hospital (node id -> count), in the order of the node ids.
     n_positive : int
         Patients with label 1, over all hospitals.
+    n_dropped : dict of str to int or None
+        Incomplete rows each hospital dropped (``missing="complete-case"``), else ``None``.
+    encoding : Encoding or None
+        How the chosen columns become the model's (``features``, ``categorical``, ``fill``,
+        ``missing``); ``None`` for the tutorial's table, used as it is.
     """
 
     feature_names: list[str]
     label: str
     n_samples: dict[str, int]
     n_positive: int
+    n_dropped: dict[str, int] | None = None
+    encoding: Encoding | None = None
 
     @property
     def n_total(self) -> int:
@@ -69,7 +81,9 @@ def introduce(intros: dict[str, Introduction], params: Params) -> Cohort:
     ConfigError
         A hospital runs with another value of a shared parameter.
     DataError
-        The hospitals' columns differ (names only cross, never values).
+        Hospitals sent problems with their data (every problem of every hospital, one line
+        per hospital: :func:`pancreas_fl.problems.raise_problems`), or the hospitals'
+        columns differ (names only cross, never values).
     """
     for node, intro in intros.items():
         theirs = intro["params"]
@@ -80,14 +94,28 @@ def introduce(intros: dict[str, Introduction], params: Params) -> Cohort:
                     f"with {name}={getattr(params, name)!r}; pass the same value in "
                     "analyzer_kwargs and aggregator_kwargs."
                 )
+    raise_problems({node: intro["problems"] for node, intro in intros.items()})
     columns = {node: tuple(intro["columns"]) for node, intro in intros.items()}
     check_same_columns(columns, file=params.dataset)
     first = next(iter(columns.values()))
+    feature_names, encoding = list(first[:-1]), None
+    if uses_table_options(params):
+        levels = union_levels({node: intro["levels"] or {} for node, intro in intros.items()})
+        encoding = Encoding(
+            tuple(feature_names), levels=levels, fill=params.fill or {}, missing=params.missing
+        )
+        feature_names = encoding.feature_names
     return Cohort(
-        feature_names=list(first[:-1]),
+        feature_names=feature_names,
         label=first[-1],
         n_samples={node: intro["n"] for node, intro in intros.items()},
         n_positive=sum(intro["n_pos"] for intro in intros.values()),
+        n_dropped=(
+            {node: intro["n_dropped"] for node, intro in intros.items()}
+            if params.missing == "complete-case"
+            else None
+        ),
+        encoding=encoding,
     )
 
 
@@ -160,4 +188,6 @@ def final_model(
         n_samples=cohort.n_samples,
         standardization=standardization,
         statistics=statistics,
+        encoding=None if cohort.encoding is None else cohort.encoding.to_dict(),
+        n_dropped=cohort.n_dropped,
     )

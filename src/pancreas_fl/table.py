@@ -1,0 +1,400 @@
+"""A hospital's own table: choose the columns, fill blanks, drop incomplete rows, find every
+problem at once.
+
+The tutorial's CSV is numeric, complete and laid out alike at every hospital; real hospital
+exports are not. With the parameters ``features``, ``categorical``, ``missing`` and ``fill``
+(see :mod:`pancreas_fl.params`) a hospital prepares its table here instead of with
+:func:`pancreas_fl.data.load_hospital_data`:
+
+1. the file passes the same structural checks (encoding, header, ragged rows: see
+   :mod:`pancreas_fl.data`); a file that fails them has one problem and no table;
+2. only the chosen columns are taken, by name (``features``, default every column but the
+   label; columns not chosen are never checked nor used);
+3. ``fill`` replaces blanks in its columns by the value a blank stands for;
+4. with ``missing="complete-case"`` rows with a missing value in any used column are dropped
+   (R's ``na.omit``), and counted;
+5. every check runs and every problem is collected (missing columns, non-numeric columns,
+   missing, infinite or huge values, the label's coding, levels held by fewer than
+   ``min_cell`` patients, the disclosure guards on the rows used), so that the aggregator can
+   report all of them, for all hospitals, in one run.
+
+Problems name columns and count rows; never a value, never a level.
+
+:func:`resolve_key` also lives here: ``dataset`` may be a glob pattern that must match exactly
+one object key at each hospital.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from io import BytesIO
+
+import numpy as np
+import pandas as pd
+
+from pancreas_fl import data as _data
+from pancreas_fl._warnings import ignoring
+from pancreas_fl.data import MAX_ABS_VALUE, HospitalData
+from pancreas_fl.encoding import Encoding, as_levels
+from pancreas_fl.errors import DataError, PrivacyError
+from pancreas_fl.params import Params
+from pancreas_fl.privacy import check_disclosure
+
+__all__ = [
+    "PreparedTable",
+    "is_pattern",
+    "prepare_table",
+    "read_raw_features",
+    "resolve_key",
+    "uses_table_options",
+]
+
+_MAX_LISTED = 20
+_AGREE = "with the data owner's agreement"
+
+
+def is_pattern(dataset: str) -> bool:
+    """Whether ``dataset`` is a glob pattern (holds ``*``, ``?`` or ``[``)."""
+    return any(c in dataset for c in "*?[")
+
+
+def uses_table_options(params: Params) -> bool:
+    """Whether the hospital prepares its table here (any of ``features``, ``categorical``,
+    ``fill`` or ``missing="complete-case"``) rather than as the tutorial reads it."""
+    return (
+        params.features is not None
+        or bool(params.categorical)
+        or bool(params.fill)
+        or params.missing != "error"
+    )
+
+
+def resolve_key(data: object, dataset: str) -> str:
+    """The object key the analysis reads: ``dataset`` itself, or the one key it matches.
+
+    A key equal to ``dataset`` wins (a file may be named ``data[1].csv``). Otherwise, when
+    ``dataset`` is a glob pattern, exactly one key of the hospital's s3 data must match it
+    (:func:`fnmatch.fnmatchcase`: ``*``, ``?``, ``[...]``, case-sensitive).
+
+    Raises
+    ------
+    DataError
+        No key or several keys match; the message lists the keys.
+    """
+    if not is_pattern(dataset) or not isinstance(data, (list, tuple)):
+        return dataset
+    sources = [source for source in data if isinstance(source, Mapping)]
+    keys = sorted({str(key) for source in sources for key in source})
+    if dataset in keys:
+        return dataset
+    matches = [key for key in keys if fnmatch.fnmatchcase(key, dataset)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise DataError(
+            f"{len(matches)} object keys match the pattern: {_data._names(matches, kind='key')}",
+            file=dataset,
+            hint="Make 'dataset' match exactly one file at each hospital",
+        )
+    found = _data._names(keys, kind="object key") if keys else "no object at all"
+    raise DataError(
+        f"no object key matches the pattern; found {found}",
+        file=dataset,
+        hint="Pass a pattern (or key) that matches the hospital's data file",
+    )
+
+
+@dataclass(eq=False)
+class PreparedTable:
+    """A hospital's rows as the analysis uses them, before categorical encoding.
+
+    Attributes
+    ----------
+    file : str
+        The object key read.
+    features : tuple of str
+        The chosen feature columns (raw, before encoding).
+    label : str
+        The label column's name.
+    frame : pandas.DataFrame or None
+        The used rows of the feature columns: numeric ones as numbers, categorical ones as
+        level names. ``None`` when there are problems.
+    labels : pandas.Series or None
+        The used rows' labels (int64 0/1).
+    n_rows : int
+        Rows in the file.
+    n_dropped : int
+        Rows dropped for a missing value (``missing="complete-case"``).
+    levels : dict of str to list of str
+        Categorical column -> the level names held here, sorted (what is sent).
+    problems : list of DataError
+        Every problem found (counts and column names only).
+    """
+
+    file: str
+    features: tuple[str, ...] = ()
+    label: str = ""
+    frame: pd.DataFrame | None = None
+    labels: pd.Series | None = None
+    n_rows: int = 0
+    n_dropped: int = 0
+    levels: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[DataError] = field(default_factory=list)
+
+    @property
+    def n_used(self) -> int:
+        """Rows the analysis uses."""
+        return 0 if self.labels is None else len(self.labels)
+
+    @property
+    def n_positive(self) -> int:
+        """Used rows with label 1."""
+        return 0 if self.labels is None else int((self.labels == 1).sum())
+
+    def problem(self, text: str, hint: str | None = None, *, privacy: bool = False) -> None:
+        """Record a problem."""
+        cls = PrivacyError if privacy else DataError
+        self.problems.append(cls(text, file=self.file, hint=hint))
+
+    def hospital_data(self, encoding: Encoding) -> HospitalData:
+        """The encoded data the strategies use (the agreed levels; all-zero columns for
+        levels this hospital lacks)."""
+        return HospitalData(
+            X=encoding.encode(self.frame),
+            y=self.labels.to_numpy(),
+            feature_names=tuple(encoding.feature_names),
+            label_name=self.label,
+        )
+
+
+def prepare_table(data: object, params: Params, *, require_both_classes: bool) -> PreparedTable:
+    """Read a hospital's table with the analysis's column options, collecting every problem.
+
+    Parameters
+    ----------
+    data : list of dict
+        FLAME's s3 data.
+    params : Params
+        ``dataset``, ``label``, ``features``, ``categorical``, ``missing``, ``fill``,
+        ``min_cell``, ``min_patients``, ``max_param_ratio``, ``fit_intercept`` are used.
+    require_both_classes : bool
+        Whether a hospital with one class is a problem (FedAvg).
+
+    Returns
+    -------
+    PreparedTable
+        With ``problems`` empty when the table can be used.
+    """
+    file = params.dataset
+    table = PreparedTable(file=file)
+    try:
+        file = table.file = resolve_key(data, params.dataset)
+        raw = _data._find_object(data, file)
+        _, df = _data._read_table(
+            raw,
+            file,
+            no_rows_hint="Export the patients' rows too, or leave this hospital out",
+            check_width=lambda header, max_rows: None,
+        )
+    except DataError as err:
+        table.problems.append(err)
+        return table
+    names = [str(c) for c in df.columns]
+    table.n_rows = len(df)
+    try:
+        position = _data._label_position(params.label, names, file)
+    except DataError as err:
+        table.problems.append(err)
+        return table
+    label = table.label = names[position]
+    features = params.features or tuple(n for n in names if n != label)
+    table.features = tuple(features)
+    categorical = params.categorical or ()
+    fill = params.fill or {}
+    absent = [c for c in (*features, *fill) if c not in names]
+    if absent:
+        table.problem(
+            f"lacks column(s) {_data._names(list(dict.fromkeys(absent)))}",
+            "Check the column names (they are case-sensitive) or export those columns",
+        )
+        return table
+    if label in features:
+        table.problem(
+            f"the label column {label!r} is also a feature",
+            "Leave the label out of 'features'",
+        )
+        return table
+    if not features:
+        table.problem(
+            f"has no feature column (only the label column {label!r})",
+            "Export the measurements next to the label column",
+        )
+        return table
+
+    frame = df[list(features)].copy()
+    if categorical:
+        text = _categorical_text(raw, categorical)
+        for column in categorical:
+            frame[column] = as_levels(text[column])
+    labels = df[label]
+    _fill(table, frame, fill, categorical)
+    if label in fill:
+        labels = labels.fillna(fill[label])
+    numeric = [c for c in features if c not in categorical]
+    _check_numeric(table, frame, numeric)
+    numeric = [c for c in numeric if _is_numeric(frame[c])]
+
+    used = pd.concat([frame, labels.rename("\0label")], axis=1)
+    incomplete = used.isna()
+    if incomplete.to_numpy().any():
+        counts = incomplete.sum()
+        counts = {(label if name == "\0label" else name): int(n) for name, n in counts.items() if n}
+        rows = incomplete.any(axis=1)
+        if params.missing == "error":
+            table.problem(
+                f"has {sum(counts.values())} missing value(s) in {int(rows.sum())} row(s), in "
+                f"column(s) {_data._counts(counts)}",
+                "Pass missing='complete-case' (--missing complete-case) to drop incomplete "
+                "rows, or fill={column: value} (--fill NAME=VALUE) where a blank means a value",
+            )
+        else:
+            table.n_dropped = int(rows.sum())
+            frame, labels = frame[~rows], labels[~rows]
+            if len(frame) == 0:
+                table.problem(
+                    f"has no complete row: each of its {table.n_rows} row(s) has a missing "
+                    f"value, in column(s) {_data._counts(counts)}",
+                    "Fill the columns where a blank means a value (fill={column: value}), or "
+                    "leave the columns with many blanks out of 'features'",
+                )
+    if len(frame) and numeric:
+        _check_values(table, frame[numeric])
+    if len(frame) and not labels.isna().any():
+        try:
+            _data._check_labels(labels, file, require_both_classes)
+        except DataError as err:
+            table.problems.append(err)
+    levels = {}
+    if len(frame):
+        for column in categorical:
+            counts = frame[column].dropna().value_counts()
+            rare = int((counts < params.min_cell).sum())
+            if rare:
+                table.problem(
+                    f"categorical column {column!r} has {rare} level(s) held by fewer than "
+                    f"{params.min_cell} patients (not named here)",
+                    f"Merge rare levels into a larger one, or leave those patients out; "
+                    f"min_cell={params.min_cell} can be lowered only {_AGREE}",
+                    privacy=True,
+                )
+            levels[column] = sorted(str(level) for level in counts.index)
+    table.levels = levels
+    if table.problems:
+        return table
+    table.frame = frame.reset_index(drop=True)
+    table.labels = labels.reset_index(drop=True).astype(np.int64)
+    # the disclosure guards on the rows used; with categorical columns the number of
+    # parameters is known only once the levels are agreed (checked again then)
+    n_params = len(numeric) + sum(len(v) - 1 for v in levels.values()) + params.fit_intercept
+    try:
+        check_disclosure(
+            table.n_used,
+            n_params,
+            n_positive=table.n_positive,
+            min_patients=params.min_patients,
+            max_param_ratio=params.max_param_ratio,
+            file=file,
+        )
+    except PrivacyError as err:
+        table.problems.append(err)
+    if table.problems:
+        table.frame = table.labels = None
+    return table
+
+
+def _categorical_text(raw, columns) -> pd.DataFrame:
+    """The categorical columns as the text in the file (pandas would read ``1``, ``2`` and a
+    blank as floats ``1.0``, ``2.0``, ``NaN``, and one hospital's ``2`` would not be
+    another's ``2.0``)."""
+    with ignoring(pd.errors.ParserWarning, pd.errors.DtypeWarning):
+        return pd.read_csv(BytesIO(raw), usecols=list(columns), dtype=str)
+
+
+def _fill(table: PreparedTable, frame: pd.DataFrame, fill: Mapping, categorical) -> None:
+    for column, value in fill.items():
+        if column not in frame.columns:
+            continue  # the label: filled by the caller
+        if column in categorical:
+            text = value if isinstance(value, str) else _number_text(value)
+            frame[column] = frame[column].fillna(text.strip())
+        elif isinstance(value, str):
+            table.problem(
+                f"fill value for the numeric column {column!r} is text",
+                "Give a number to fill a numeric column with",
+            )
+        else:
+            frame[column] = frame[column].fillna(value)
+
+
+def _number_text(value) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _is_numeric(values: pd.Series) -> bool:
+    dtype = values.dtype
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
+
+
+def _check_numeric(table: PreparedTable, frame: pd.DataFrame, numeric) -> None:
+    bad = [c for c in numeric if not _is_numeric(frame[c])]
+    if bad:
+        table.problem(
+            f"{len(bad)} feature column(s) {_data._names(bad)} are not numeric",
+            "Pass text columns as categorical (--categorical NAME), leave them out of "
+            "'features', or export numbers only ('.' as decimal separator)",
+        )
+
+
+def _check_values(table: PreparedTable, frame: pd.DataFrame) -> None:
+    values = frame.to_numpy(dtype=np.float64)
+    infinite = np.isinf(values).sum(axis=0)
+    huge = (np.abs(values) > MAX_ABS_VALUE).sum(axis=0) - infinite
+    for counts, what, hint in (
+        (infinite, "infinite value(s)", "Replace 'inf' values before export"),
+        (
+            huge,
+            f"value(s) beyond ±{MAX_ABS_VALUE:g}".replace("e+", "e"),
+            "Rescale those columns (other units, or a log scale) before export",
+        ),
+    ):
+        named = {c: int(n) for c, n in zip(frame.columns, counts, strict=True) if n}
+        if named:
+            table.problem(
+                f"has {sum(named.values())} {what} in column(s) {_data._counts(named)}", hint
+            )
+
+
+def read_raw_features(raw: bytes, *, dataset: str, encoding: Encoding) -> pd.DataFrame:
+    """Read a CSV to predict for with a model's encoding: the raw feature columns, the
+    categorical ones as level names (as the hospitals read them)."""
+
+    def check_width(header, max_rows) -> None:
+        absent = [c for c in encoding.features if c not in header]
+        if absent:
+            raise DataError(
+                f"lacks the model's feature column(s) {_data._names(absent)}",
+                file=dataset,
+                hint="Give the columns the model was trained on, with the same names",
+            )
+
+    _, df = _data._read_table(
+        raw, dataset, no_rows_hint="Give at least one patient's row", check_width=check_width
+    )
+    frame = df[list(encoding.features)].copy()
+    if encoding.levels:
+        text = _categorical_text(raw, list(encoding.levels))
+        for column in encoding.levels:
+            frame[column] = as_levels(text[column])
+    return frame
