@@ -236,3 +236,82 @@ def test_columns_not_chosen_are_never_checked():
 def test_bad_column_parameters_are_refused_in_one_line(params, match):
     with pytest.raises(ConfigError, match=match):
         resolve_params(**params)
+
+
+# ---------------------------------------------------------------------------- the command
+def write_sites(root, frames):
+    folders = []
+    for i, frame in enumerate(frames, 1):
+        folder = root / f"hospital{i}"
+        folder.mkdir()
+        (folder / f"site{i}_export.csv").write_bytes(to_csv(frame))
+        (folder / "other.txt").write_text("not read")
+        folders.append(str(folder))
+    return folders
+
+
+CLI_OPTIONS = [
+    "--strategy", "exact", "--fit-intercept", "--C", "inf",
+    "--dataset", "site*_export.csv", "--label", LABEL,
+    "--features", *FEATURES, "--categorical", *CATEGORICAL,
+    "--fill", "diabetes=0", "--missing", "complete-case",
+]  # fmt: skip
+
+
+def test_simulate_on_a_clinical_table_equals_statsmodels(tmp_path, capsys):
+    from pancreas_fl.cli import main
+
+    frames = clinical_frames()
+    out = tmp_path / "model.pkl"
+    code = main(
+        ["simulate", *write_sites(tmp_path, frames), *CLI_OPTIONS, "--quiet", "--out", str(out)]
+    )
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    model = pickle.loads(out.read_bytes())
+    X, y = pooled_design(frames)
+    reference = sm.GLM(y, X, family=sm.families.Binomial()).fit(tol=1e-12)
+    stats = model["statistics"]
+    assert relative(stats["coef"], reference.params) <= 1e-8
+    assert relative(stats["std_err"], reference.bse) <= 1e-8
+    assert relative(stats["p_value"], reference.pvalues) <= 1e-8
+
+
+def test_simulate_reports_every_hospitals_problems_and_writes_nothing(tmp_path, capsys):
+    from pancreas_fl.cli import main
+
+    frames = clinical_frames()
+    frames[0]["stage"] = frames[0]["stage"].where(frames[0].index > 0, "IV")  # 1 patient
+    frames[1]["diabetes"] = frames[1]["diabetes"].replace("1", "yes")
+    out = tmp_path / "model.pkl"
+    code = main(["simulate", *write_sites(tmp_path, frames), *CLI_OPTIONS, "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("pancreas-fl: error: hospital 'hospital1': ")
+    assert "categorical column 'stage' has 1 level(s) held by fewer than 3 patients" in lines[0]
+    assert "IV" not in err
+    assert lines[1].startswith("pancreas-fl: error: hospital 'hospital2': ")
+    assert "'diabetes' are not numeric" in lines[1]
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--fill", "diabetes"], r"argument --fill: must be NAME=VALUE, got 'diabetes'"),
+        (["--fill", "a=1", "--fill", "a=2"], r"--fill a=\.\.\. is given twice"),
+        (["--features"], r"argument --features: expected at least one argument"),
+    ],
+)
+def test_bad_column_options_are_one_line(tmp_path, capsys, argv, match):
+    from pancreas_fl.cli import main
+
+    folders = write_sites(tmp_path, clinical_frames())
+    code = main(["simulate", *folders, *argv, "--out", str(tmp_path / "m.pkl")])
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert re.search(match, err), err

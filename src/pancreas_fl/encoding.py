@@ -219,7 +219,8 @@ def encode_frame(
                     "a level the model was not trained on (not shown)"
                 )
         else:
-            if column in encoding.fill:
+            numeric = pd.api.types.is_numeric_dtype(values.dtype) or values.isna().all()
+            if column in encoding.fill and numeric:
                 values = values.fillna(encoding.fill[column])
             if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_complex_dtype(
                 values.dtype

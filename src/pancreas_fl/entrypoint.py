@@ -5,6 +5,7 @@ from __future__ import annotations
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
 from pancreas_fl.params import default
 from pancreas_fl.sdk import StarModel
+from pancreas_fl.table import s3_query
 
 __all__ = ["main"]
 
@@ -31,12 +32,18 @@ def main(**params) -> None:
     production node (flamesdk 0.4 and later) ``get_s3_data(None)`` returns ``None``: every
     hospital would get ``data=None``. The SDK's local mock ignores the query, so only a
     production-like run (``make flame-node``) shows the difference.
+
+    A ``dataset`` glob pattern (e.g. ``"synthetic_*_labeled.csv"``) is passed as
+    ``query=[]``: the node then downloads *every* object of the hospital's bucket, once, in
+    the first round (transfer and memory for all of them, however large), and the analysis
+    picks the one key that matches (:func:`pancreas_fl.table.resolve_key`). Where buckets hold
+    other large files, ask each data owner for the exact key instead.
     """
     kwargs = params or None
-    dataset = params.get("dataset") or default("dataset")
-    # Only the analysis's own object is fetched; a malformed ``dataset`` fetches nothing
-    # extra here and is refused, in one line, by the hospital's parameter check.
-    query = [dataset] if isinstance(dataset, str) else []
+    # Only the analysis's own object is fetched; a glob pattern cannot be queried, so its node
+    # fetches every object of the bucket and the hospital picks the one match. A malformed
+    # ``dataset`` fetches nothing extra and is refused by the hospital's parameter check.
+    query = s3_query(params.get("dataset") or default("dataset"))
     StarModel(
         PancreasAnalyzer,
         FederatedLogisticRegression,

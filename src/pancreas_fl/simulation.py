@@ -25,24 +25,11 @@ from pancreas_fl.errors import DataError, UsageError
 from pancreas_fl.params import resolve_params
 from pancreas_fl.results import model_from_result
 from pancreas_fl.stats import accuracy, roc_auc
-from pancreas_fl.table import is_pattern, prepare_table, resolve_key
+from pancreas_fl.table import is_pattern, prepare_table, resolve_key, s3_query
 
-__all__ = ["evaluate", "hospital_names", "read_hospital", "s3_query", "simulate"]
+__all__ = ["dataset_path", "evaluate", "hospital_names", "read_hospital", "simulate"]
 
 _MAX_LISTED = 20  # file names listed in one message
-
-
-def s3_query(dataset) -> list[str]:
-    """The s3 query a node makes for ``dataset``, as the entrypoint does.
-
-    A production FLAME node fetches only the objects named in the query: the dataset's key.
-    A glob pattern cannot be queried, so it fetches every object of the hospital's bucket
-    (``[]``) and the analysis picks the one match; a malformed ``dataset`` fetches nothing
-    extra and is refused by the parameter check.
-    """
-    if not isinstance(dataset, str):
-        return []
-    return [] if is_pattern(dataset) else [dataset]
 
 
 def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, bytes]]:

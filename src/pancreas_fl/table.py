@@ -48,6 +48,7 @@ __all__ = [
     "prepare_table",
     "read_raw_features",
     "resolve_key",
+    "s3_query",
     "uses_table_options",
 ]
 
@@ -58,6 +59,19 @@ _AGREE = "with the data owner's agreement"
 def is_pattern(dataset: str) -> bool:
     """Whether ``dataset`` is a glob pattern (holds ``*``, ``?`` or ``[``)."""
     return any(c in dataset for c in "*?[")
+
+
+def s3_query(dataset) -> list[str]:
+    """The s3 query a node makes for ``dataset``, as the entrypoint does.
+
+    A production FLAME node fetches only the objects named in the query: the dataset's key.
+    A glob pattern cannot be queried, so it fetches every object of the hospital's bucket
+    (``[]``) and the analysis picks the one match; a malformed ``dataset`` fetches nothing
+    extra and is refused by the parameter check.
+    """
+    if not isinstance(dataset, str):
+        return []
+    return [] if is_pattern(dataset) else [dataset]
 
 
 def uses_table_options(params: Params) -> bool:
@@ -334,8 +348,9 @@ def _fill(table: PreparedTable, frame: pd.DataFrame, fill: Mapping, categorical)
                 f"fill value for the numeric column {column!r} is text",
                 "Give a number to fill a numeric column with",
             )
-        else:
+        elif _is_numeric(frame[column]) or frame[column].isna().all():
             frame[column] = frame[column].fillna(value)
+        # else: a text column, reported as not numeric (a number cannot fill text)
 
 
 def _number_text(value) -> str:
