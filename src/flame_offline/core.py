@@ -379,33 +379,8 @@ class FlameCore:
             If ``message`` already has a ``'meta'`` field, or a receiver is not a participant.
         """
         self._check_ids(receivers, "Receiver")
-        if not isinstance(message, dict):
-            raise TypeError(
-                f"{self._describe()} sent a message of category {message_category!r} that is "
-                f"a {type(message).__name__}, not a dict: production's message broker takes "
-                "JSON objects. Send other objects with send_intermediate_data."
-            )
-        if "meta" in message:
-            raise ValueError(
-                "Cannot use field 'meta' in message body. This field is reserved for meta "
-                "data used by the message broker (production adds it to the sent dict: send "
-                "a fresh dict each time)."
-            )
-        message["meta"] = outgoing_meta(self.config.node_id, message_category, self._message_number)
-        self._message_number += 1
-        try:
-            payload = encode_message(message)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"{self._describe()} sent a message of category {message_category!r} that is "
-                f"not JSON ({type(exc).__name__}: {exc}): production posts control messages "
-                "to its message broker as JSON. Send other objects with send_intermediate_data."
-            ) from exc
         receivers = list(dict.fromkeys(receivers))
-        self._outgoing.append(Message(message, receivers))
-        self._endpoint.post(
-            receivers, Delivery(Payload.MESSAGE, self.get_id(), message_category, payload)
-        )
+        self._endpoint.post(receivers, [self._message(receivers, message_category, message)])
         return receivers, []
 
     def await_messages(
@@ -603,18 +578,17 @@ class FlameCore:
             raise ValueError(
                 "remote_node_ids must be provided when saving global intermediate data"
             )
-        payload = self._dumps(data, "intermediate data")
         if remote_node_ids:
             self._check_ids(remote_node_ids, "Receiver")
             receivers = list(dict.fromkeys(remote_node_ids))
             if location == "local":  # production stores one untagged copy per remote node id
+                payload = self._dumps(data, "intermediate data")
                 return {r: self._store_local(payload, None) for r in receivers}
-            storage_id = str(uuid.uuid4())
-            self._endpoint.post(
-                receivers, Delivery(Payload.DATA, self.get_id(), storage_id, payload)
-            )
+            storage_id, delivery = self._global_data(data)
+            self._endpoint.post(receivers, [delivery])
             saved = {"status": "success", "url": f"/intermediate/{storage_id}", "id": storage_id}
             return {r: dict(saved) for r in receivers}
+        payload = self._dumps(data, "intermediate data")
         if tag is not None and not (isinstance(tag, str) and _SAVE_TAG.match(tag)):
             raise ValueError(
                 f"Invalid tag format: {tag}. Tag must consist only of lowercase letters, "
@@ -700,16 +674,15 @@ class FlameCore:
         tuple of (list of str, list of str)
             The receivers that acknowledged the message, and those that did not.
         """
-        saved = self.save_intermediate_data(data, "global", remote_node_ids=receivers)
-        result_ids = {receiver: entry["id"] for receiver, entry in saved.items()}
-        return self.send_message(
-            receivers,
-            message_category,
-            {"result_id": result_ids},
-            max_attempts,
-            timeout,
-            attempt_timeout,
+        self._check_ids(receivers, "Receiver")
+        receivers = list(dict.fromkeys(receivers))
+        storage_id, stored = self._global_data(data)
+        message = {"result_id": dict.fromkeys(receivers, storage_id)}
+        # one post: the data is stored before the message naming it arrives
+        self._endpoint.post(
+            receivers, [stored, self._message(receivers, message_category, message)]
         )
+        return receivers, []
 
     def await_intermediate_data(
         self,
@@ -861,6 +834,39 @@ class FlameCore:
                 f"{type(exc).__name__}: {exc}. Classes in messages must be importable on "
                 "the receiving node."
             ) from exc
+
+    def _message(self, receivers: list[str], category: str, message: Any) -> Delivery:
+        """The delivery of a control message (JSON, with production's ``'meta'`` added)."""
+        if not isinstance(message, dict):
+            raise TypeError(
+                f"{self._describe()} sent a message of category {category!r} that is "
+                f"a {type(message).__name__}, not a dict: production's message broker takes "
+                "JSON objects. Send other objects with send_intermediate_data."
+            )
+        if "meta" in message:
+            raise ValueError(
+                "Cannot use field 'meta' in message body. This field is reserved for meta "
+                "data used by the message broker (production adds it to the sent dict: send "
+                "a fresh dict each time)."
+            )
+        message["meta"] = outgoing_meta(self.config.node_id, category, self._message_number)
+        self._message_number += 1
+        try:
+            payload = encode_message(message)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{self._describe()} sent a message of category {category!r} that is "
+                f"not JSON ({type(exc).__name__}: {exc}): production posts control messages "
+                "to its message broker as JSON. Send other objects with send_intermediate_data."
+            ) from exc
+        self._outgoing.append(Message(message, receivers))
+        return Delivery(Payload.MESSAGE, self.get_id(), category, payload)
+
+    def _global_data(self, data: Any) -> tuple[str, Delivery]:
+        """A new storage id and the delivery of ``data`` (pickled) to be stored under it."""
+        payload = self._dumps(data, "intermediate data")
+        storage_id = str(uuid.uuid4())
+        return storage_id, Delivery(Payload.DATA, self.get_id(), storage_id, payload)
 
     def _store_local(self, payload: bytes, tag: str | None) -> dict[str, str]:
         storage_id = str(uuid.uuid4())

@@ -65,19 +65,24 @@ class Mailbox:
         """Whether the end of the analysis was announced to this node."""
         return self._finished
 
-    def put(self, delivery: Delivery) -> None:
-        """Store one delivery and wake the owner if it waits."""
-        if delivery.kind is Payload.DATA:
-            with self._cond:
-                self._data[delivery.key] = delivery.payload
-            return
-        message = decode_message(delivery.payload, self.owner)
+    def put(self, *deliveries: Delivery) -> None:
+        """Store deliveries (in order) and wake the owner if it waits."""
+        messages = [
+            (d.key, d.sender, decode_message(d.payload, self.owner))
+            for d in deliveries
+            if d.kind is Payload.MESSAGE
+        ]
         with self._cond:
-            self._messages.append(message)
-            self._unread.setdefault((delivery.key, delivery.sender), deque()).append(message)
-            if delivery.key == FINISHED_CATEGORY:
-                self._finished = True
-            self._cond.notify_all()
+            for delivery in deliveries:
+                if delivery.kind is Payload.DATA:
+                    self._data[delivery.key] = delivery.payload
+            for category, sender, message in messages:
+                self._messages.append(message)
+                self._unread.setdefault((category, sender), deque()).append(message)
+                if category == FINISHED_CATEGORY:
+                    self._finished = True
+            if messages:
+                self._cond.notify_all()
 
     def stop(self, reason: str) -> None:
         """Stop the mailbox: current and later waits raise ``NodeStopped(reason)``."""

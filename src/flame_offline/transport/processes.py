@@ -16,6 +16,7 @@ import os
 import pickle
 import threading
 import time
+from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -81,7 +82,7 @@ class ChildEndpoint:
                     tester_gone()
                 return
             if frame[0] is Frame.DELIVER:
-                self.mailbox.put(frame[1])
+                self.mailbox.put(*frame[1])
             else:  # Frame.STOP
                 self.mailbox.stop(frame[1])
 
@@ -92,11 +93,15 @@ class ChildEndpoint:
             except OSError:  # broken pipe: the tester is gone
                 tester_gone()
 
-    def post(self, receivers: list[str], delivery: Delivery) -> None:
-        """Send ``delivery`` to the receivers through the tester's router."""
+    def post(self, receivers: list[str], deliveries: Sequence[Delivery]) -> None:
+        """Send ``deliveries`` to the receivers through the tester's router.
+
+        The ``DELIVER`` frame is pickled here, once: the router forwards its bytes as they are.
+        """
         if self.mailbox.stop_reason is not None:
             raise NodeStopped(self.mailbox.stop_reason)
-        self._send((Frame.POST, list(receivers), delivery))
+        frame = pickle.dumps((Frame.DELIVER, tuple(deliveries)), pickle.HIGHEST_PROTOCOL)
+        self._send((Frame.POST, list(receivers), frame))
 
     def log(self, record: LogRecord) -> None:
         """Send a log record to the tester (delivered live)."""
@@ -174,12 +179,12 @@ class ProcessRouter:
     def _handle(self, node_id: str, frame: tuple, live: dict[str, Connection]) -> bool:
         kind = frame[0]
         if kind is Frame.POST:
-            _, receivers, delivery = frame
+            _, receivers, deliver = frame
             for receiver in receivers:
                 conn = live.get(receiver)
                 if conn is not None:
                     try:
-                        conn.send((Frame.DELIVER, delivery))
+                        conn.send_bytes(deliver)  # a pickled frame: the node's recv() reads it
                     except OSError:  # the receiver is exiting; nothing waits for this
                         continue
         elif kind is Frame.LOG:

@@ -22,11 +22,12 @@ a :class:`Frame`:
 =================  ==================  ==================================================
 Frame              direction           items after the frame kind
 =================  ==================  ==================================================
-``Frame.POST``     node → tester       receivers (list of node ids), :class:`Delivery`
+``Frame.POST``     node → tester       receivers (list of node ids), the pickled
+                                       ``DELIVER`` frame to forward to each
 ``Frame.LOG``      node → tester       :class:`~flame_offline.logs.LogRecord`
 ``Frame.FINAL``    node → tester       :class:`FinalSubmission`
 ``Frame.REPORT``   node → tester       :class:`NodeReport` (the node's last frame)
-``Frame.DELIVER``  tester → node       :class:`Delivery` (routed from a ``POST``)
+``Frame.DELIVER``  tester → node       tuple of :class:`Delivery` (from a ``POST``)
 ``Frame.STOP``     tester → node       reason (str): another node failed, stop now
 =================  ==================  ==================================================
 
@@ -37,6 +38,7 @@ before its ``REPORT`` as failed; a node whose tester is gone exits at once, quie
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -160,8 +162,11 @@ class Endpoint(Protocol):
     timeout: float | None
     mailbox: Mailbox
 
-    def post(self, receivers: list[str], delivery: Delivery) -> None:
-        """Deliver ``delivery`` to each receiver's mailbox (raises ``NodeStopped`` once stopped)."""
+    def post(self, receivers: list[str], deliveries: Sequence[Delivery]) -> None:
+        """Put ``deliveries`` into each receiver's mailbox, in order (one transfer).
+
+        Raises ``NodeStopped`` once the run is stopped.
+        """
 
     def log(self, record: LogRecord) -> None:
         """Hand one log record to the tester (live)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Sequence
 
 from flame_offline.errors import NodeStopped
 from flame_offline.logs import LogRecord
@@ -94,12 +95,12 @@ class ThreadEndpoint:
         self.timeout = timeout
         self.mailbox = bus.open(node_id)
 
-    def post(self, receivers: list[str], delivery: Delivery) -> None:
-        """Put ``delivery`` into each receiver's mailbox."""
+    def post(self, receivers: list[str], deliveries: Sequence[Delivery]) -> None:
+        """Put ``deliveries`` into each receiver's mailbox."""
         if self.bus.stop_reason is not None:
             raise NodeStopped(self.bus.stop_reason)
         for receiver in receivers:
-            self.bus.mailbox(receiver).put(delivery)
+            self.bus.mailbox(receiver).put(*deliveries)
 
     def log(self, record: LogRecord) -> None:
         """Deliver a log record to the tester (or print it without a tester)."""
