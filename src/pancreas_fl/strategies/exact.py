@@ -92,7 +92,7 @@ class ExactHospital:
         """
         if broadcast is None:
             if self.standardize:  # per-feature moments first; the fit starts next round
-                return {"terms": None, "moments": local_moments(self.X)}
+                return {"terms": None, "moments": local_moments(self.X), "n_extreme": None}
             theta = np.zeros(self.X.shape[1] + self.fit_intercept)
             # No broadcast yet: resolve the solver as the aggregator will, to send the
             # curvature it needs.
@@ -109,7 +109,18 @@ class ExactHospital:
             hessian=curvature,
             **(self.scaler_ or {}),
         )
-        return {"terms": terms, "moments": None}
+        return {"terms": terms, "moments": None, "n_extreme": self._n_extreme(theta)}
+
+    def _n_extreme(self, theta: np.ndarray) -> int:
+        """Patients whose fitted probability at ``theta`` is numerically 0 or 1 (a count).
+
+        With the pooled standardization the linear predictor is computed on the raw features
+        with the coefficients mapped to them, so no standardized copy is made."""
+        w, b = (theta[:-1], float(theta[-1])) if self.fit_intercept else (theta, 0.0)
+        if self.scaler_ is not None:
+            w = w / self.scaler_["scale"]
+            b -= float(self.scaler_["mean"] @ w)
+        return count_extreme(self.X @ w + b)
 
 
 # ----------------------------------------------------------------------- at the aggregator
