@@ -52,6 +52,12 @@ def test_the_growing_term_and_its_sign_are_named(k):
     assert diverging_terms(diverging_path(k)) == ([(0, -1), (1, -1)] if k == 8 else [(1, -1)])
 
 
+def test_a_jitter_at_the_end_does_not_hide_a_divergence():
+    # a standardized quasi-separated fit at floating-point resolution: one step back
+    path = [[0.11, -12.75], [0.11, -13.11], [0.11, -13.54], [0.11, -14.09], [0.11, -14.02]]
+    assert diverging_terms(path) == [(1, -1)]
+
+
 def test_moves_are_measured_in_units_of_the_linear_predictor():
     path = np.column_stack([np.arange(5.0), 1e-4 * np.arange(5.0)])
     assert diverging_terms(path) == [(0, 1)]  # a move 10,000 times smaller: noise
@@ -63,7 +69,7 @@ def test_moves_are_measured_in_units_of_the_linear_predictor():
     [
         np.ones((5, 3)),  # nothing moves
         np.array([[0.0, 1.0], [1.0, 1.0]]),  # too short to judge
-        np.array([[0.0], [1.0], [0.5], [1.5]]),  # back and forth: not diverging
+        np.array([[0.0], [1.0], [0.2], [1.1], [0.1]]),  # back and forth: not diverging
     ],
     ids=["still", "short", "oscillating"],
 )

@@ -243,11 +243,21 @@ def separated_cohort(kind: str, seed: int = 1) -> pd.DataFrame:
         ("quasi", 50, {"c": -1}),  # stops at max_iter, still diverging
         ("quasi", 1000, {"c": -1}),  # "converges" once c's gradient underflows to 0
         ("complete", 50, {"a": 1, "b": -1, "intercept": -1}),
+        # standardized: stops by "tolerance" at floating-point resolution after a step back
+        ("quasi-standardized", 50, {"c": -1}),
     ],
 )
 def test_separation_gives_no_wald_table_and_names_the_diverging_terms(kind, max_iter, diverging):
-    splits = as_hospitals(separated_cohort(kind), 2)
-    run = run_analysis(splits, strategy="exact", fit_intercept=True, C=math.inf, max_iter=max_iter)
+    standardize = kind.endswith("-standardized")
+    splits = as_hospitals(separated_cohort(kind.removesuffix("-standardized")), 2)
+    run = run_analysis(
+        splits,
+        strategy="exact",
+        fit_intercept=True,
+        C=math.inf,
+        max_iter=max_iter,
+        standardize=standardize,
+    )
     s = run.result["statistics"]
     assert s["wald"] is False
     assert all(math.isnan(v) for v in s["std_err"] + s["z"] + s["p_value"] + s["ci_lower"])

@@ -8,7 +8,7 @@ linear predictor per round, while the coefficients outside :math:`r` converge. T
 patients show it to the aggregator:
 
 * the iterates themselves (the aggregator chose them): :func:`diverging_terms` names the
-  terms whose coefficient kept moving in one direction over the last rounds, measured in
+  terms whose coefficient kept moving one way over the last rounds, measured in
   units of the linear predictor (the coefficient's change times the root mean square of its
   column, :func:`column_rms`), so the verdict does not depend on the features' units;
 * the number of patients whose fitted probability is numerically 0 or 1
@@ -36,8 +36,10 @@ __all__ = [
 #: a fitted probability is within ``10 * DBL_EPSILON`` of 0 or 1, which happens exactly then
 #: (:math:`\sigma(-30) = 9.4 \cdot 10^{-14}` is not).
 Z_EXTREME = 30.0
-#: A term diverges when its mean move per round is at least this fraction of the largest.
+#: A term diverges when its net move is at least this fraction of the largest.
 _RELATIVE_MOVE = 1e-3
+#: ... and at least this fraction of the distance it travelled (it went mostly one way).
+_ONE_WAY = 0.5
 #: Moves of the linear predictor below this (per round) are convergence noise.
 _ABSOLUTE_MOVE = 1e-6
 
@@ -83,7 +85,7 @@ def column_rms(info0, n: int) -> np.ndarray:
 
 
 def diverging_terms(path, scale=None) -> list[tuple[int, int]]:
-    r"""Terms whose coefficient kept growing in one direction over the last accepted points.
+    r"""Terms whose coefficient kept moving one way over the last accepted points.
 
     Parameters
     ----------
@@ -97,21 +99,25 @@ def diverging_terms(path, scale=None) -> list[tuple[int, int]]:
     Returns
     -------
     list of (int, int)
-        ``(term index, sign)`` for every term that moved in the same direction in each of the
-        last ``m - 1`` steps, by at least ``1e-3`` times the largest mean move (and more than
-        ``1e-6`` of the linear predictor per round); ``sign`` is +1 (towards
-        :math:`+\infty`) or -1. Empty when nothing keeps moving or ``m < 3``.
+        ``(term index, sign)`` for every term whose net move over the path is at least half
+        of the distance it travelled (it went mostly one way; the last steps of a fit at the
+        end of floating-point resolution may jitter), at least ``1e-3`` times the largest net
+        move, and more than ``1e-6`` of the linear predictor per round; ``sign`` is +1
+        (towards :math:`+\infty`) or -1. Empty when nothing keeps moving or ``m < 3``.
     """
     path = np.asarray(path, dtype=np.float64)
     if path.ndim != 2 or path.shape[0] < 3:
         return []
-    steps = np.diff(path, axis=0)
     weight = np.ones(path.shape[1]) if scale is None else np.asarray(scale, dtype=np.float64)
-    moves = np.abs(steps).mean(axis=0) * weight
-    largest = float(np.max(moves)) if moves.size else 0.0
-    if not math.isfinite(largest) or largest <= _ABSOLUTE_MOVE:
+    net = (path[-1] - path[0]) * weight
+    travelled = np.abs(np.diff(path, axis=0)).sum(axis=0) * weight
+    size = np.abs(net)
+    largest = float(np.max(size)) if size.size else 0.0
+    if not math.isfinite(largest) or largest <= _ABSOLUTE_MOVE * (path.shape[0] - 1):
         return []
-    signs = np.sign(steps)
-    monotone = np.all(signs == signs[:1], axis=0) & (signs[0] != 0)
-    keep = monotone & (moves >= _RELATIVE_MOVE * largest) & (moves > _ABSOLUTE_MOVE)
-    return [(int(j), int(signs[0, j])) for j in np.flatnonzero(keep)]
+    keep = (
+        (size >= _ONE_WAY * travelled)
+        & (size >= _RELATIVE_MOVE * largest)
+        & (size > _ABSOLUTE_MOVE * (path.shape[0] - 1))
+    )
+    return [(int(j), 1 if net[j] > 0 else -1) for j in np.flatnonzero(keep)]
