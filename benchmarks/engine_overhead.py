@@ -4,7 +4,7 @@ Runs 1,000 trivial rounds (4 analyzers return a small number, the aggregator ave
 stops after 1,000 rounds) with thread and with process isolation, several times, and prints
 the median milliseconds per round next to the SDK harness's ~10 ms polling floor. The
 figure is timed inside the aggregator from its first to its last aggregation, so it excludes
-start-up (spawning processes) and measures messaging only.
+start-up (starting node processes) and measures messaging only.
 
 Run: ``python benchmarks/engine_overhead.py``.
 """
