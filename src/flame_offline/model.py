@@ -36,9 +36,9 @@ _INCORRECT_CLASS = (
     "intended template class."
 )
 _NOT_IN_TEST_MODE = (
-    "The offline engine cannot run as a production FLAME node (test_mode=False). Inside "
-    "FLAME the real SDK (flame.star) is used automatically (pancreas_fl.sdk picks it); to "
-    "run locally, use StarModelTester (or StarModel(test_mode=True, test_kwargs=...))."
+    "The offline engine cannot run as a production FLAME node (test_mode=False): inside "
+    "FLAME, import StarModel from the real SDK (flame.star). To run locally, use "
+    "StarModelTester (or StarModel(test_mode=True, test_kwargs=...))."
 )
 
 

@@ -4,7 +4,7 @@ How node processes start (``isolation='process'``):
 
 * **fork** from the tester's process when that is safe: on Linux and other POSIX systems
   except macOS, while the tester's process runs a single Python thread (a plain script, the
-  ``pancreas-fl`` command, a test). Nothing is imported again and nothing is pickled to
+  command-line tool, a test). Nothing is imported again and nothing is pickled to
   start a node: each node process begins as a copy of the tester's process (its data split
   still travels as a pickle, as production's data arrives as bytes), so node classes may be
   defined anywhere (a function, a script without a ``__main__`` guard). Nothing is shared

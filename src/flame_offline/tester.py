@@ -33,6 +33,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -410,8 +411,14 @@ class StarModelTester:
         for thread in threads:
             thread.start()
         run.wait(_STOP_GRACE)
-        for thread in threads:  # reported nodes are returning; stuck ones stay behind
-            thread.join(_STOP_GRACE if run.first_failure is not None else None)
+        # reported nodes are returning; after a failure, nodes stuck in their own code are
+        # left behind (daemon threads) once the grace is over
+        deadline = time.monotonic() + _STOP_GRACE
+        for thread in threads:
+            if run.first_failure is None:
+                thread.join()
+            else:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------------ outcome
     def _raise_failure(self, run: RunState, print_failures: bool) -> None:
