@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import pickle
+import re
 from io import BytesIO
 
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn.linear_model._logistic as sklearn_logistic
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+from pancreas_fl import data as data_module
 from pancreas_fl.data import (
     DEFAULT_DATASET,
     MAX_ABS_VALUE,
@@ -49,38 +56,81 @@ def tutorial(raw: bytes) -> tuple[pd.DataFrame, pd.Series]:
     return df.iloc[:, :-1], df.iloc[:, -1]
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        GOOD,
-        b"\xef\xbb\xbfa,b,y\n1,2,0\n3,4,1\n",  # UTF-8 BOM
-        b"a,b,y\r\n1,2,0\r\n3,4,1\r\n",  # Windows line ends
-        b"\n\na,b,y\n1,2.5,0\n\n3,4,1\n",  # blank lines
-        b"a,b,c,y\n1,True,2,0.0\n3,False,4,1.0\n5,True,6,1.0\n",  # bool feature, float label
-        b"a,b,y\n1,2,True\n3,4,False\n",  # bool label
-    ],
-    ids=["good", "bom", "crlf", "blank-lines", "bool-feature", "bool-label"],
-)
-def test_default_path_equals_tutorial(raw: bytes) -> None:
+TUTORIAL_FILES = [
+    GOOD,
+    b"\xef\xbb\xbfa,b,y\n1,2,0\n3,4,1\n",  # UTF-8 BOM
+    b"a,b,y\r\n1,2,0\r\n3,4,1\r\n",  # Windows line ends
+    b"\n\na,b,y\n1,2.5,0\n\n3,4,1\n",  # blank lines
+    b"a,b,c,y\n1,True,2,0.0\n3,False,4,1.0\n5,True,6,1.0\n",  # bool feature, float label
+    b"a,b,y\n1,2,True\n3,4,False\n",  # bool label
+    b"a,b,y\n1,2,0\n3,4,1\n9007199254740993,5,0\n",  # ints only, one beyond 2**53
+    b"a,b,c,y\n18446744073709551615,-1,True,0\n3,4.5,False,1\n5,6,True,0\n",  # uint64, mixed
+]
+TUTORIAL_IDS = ["good", "bom", "crlf", "blank-lines", "bool-feature", "bool-label"]
+TUTORIAL_IDS += ["ints", "mixed"]
+
+
+def fit_conversion(frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
+    """The array LogisticRegression.fit makes of the tutorial's frame, caught in the act."""
+    seen = []
+    real = sklearn_logistic.validate_data
+
+    def spy(*args, **kwargs):
+        X, y = real(*args, **kwargs)
+        seen.append(X)
+        return X, y
+
+    monkeypatch.setattr(sklearn_logistic, "validate_data", spy)
+    with pytest.warns(ConvergenceWarning):
+        LogisticRegression(max_iter=1).fit(frame, np.arange(len(frame)) % 2)
+    (X,) = seen
+    return X
+
+
+@pytest.mark.parametrize("raw", TUTORIAL_FILES, ids=TUTORIAL_IDS)
+def test_default_path_is_the_tutorials_frame_as_the_fit_converts_it(raw, monkeypatch) -> None:
     data = load(raw)
     X, y = tutorial(raw)
-    pd.testing.assert_frame_equal(data.features, X, check_exact=True)
-    pd.testing.assert_series_equal(data.labels, y, check_exact=True)
-    assert data.features.to_numpy().flags["C_CONTIGUOUS"] == X.to_numpy().flags["C_CONTIGUOUS"]
+    converted = fit_conversion(X, monkeypatch)
+    assert data.X.dtype == converted.dtype == np.float64
+    assert data.X.tobytes() == converted.tobytes()  # bit for bit
+    assert data.X.shape == converted.shape
+    assert data.X.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(data.y, y.to_numpy().astype(np.int64))
     assert data.feature_names == tuple(X.columns)
     assert data.label_name == y.name
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_tutorial_fit_is_bit_identical() -> None:
-    raw = GOOD * 1  # the tutorial's model: one lbfgs step, no intercept, warm start
+@pytest.mark.parametrize("fit_intercept", [False, True], ids=["tutorial", "intercept"])
+@pytest.mark.parametrize("raw", TUTORIAL_FILES, ids=TUTORIAL_IDS)
+def test_fits_on_the_matrix_are_bit_identical_to_the_tutorials(raw, fit_intercept) -> None:
+    # the tutorial's model (one warm-started lbfgs step per round), three rounds
     X, y = tutorial(raw)
     data = load(raw)
-    ref = LogisticRegression(max_iter=1, fit_intercept=False, warm_start=True).fit(X, y)
-    ours = LogisticRegression(max_iter=1, fit_intercept=False, warm_start=True)
-    ours.fit(data.features, data.labels)
-    assert np.array_equal(ref.coef_, ours.coef_)
-    assert ConvergenceWarning  # imported for the filter above
+    kwargs = {"max_iter": 1, "fit_intercept": fit_intercept, "warm_start": True}
+    ref, ours = LogisticRegression(**kwargs), LogisticRegression(**kwargs)
+    for _ in range(3):
+        ref.fit(X, y)
+        ours.fit(data.X, data.y)
+    assert ref.coef_.tobytes() == ours.coef_.tobytes()
+    assert ref.intercept_.tobytes() == ours.intercept_.tobytes()
+    assert not hasattr(ours, "feature_names_in_")
+
+
+def test_only_the_matrix_is_kept() -> None:
+    data = load(GOOD)
+    kept = {name: type(value) for name, value in vars(data).items()}
+    assert kept == {"X": np.ndarray, "y": np.ndarray, "feature_names": tuple, "label_name": str}
+
+
+def test_pandas_views_share_the_matrix() -> None:
+    data = load(GOOD)
+    X, y = tutorial(GOOD)
+    assert np.shares_memory(data.features.to_numpy(), data.X)
+    assert np.shares_memory(data.labels.to_numpy(), data.y)
+    pd.testing.assert_frame_equal(data.features, X)
+    pd.testing.assert_series_equal(data.labels, y)
 
 
 def test_hospital_data_properties_and_arrays() -> None:
@@ -92,33 +142,43 @@ def test_hospital_data_properties_and_arrays() -> None:
     assert data.label_name == "diagnosis"
     assert data.columns == ("KRAS", "TP53", "MSLN", "diagnosis")
     X, y = data.to_numpy()
+    assert X is data.X
+    assert y is data.y
     assert X.dtype == np.float64
     assert X.flags["C_CONTIGUOUS"]
     assert not X.flags["WRITEABLE"]
     assert y.dtype == np.int64
     assert y.tolist() == [1, 0, 1, 0]
-    np.testing.assert_array_equal(X, data.features.to_numpy(dtype=float))
-    X2, y2 = data.to_numpy()
-    assert X2 is X
-    assert y2 is y
     with pytest.raises(ValueError, match="read-only"):
         X[0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        y[0] = 0
 
 
 def test_bool_features_are_numeric() -> None:
     data = load(b"a,b,y\nTrue,1.5,0\nFalse,2.5,1\n")
-    X, _ = data.to_numpy()
-    assert X[:, 0].tolist() == [1.0, 0.0]
+    assert data.X[:, 0].tolist() == [1.0, 0.0]
+
+
+def test_hospital_data_converts_once_and_does_not_lock_the_callers_array() -> None:
+    X = np.asfortranarray(np.arange(6.0).reshape(3, 2))
+    y = np.array([True, False, True])
+    data = HospitalData(X, y, ("a", "b"), "y")
+    assert data.X.flags["C_CONTIGUOUS"]
+    assert data.y.dtype == np.int64
+    C = np.ascontiguousarray(X)
+    assert HospitalData(C, y, ("a", "b"), "y").X.base is C  # a read-only view, no copy
+    assert C.flags["WRITEABLE"]
 
 
 def test_hospital_data_rejects_inconsistent_fields() -> None:
     data = load(GOOD)
-    with pytest.raises(ValueError, match="feature_names"):
-        HospitalData(data.features, data.labels, ("x", "y", "z"), "diagnosis")
-    with pytest.raises(ValueError, match="label_name"):
-        HospitalData(data.features, data.labels, data.feature_names, "other")
+    with pytest.raises(ValueError, match="feature_names must name every column"):
+        HospitalData(data.X, data.y, ("x", "y"), "diagnosis")
     with pytest.raises(ValueError, match="same number of rows"):
-        HospitalData(data.features, data.labels.iloc[:2], data.feature_names, "diagnosis")
+        HospitalData(data.X, data.y[:2], data.feature_names, "diagnosis")
+    with pytest.raises(ValueError, match="2-dimensional"):
+        HospitalData(data.X[:, 0], data.y, data.feature_names, "diagnosis")
 
 
 # ------------------------------------------------------------------------------------------
@@ -496,6 +556,72 @@ def test_no_pandas_warning_leaks() -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# the text is checked piece by piece, never decoded as a whole
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 20])
+def test_text_pieces_of_any_size_read_the_same(monkeypatch, chunk: int) -> None:
+    monkeypatch.setattr(data_module, "_CHUNK", chunk)
+    raw = "\ufeffGröße,ß€,y\n1.5,2,0\n2.5,1,1\n".encode()
+    assert load(raw).feature_names == ("Größe", "ß€")
+    # blank lines of non-ASCII whitespace (ideographic space, no-break space) are blank
+    with pytest.raises(DataError, match=r"header \(3 columns\) but no data rows"):
+        load("Größe,ß€,y\n\u3000\n\u00a0 \n".encode())
+    # an invalid byte is named by its offset in the file (a BOM counts)
+    with pytest.raises(DataError, match=r"invalid byte at offset 23, line 2\)"):
+        load("\ufeffGröße,ß€,y\n1.5,\xff,0\n".encode().replace(b"\xc3\xbf", b"\xff"))
+    # a character cut off by the end of the file
+    with pytest.raises(DataError, match=r"invalid byte at offset 20, line 4\)"):
+        load("Größe,y\n1.5,0\n2,1\n".encode() + "€".encode()[:2])
+
+
+def _reference_text(raw: bytes) -> tuple[int | None, int | None]:
+    """The whole file decoded at once: (characters, None) or (None, file offset of the error)."""
+    bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        return len(raw[bom:].decode("utf-8")), None
+    except UnicodeDecodeError as exc:
+        return None, bom + exc.start
+
+
+def _reference_line_after_header(text: str) -> bool:
+    start = re.match(r"\s*", text).end()
+    newline = text.find("\n", start)
+    return newline >= 0 and re.match(r"\s*", text[newline:]).end() < len(text) - newline
+
+
+TEXT_ALPHABET = st.sampled_from(
+    [
+        *(b"a", b"1", b",", b"\n", b"\r", b" ", b"\t", b"\x1c", b'"', b"\xff", b"\xe2\x82"),
+        *(c.encode() for c in ("ä", "€", "\u3000", "\u00a0", "\U0001f600")),
+    ]
+)
+
+
+@settings(max_examples=300)
+@given(
+    pieces=st.lists(TEXT_ALPHABET, max_size=40),
+    bom=st.booleans(),
+    chunk=st.integers(1, 9),
+)
+def test_text_checks_piece_by_piece_equal_decoding_at_once(pieces, bom, chunk) -> None:
+    raw = (b"\xef\xbb\xbf" if bom else b"") + b"".join(pieces)
+    n_chars, bad = _reference_text(raw)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(data_module, "_CHUNK", chunk)
+        if bad is not None:
+            with pytest.raises(DataError, match=rf"invalid byte at offset {bad}, line"):
+                data_module._check_text(raw, DEFAULT_DATASET)
+            return
+        assert data_module._check_text(raw, DEFAULT_DATASET) == n_chars
+        text = raw.decode("utf-8-sig")
+        assert "".join(data_module._text_pieces(raw)) == text
+        assert data_module._has_line_after_header(raw) == _reference_line_after_header(text)
+        rows = [row for _, row in data_module._rows(raw, DEFAULT_DATASET)]
+        assert rows == [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+
+
+# ------------------------------------------------------------------------------------------
 # check_same_columns
 
 
@@ -539,6 +665,8 @@ def test_different_columns(columns: dict[str, tuple[str, ...]], match: str) -> N
 def test_hospital_data_pickles() -> None:
     data = load(GOOD)
     again = pickle.loads(pickle.dumps(data))
-    pd.testing.assert_frame_equal(again.features, data.features)
-    np.testing.assert_array_equal(again.to_numpy()[0], data.to_numpy()[0])
+    assert again.X.tobytes() == data.X.tobytes()
+    np.testing.assert_array_equal(again.y, data.y)
     assert again.feature_names == data.feature_names
+    assert again.label_name == data.label_name
+    assert not again.X.flags["WRITEABLE"]

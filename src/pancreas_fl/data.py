@@ -8,10 +8,13 @@ tutorial does::
     X, y = df.iloc[:, :-1], df.iloc[:, -1]
 
 :func:`load_hospital_data` makes the *same* ``pd.read_csv(BytesIO(raw))`` call and the *same*
-``iloc`` slicing for the default (last-column) label, so a model fitted on
-``HospitalData.features`` / ``HospitalData.labels`` is bit-identical to the tutorial's. It
-parses the file once and checks it first, so that a bad file gives one clear line (what is
-wrong, where, and what to do) instead of a pandas or scikit-learn traceback.
+``iloc`` slicing for the default (last-column) label, then converts the features once exactly
+as scikit-learn's ``LogisticRegression.fit`` converts that frame in every fit, so a model
+fitted on ``HospitalData.X`` / ``HospitalData.y`` is bit-identical to the tutorial's. Only
+that float64 matrix (and the 0/1 labels) is kept: the frame is dropped, and the file's text is
+never held as one string (a hospital holds its CSV bytes and one matrix). It parses the file
+once and checks it first, so that a bad file gives one clear line (what is wrong, where, and
+what to do) instead of a pandas or scikit-learn traceback.
 
 Every message contains counts, line numbers and column names only, never a patient value.
 The only values ever named are distinct *label* values when the label is not 0/1 and they are
@@ -48,13 +51,14 @@ numeric for the model.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from io import BytesIO
 
 import numpy as np
@@ -87,6 +91,7 @@ to 10**8 patients (the exact strategy's curvature, standardization's moments) st
 float64 (largest 1.8e308); beyond it the statistics overflow."""
 
 _MAX_ABS_TEXT = f"{MAX_ABS_VALUE:g}".replace("e+", "e")  # '1e150'
+_CHUNK = 1 << 20  # bytes of a file decoded at a time
 _MAX_LISTED = 20  # object keys / column names listed in one message
 _MAX_LABEL_VALUES = 10  # distinct label values listed in one message
 _MAX_CODE_LENGTH = 32  # a label value longer than this is not a category code
@@ -105,52 +110,67 @@ _NA_SPELLINGS = frozenset(
 
 @dataclass(frozen=True, eq=False)
 class HospitalData:
-    """One hospital's validated data.
+    """One hospital's validated data: one float64 matrix of features and the 0/1 labels.
 
     Parameters
     ----------
-    features : pandas.DataFrame
-        The feature columns. For the default label (the last column) this is exactly the
-        tutorial's ``df.iloc[:, :-1]``: same dtypes, same memory, no conversion.
-    labels : pandas.Series
-        The label column (``df.iloc[:, -1]`` for the default label), 0/1 valued.
+    X : array_like of shape (n_samples, n_features)
+        The feature columns, as float64. :func:`load_hospital_data` makes it exactly as
+        scikit-learn's ``LogisticRegression.fit`` converts the tutorial's
+        ``df.iloc[:, :-1]`` (a C-ordered float64 array), once: a fit on ``X`` is a fit on
+        that frame, bit for bit, without converting it again in every round.
+    y : array_like of shape (n_samples,)
+        The labels, 0/1 (converted to int64).
     feature_names : tuple of str
         The feature column names, in file order.
     label_name : str
         The label column name.
 
+    Attributes
+    ----------
+    X : numpy.ndarray of shape (n_samples, n_features)
+        float64, C-contiguous, read-only (a view; copied only if the given array was not
+        float64 and C-contiguous).
+    y : numpy.ndarray of shape (n_samples,)
+        int64, read-only.
+
     Notes
     -----
-    Instances compare and hash by identity (``eq=False``): two frames have no single truth
-    value. :meth:`to_numpy` returns arrays computed once at construction; they are read-only
-    so that the cached copy cannot be changed by accident.
+    No DataFrame is kept: :attr:`features` and :attr:`labels` are pandas views of ``X`` and
+    ``y``, made on request without copying. Instances compare and hash by identity
+    (``eq=False``).
     """
 
-    features: pd.DataFrame
-    labels: pd.Series
+    X: np.ndarray
+    y: np.ndarray
     feature_names: tuple[str, ...]
     label_name: str
-    _X: np.ndarray = field(init=False, repr=False)
-    _y: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if tuple(str(c) for c in self.features.columns) != tuple(self.feature_names):
-            raise ValueError("feature_names must equal the columns of features, in order")
-        if str(self.labels.name) != self.label_name:
-            raise ValueError("label_name must equal the name of labels")
-        if len(self.features) != len(self.labels):
-            raise ValueError("features and labels must have the same number of rows")
-        X = np.ascontiguousarray(self.features.to_numpy(dtype=np.float64))
-        y = np.ascontiguousarray(self.labels.to_numpy().astype(np.int64))
+        X = np.ascontiguousarray(self.X, dtype=np.float64).view()
+        y = np.asarray(self.y).astype(np.int64, copy=False).view()
+        if X.ndim != 2 or y.ndim != 1:
+            raise ValueError("X must be 2-dimensional and y 1-dimensional")
+        if X.shape[0] != y.shape[0]:
+            raise ValueError("X and y must have the same number of rows")
+        names = tuple(str(name) for name in self.feature_names)
+        if len(names) != X.shape[1]:
+            raise ValueError("feature_names must name every column of X, in order")
         X.setflags(write=False)
         y.setflags(write=False)
-        object.__setattr__(self, "_X", X)
-        object.__setattr__(self, "_y", y)
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "y", y)
+        object.__setattr__(self, "feature_names", names)
+        object.__setattr__(self, "label_name", str(self.label_name))
+
+    def __reduce__(self):
+        # through the constructor, so that an unpickled copy is read-only too
+        return (type(self), (self.X, self.y, self.feature_names, self.label_name))
 
     @property
     def n_samples(self) -> int:
         """Number of patients (rows)."""
-        return len(self._y)
+        return len(self.y)
 
     @property
     def n_features(self) -> int:
@@ -160,24 +180,26 @@ class HospitalData:
     @property
     def n_positive(self) -> int:
         """Number of patients with label 1."""
-        return int(np.count_nonzero(self._y == 1))
+        return int(np.count_nonzero(self.y))
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Feature names followed by the label name: what :func:`check_same_columns` compares."""
         return (*self.feature_names, self.label_name)
 
-    def to_numpy(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return the data as arrays.
+    @property
+    def features(self) -> pd.DataFrame:
+        """``X`` as a DataFrame with the feature names: a view, no copy (float64 columns)."""
+        return pd.DataFrame(self.X, columns=list(self.feature_names), copy=False)
 
-        Returns
-        -------
-        X : numpy.ndarray of shape (n_samples, n_features)
-            float64, C-contiguous, read-only.
-        y : numpy.ndarray of shape (n_samples,)
-            int64 0/1 labels, read-only.
-        """
-        return self._X, self._y
+    @property
+    def labels(self) -> pd.Series:
+        """``y`` as a Series named after the label column: a view, no copy."""
+        return pd.Series(self.y, name=self.label_name, copy=False)
+
+    def to_numpy(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(X, y)``: the arrays themselves (float64 C-contiguous and int64, read-only)."""
+        return self.X, self.y
 
 
 def load_hospital_data(
@@ -222,7 +244,7 @@ def load_hospital_data(
         raise ConfigError(f"'label' must be a str, an int or None. Got {label!r} instead.")
 
     raw = _find_object(data, dataset)
-    text, header, df = _read_table(
+    header, df = _read_table(
         raw,
         dataset,
         no_rows_hint="Export the patients' rows too, or leave this hospital out",
@@ -244,16 +266,37 @@ def load_hospital_data(
         labels = df.iloc[:, position]
 
     _check_features(features, dataset)
-    _check_missing(df, text, len(header), dataset)
+    _check_missing(df, raw, len(header), dataset)
     _check_magnitudes(features, dataset)
     _check_labels(labels, dataset, require_both_classes)
 
+    # The frame is dropped on return: only the converted matrix is kept.
     return HospitalData(
-        features=features,
-        labels=labels,
+        X=_design(features),
+        y=labels.to_numpy().astype(np.int64),
         feature_names=tuple(str(c) for c in features.columns),
         label_name=str(labels.name),
     )
+
+
+def _design(features: pd.DataFrame) -> np.ndarray:
+    """The features as ``LogisticRegression.fit`` converts them, made once, column by column.
+
+    The tutorial fits on the frame itself, and scikit-learn's ``validate_data`` turns it into
+    an array in every fit: ``check_array(X, accept_sparse="csr", dtype=..., order="C")``,
+    with ``dtype`` ``float64`` (scikit-learn 1.7-1.8) or ``[float64, float32]`` (1.9, which
+    keeps a frame of float32 columns as float32: ``read_csv`` never makes one). That array
+    holds each column's values cast to float64 (exactly rounded: int64, uint64 and bool
+    columns included), in C order. It is built here column by column, with no other
+    intermediate than the frame's own columns (pandas' interleaved copy, which
+    ``check_array`` then copies again into C order, would double the peak). A fit on it
+    converts nothing (a C-ordered float64 array passes ``check_array`` as it is) and gives
+    the tutorial's bits.
+    """
+    X = np.empty(features.shape, dtype=np.float64)  # C order
+    for j in range(features.shape[1]):
+        X[:, j] = features.iloc[:, j].to_numpy()
+    return X
 
 
 def load_feature_table(
@@ -306,13 +349,13 @@ def load_feature_table(
                 hint="Give the features in training order, optionally followed by the label",
             )
 
-    text, header, df = _read_table(
+    header, df = _read_table(
         raw, dataset, no_rows_hint="Give at least one patient's row", check_width=check_width
     )
     # by name, or the first columns in training order (a model without names)
     features = df.iloc[:, :n_features] if feature_names is None else df[list(feature_names)]
     _check_features(features, dataset)
-    _check_missing(features, text, len(header), dataset)
+    _check_missing(features, raw, len(header), dataset)
     _check_magnitudes(features, dataset)
     return features
 
@@ -430,26 +473,32 @@ def _find_object(data: object, dataset: str) -> bytes | bytearray | memoryview:
 
 
 def _read_table(raw, dataset: str, *, no_rows_hint: str, check_width):
-    """Decode, check the header, parse: ``(text, header, DataFrame)`` with at least one row.
+    """Check the text and the header, parse: ``(header, DataFrame)`` with at least one row.
 
     ``check_width(header, max_rows)`` runs before pandas parses anything; ``max_rows`` is an
     upper bound on the number of data rows (the file's lines after the header).
+
+    The file stays bytes: where characters matter (the UTF-8 check, the header, blank lines,
+    short rows) its text is decoded piece by piece, never held as one string beside the
+    bytes and the parsed frame.
     """
-    text = _decode(raw, dataset)
-    header = _read_header(text, dataset)
-    max_rows = text.count("\n") + (not text.endswith("\n")) - 1
-    if not _has_line_after_header(text):
+    raw = bytes(raw)  # FLAME's bytes themselves (a copy only of a bytearray or memoryview)
+    n_chars = _check_text(raw, dataset)
+    header = _read_header(raw, dataset)
+    # counted on the bytes: in UTF-8 a newline byte is always a newline character
+    max_rows = raw.count(b"\n") + (not raw.endswith(b"\n")) - 1
+    if not _has_line_after_header(raw):
         raise DataError(
             f"has a header ({len(header)} columns) but no data rows",
             file=dataset,
             hint=no_rows_hint,
         )
     check_width(header, max_rows)
-    if len(header) * max_rows > len(text):
+    if len(header) * max_rows > n_chars:
         # Complete rows need at least one character per field: some rows are short. pandas
         # would pad every one of them to the header's width (a wide header over many short
         # lines can take all memory), so they are refused before parsing.
-        short, first = _short_rows(text, len(header), dataset)
+        short, first = _short_rows(raw, len(header), dataset)
         if short:
             raise DataError(
                 f"{short} row(s) have fewer fields than the header ({len(header)}), the first "
@@ -458,21 +507,34 @@ def _read_table(raw, dataset: str, *, no_rows_hint: str, check_width):
                 hint="Every row must have as many comma-separated fields as the header; "
                 "impute or drop incomplete rows before export",
             )
-    df = _parse(raw, text, len(header), dataset)
+    df = _parse(raw, len(header), dataset)
     if len(df) == 0:
         raise DataError(
             f"has a header ({len(header)} columns) but no data rows",
             file=dataset,
             hint=no_rows_hint,
         )
-    return text, header, df
+    return header, df
 
 
-def _has_line_after_header(text: str) -> bool:
-    """Whether a non-blank line follows the first non-blank one (linear, no copy)."""
-    start = _BLANK.match(text).end()
-    newline = text.find("\n", start)
-    return newline >= 0 and _BLANK.match(text, newline).end() < len(text)
+def _has_line_after_header(raw: bytes) -> bool:
+    """Whether a non-blank line follows the first non-blank one (linear, piece by piece)."""
+    state = "before"  # blank text before the header, the header's line, blank text after it
+    for piece in _text_pieces(raw):
+        pos = 0
+        while pos < len(piece):
+            if state == "header":
+                newline = piece.find("\n", pos)
+                if newline < 0:
+                    break
+                state, pos = "after", newline + 1
+            else:
+                pos = _BLANK.match(piece, pos).end()
+                if pos < len(piece):
+                    if state == "after":
+                        return True
+                    state = "header"
+    return False
 
 
 def _check_shareable_width(header: list[str], max_rows: int, dataset: str) -> None:
@@ -493,8 +555,8 @@ def _check_shareable_width(header: list[str], max_rows: int, dataset: str) -> No
         )
 
 
-def _decode(raw: bytes | bytearray | memoryview, dataset: str) -> str:
-    raw = bytes(raw)
+def _check_text(raw: bytes, dataset: str) -> int:
+    """Refuse what is not UTF-8 text; return the number of characters (a BOM not counted)."""
     hint = 'Re-save the file as "CSV UTF-8 (comma delimited)"'
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise DataError(
@@ -516,15 +578,36 @@ def _decode(raw: bytes | bytearray | memoryview, dataset: str) -> str:
             file=dataset,
             hint=f"Export the data as CSV text; {hint[0].lower()}{hint[1:]}",
         )
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(
-            f"is not UTF-8 text (invalid byte at offset {exc.start}, line {line})",
-            file=dataset,
-            hint=hint,
-        ) from None
+    if raw.isascii():  # the usual export: one character per byte, nothing to decode
+        return len(raw)
+    # decoded piece by piece, only to check and count (a file offset names an invalid byte)
+    pos = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    n_chars, view = 0, memoryview(raw)
+    size = max(_CHUNK, 4)  # a piece holds at least one character (UTF-8: at most 4 bytes)
+    while pos < len(raw):
+        end = pos + size
+        try:
+            # a character cut by the piece's end is decoded with the next piece
+            text, used = codecs.utf_8_decode(view[pos:end], "strict", end >= len(raw))
+        except UnicodeDecodeError as exc:
+            offset = pos + exc.start
+            line = raw.count(b"\n", 0, offset) + 1
+            raise DataError(
+                f"is not UTF-8 text (invalid byte at offset {offset}, line {line})",
+                file=dataset,
+                hint=hint,
+            ) from None
+        n_chars += len(text)
+        pos += used
+    return n_chars
+
+
+def _text_pieces(raw: bytes):
+    """The text of ``raw`` (UTF-8, checked), without a BOM, decoded ``_CHUNK`` bytes at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    view = memoryview(raw)
+    for pos in range(0, len(raw), _CHUNK):
+        yield decoder.decode(view[pos : pos + _CHUNK], final=pos + _CHUNK >= len(raw))
 
 
 def _utf16_without_bom(raw: bytes) -> str | None:
@@ -541,13 +624,14 @@ def _utf16_without_bom(raw: bytes) -> str | None:
     return None
 
 
-def _rows(text: str, dataset: str):
-    """``(line number, row)`` for the non-empty rows of the CSV text.
+def _rows(raw: bytes, dataset: str):
+    """``(line number, row)`` for the non-empty rows of the CSV file (UTF-8, checked).
 
     A field longer than the :mod:`csv` module's limit (131,072 characters: no CSV value is that
     long; it is nearly always a double quote that is never closed) is a :class:`DataError`.
     """
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # decoded as the rows are read: stopping early (the header) decodes little
+    reader = csv.reader(io.TextIOWrapper(BytesIO(raw), encoding="utf-8-sig", newline=""))
     try:
         for row in reader:
             if row:
@@ -592,8 +676,8 @@ def _is_decimal(name: str) -> bool:
     return re.fullmatch(r"[+-]?\d+", name) is None
 
 
-def _read_header(text: str, dataset: str) -> list[str]:
-    rows = _rows(text, dataset)
+def _read_header(raw: bytes, dataset: str) -> list[str]:
+    rows = _rows(raw, dataset)
     first = next(rows, None)
     if first is None:  # only blank lines; kept for safety, the emptiness check catches it
         raise DataError("the file has no header row", file=dataset, hint="Export it again")
@@ -657,16 +741,16 @@ def _read_header(text: str, dataset: str) -> list[str]:
     second = next(rows, None)
     if second is not None and len(second[1]) > len(header):
         # pandas would silently take the extra leading field(s) as the row index
-        raise _ragged_error(text, len(header), dataset, "")
+        raise _ragged_error(raw, len(header), dataset, "")
     return header
 
 
-def _parse(raw: bytes | bytearray | memoryview, text: str, n_header: int, dataset: str):
+def _parse(raw: bytes, n_header: int, dataset: str):
     try:
         with ignoring(pd.errors.ParserWarning, pd.errors.DtypeWarning):
             df = pd.read_csv(BytesIO(raw))
     except pd.errors.ParserError as exc:
-        raise _ragged_error(text, n_header, dataset, str(exc)) from None
+        raise _ragged_error(raw, n_header, dataset, str(exc)) from None
     except (pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(
             f"could not be parsed as CSV ({type(exc).__name__})",
@@ -676,12 +760,12 @@ def _parse(raw: bytes | bytearray | memoryview, text: str, n_header: int, datase
     return df
 
 
-def _ragged_error(text: str, n_header: int, dataset: str, pandas_message: str) -> DataError:
+def _ragged_error(raw: bytes, n_header: int, dataset: str, pandas_message: str) -> DataError:
     hint = "Every row must have as many comma-separated fields as the header"
     unclosed = "EOF inside string" in pandas_message
     bad = []
     try:
-        rows = _rows(text, dataset)
+        rows = _rows(raw, dataset)
         next(rows, None)  # the header
         bad = [(line, len(row)) for line, row in rows if len(row) > n_header]
     except DataError as err:  # a field over the csv module's limit
@@ -703,21 +787,24 @@ def _ragged_error(text: str, n_header: int, dataset: str, pandas_message: str) -
         )
     if unclosed:
         return DataError(
-            f"a quoted field starting on line {_unclosed_quote_line(text)} is never closed",
+            f"a quoted field starting on line {_unclosed_quote_line(raw)} is never closed",
             file=dataset,
             hint="Close every opening double quote",
         )
     return DataError("could not be parsed as comma-separated CSV", file=dataset, hint=hint)
 
 
-def _unclosed_quote_line(text: str) -> int:
-    """The line on which the double quote that is never closed opens (1-based)."""
+def _unclosed_quote_line(raw: bytes) -> int:
+    """The line on which the double quote that is never closed opens (1-based).
+
+    Counted on the bytes: in UTF-8, quote and newline bytes are always those characters.
+    """
     inside, opened = False, 0
-    for match in re.finditer('"', text):
+    for match in re.finditer(b'"', raw):
         inside = not inside
         if inside:
             opened = match.start()
-    return text.count("\n", 0, opened) + 1
+    return raw.count(b"\n", 0, opened) + 1
 
 
 def _label_position(label: str | int | None, names: list[str], dataset: str) -> int:
@@ -757,12 +844,12 @@ def _check_features(features: pd.DataFrame, dataset: str) -> None:
         )
 
 
-def _check_missing(df: pd.DataFrame, text: str, n_header: int, dataset: str) -> None:
+def _check_missing(df: pd.DataFrame, raw: bytes, n_header: int, dataset: str) -> None:
     counts = df.isna().sum()
     counts = counts[counts > 0]
     if counts.empty:
         return
-    short, _ = _short_rows(text, n_header, dataset)
+    short, _ = _short_rows(raw, n_header, dataset)
     detail = ", ".join(f"{str(name)!r} ({int(n)})" for name, n in counts.iloc[:_MAX_LISTED].items())
     if len(counts) > _MAX_LISTED:
         detail += f" and {len(counts) - _MAX_LISTED} more column(s)"
@@ -775,9 +862,9 @@ def _check_missing(df: pd.DataFrame, text: str, n_header: int, dataset: str) -> 
     )
 
 
-def _short_rows(text: str, n_header: int, dataset: str) -> tuple[int, int]:
+def _short_rows(raw: bytes, n_header: int, dataset: str) -> tuple[int, int]:
     """How many rows have fewer fields than the header, and the first one's line."""
-    rows = _rows(text, dataset)
+    rows = _rows(raw, dataset)
     next(rows, None)
     count, first = 0, 0
     for line, row in rows:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from io import BytesIO
+
 import numpy as np
+import pandas as pd
 import pytest
+import sklearn.linear_model._logistic as sklearn_logistic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -13,6 +17,7 @@ import _tutorial
 from _helpers import sample_splits
 from _star import StubCore
 from pancreas_fl.data import load_hospital_data
+from pancreas_fl.messages import GlobalModel
 from pancreas_fl.params import resolve_params
 from pancreas_fl.strategies.common import Cohort
 from pancreas_fl.strategies.fedavg import (
@@ -42,20 +47,47 @@ def test_the_local_model_is_the_tutorials_by_default():
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # the tutorial's
-def test_two_local_steps_are_the_tutorials_bit_for_bit():
-    ours, data = hospital(), sample_splits()[0]
-    frame = load_hospital_data(data, dataset="pancreasData.csv", label=None)
-    theirs = LogisticRegression(max_iter=1, fit_intercept=False, warm_start=True)
-    theirs.coef_ = None
-    theirs.fit(frame.features, frame.labels)
+@pytest.mark.parametrize("fit_intercept", [False, True], ids=["tutorial", "intercept"])
+def test_local_steps_are_the_tutorials_on_its_frame_bit_for_bit(fit_intercept):
+    # the tutorial's own fit, on the frame it parses: df.iloc[:, :-1], df.iloc[:, -1]
+    raw = sample_splits()[0][0]["pancreasData.csv"]
+    df = pd.read_csv(BytesIO(raw))
+    ours = hospital(fit_intercept=fit_intercept)
+    theirs = LogisticRegression(max_iter=1, fit_intercept=fit_intercept, warm_start=True)
+    theirs.fit(df.iloc[:, :-1], df.iloc[:, -1])
     first = ours.update(None)
     assert first["coef"].tobytes() == theirs.coef_.tobytes()
-    assert first["intercept"] is None
-    assert first["loss"] == pytest.approx(frame.n_samples * np.log(2))  # at zero
-    start = theirs.coef_.copy() * 0.5
-    theirs.coef_ = start.copy()
-    theirs.fit(frame.features, frame.labels)
-    assert ours.update(start.copy())["coef"].tobytes() == theirs.coef_.tobytes()
+    if fit_intercept:
+        assert first["intercept"].tobytes() == theirs.intercept_.tobytes()
+    else:
+        assert first["intercept"] is None
+    assert first["loss"] == pytest.approx(len(df) * np.log(2))  # at zero
+    for _ in range(3):  # from a broadcast, as in later rounds
+        coef, intercept = theirs.coef_ * 0.5, theirs.intercept_ * 0.5
+        theirs.coef_, theirs.intercept_ = coef.copy(), intercept.copy()
+        theirs.fit(df.iloc[:, :-1], df.iloc[:, -1])
+        broadcast = GlobalModel(coef=coef, intercept=intercept) if fit_intercept else coef
+        update = ours.update(broadcast)
+        assert update["coef"].tobytes() == theirs.coef_.tobytes()
+        assert (update["intercept"] is None) != fit_intercept
+
+
+def test_a_fit_neither_copies_the_data_nor_keeps_a_frame(monkeypatch):
+    ours = hospital()
+    seen = []
+    real = sklearn_logistic.validate_data
+
+    def spy(*args, **kwargs):
+        X, y = real(*args, **kwargs)
+        seen.append(X)
+        return X, y
+
+    monkeypatch.setattr(sklearn_logistic, "validate_data", spy)
+    ours.update(None)
+    ours.update(ours.clf.coef_.copy())
+    assert len(seen) == 2
+    assert all(X is ours.data.X for X in seen)  # scikit-learn converts nothing
+    assert not hasattr(ours.clf, "feature_names_in_")
 
 
 def test_the_mean_is_the_tutorials_expression_bit_for_bit():

@@ -7,7 +7,8 @@ lives in pancreas-fl::
     --------------------------------------------------  -----------------------------------
     2.2    LogisticRegression(max_iter=1,               FedAvgHospital.clf
            fit_intercept=False, warm_start=True)
-    2.2.1  parse the CSV, split off the last column     PancreasAnalyzer (once, in round 0)
+    2.2.1  parse the CSV, split off the last column     PancreasAnalyzer (once, in round 0;
+                                                        load_hospital_data)
     2.2.1  clf.coef_ = aggregator_results; clf.fit;     FedAvgHospital.update
            return clf.coef_
     2.3.1  np.stack(coefs, axis=0).mean(axis=0)         FedAvgAggregator.aggregate,
@@ -16,7 +17,8 @@ lives in pancreas-fl::
            num_iterations > max_iter - 1 (11 rounds)    l2_change, stop_rule
 
 With the default parameters the result is the tutorial's, bit for bit: the same estimator fit
-on the same DataFrame, the same mean, the same norm and the same rule. The parameters
+on the same numbers (the parsed frame, converted once as the estimator converts it in each of
+the tutorial's fits), the same mean, the same norm and the same rule. The parameters
 generalise it without changing that: ``local_steps`` (lbfgs iterations per round, the
 tutorial's ``max_iter=1``), ``C``, ``fit_intercept``, ``weighted`` (average by patient counts)
 and ``max_iter``/``tol`` of the rule. What crosses is in :mod:`pancreas_fl.messages`.
@@ -61,7 +63,8 @@ class FedAvgHospital:
     def __init__(self, data: HospitalData, params: Params) -> None:
         # Tutorial 2.2.1 parses the CSV in every round; PancreasAnalyzer parses it once, in
         # round 0, and hands it over here. With the label in the last column (the default),
-        # data.features and data.labels are the tutorial's iloc[:, :-1] and iloc[:, -1].
+        # data.X is the tutorial's iloc[:, :-1] as LogisticRegression.fit converts it
+        # (float64, C order), and data.y its iloc[:, -1].
         self.data = data
         self.fit_intercept = params.fit_intercept
         # Tutorial 2.2: max_iter=1, one lbfgs step per round, so that the hospitals stay in
@@ -92,11 +95,12 @@ class FedAvgHospital:
         self.clf.coef_ = coef
         if intercept is not None:
             self.clf.intercept_ = intercept
-        # Tutorial: self.clf.fit(data, labels), on the parsed DataFrame itself (the same bits).
+        # Tutorial: self.clf.fit(data, labels). The tutorial's fit converts its frame to the
+        # array data.X already is, so this fit sees the same bits and copies nothing.
         # The fit stops after max_iter iterations on purpose: its ConvergenceWarning, and only
         # that warning, is expected here.
         with ignoring(ConvergenceWarning):
-            self.clf.fit(self.data.features, self.data.labels)
+            self.clf.fit(self.data.X, self.data.y)
         # Tutorial: return self.clf.coef_
         intercept = self.clf.intercept_ if self.fit_intercept else None
         return {"coef": self.clf.coef_, "intercept": intercept, "loss": loss}
@@ -104,7 +108,7 @@ class FedAvgHospital:
     def _loss_at(self, coef: np.ndarray | None, intercept: np.ndarray | None) -> float:
         """Sum of the patients' log-loss at the global model (zero coefficients in round 0),
         for the aggregator's history; not part of the tutorial."""
-        X, y = self.data.to_numpy()
+        X, y = self.data.X, self.data.y
         theta = np.zeros(self.data.n_features + self.fit_intercept)
         if coef is not None:
             theta = np.concatenate([coef.ravel(), [] if intercept is None else intercept.ravel()])
