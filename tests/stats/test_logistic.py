@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss
 
-from pancreas_fl.stats import aggregate_terms, local_terms, sigmoid
+from pancreas_fl.stats import aggregate_terms, local_terms, logistic, sigmoid, standardize
 
 
 def _data(seed=0, n=50, d=3):
@@ -95,3 +95,99 @@ def test_invalid_inputs():
         local_terms(X, y[:-1], np.zeros(3), fit_intercept=False)
     with pytest.raises(ValueError, match="at least one hospital"):
         aggregate_terms([])
+
+
+# ------------------------------------------------------------------------------------------
+# blocks of rows: no temporary the size of the data
+
+
+def _plain_terms(X, y, theta, *, fit_intercept, hessian):
+    """The sums as one product over all rows, with the design built in full."""
+    Xd = np.hstack([X, np.ones((X.shape[0], 1))]) if fit_intercept else X
+    z = Xd @ theta
+    p = sigmoid(z)
+    v = p * sigmoid(-z)
+    out = {"loss": float(np.sum(np.logaddexp(0.0, z) - y * z)), "grad": Xd.T @ (p - y)}
+    if hessian == "full":
+        out["hess"] = (Xd * v[:, None]).T @ Xd
+    elif hessian == "diag":
+        Xf = Xd[:, :-1] if fit_intercept else Xd
+        out["hess"] = {"s": float(np.sum(v)), "sx": v @ Xf, "sxx": v @ (Xf * Xf)}
+    return out
+
+
+def _flat(terms):
+    hess = terms.get("hess")
+    parts = [np.atleast_1d(terms["loss"]), terms["grad"]]
+    if isinstance(hess, dict):
+        parts += [np.atleast_1d(hess["s"]), hess["sx"], hess["sxx"]]
+    elif hess is not None:
+        parts.append(hess.ravel())
+    return np.concatenate(parts)
+
+
+CASES = [
+    pytest.param(fi, h, id=f"{'intercept' if fi else 'none'}-{h}")
+    for fi in (False, True)
+    for h in ("full", "diag", False)
+]
+
+
+@pytest.mark.parametrize(("fit_intercept", "hessian"), CASES)
+def test_one_block_is_one_product_over_all_rows_bit_for_bit(fit_intercept, hessian):
+    X, y = _data(5, n=200, d=4)
+    theta = np.linspace(-0.2, 0.2, 4 + fit_intercept)
+    ours = local_terms(X, y, theta, fit_intercept=fit_intercept, hessian=hessian)
+    plain = _plain_terms(X, y, theta, fit_intercept=fit_intercept, hessian=hessian)
+    assert _flat(ours).tobytes() == _flat(plain).tobytes()
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64, 199])
+@pytest.mark.parametrize(("fit_intercept", "hessian"), CASES)
+def test_blocks_of_rows_add_up_to_the_same_sums(monkeypatch, rows, fit_intercept, hessian):
+    X, y = _data(6, n=200, d=4)
+    theta = np.linspace(-0.2, 0.2, 4 + fit_intercept)
+    plain = _plain_terms(X, y, theta, fit_intercept=fit_intercept, hessian=hessian)
+    monkeypatch.setattr(logistic, "BLOCK_BYTES", rows * 8 * theta.size)
+    ours = local_terms(X, y, theta, fit_intercept=fit_intercept, hessian=hessian)
+    np.testing.assert_allclose(_flat(ours), _flat(plain), rtol=1e-12)
+    assert ours["n"] == 200
+    assert ours["n_pos"] == int(y.sum())
+
+
+@pytest.mark.parametrize("rows", [3, 1000])
+@pytest.mark.parametrize(("fit_intercept", "hessian"), CASES)
+def test_standardized_sums_need_no_standardized_copy(monkeypatch, rows, fit_intercept, hessian):
+    X, y = _data(7, n=120, d=3)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    theta = np.linspace(-0.3, 0.3, 3 + fit_intercept)
+    monkeypatch.setattr(logistic, "BLOCK_BYTES", rows * 8 * theta.size)
+    ours = local_terms(
+        X, y, theta, fit_intercept=fit_intercept, hessian=hessian, mean=mean, scale=scale
+    )
+    copy = local_terms(
+        standardize(X, mean, scale), y, theta, fit_intercept=fit_intercept, hessian=hessian
+    )
+    if rows >= 120:  # one block: the same arithmetic as on a standardized copy
+        assert _flat(ours).tobytes() == _flat(copy).tobytes()
+    np.testing.assert_allclose(_flat(ours), _flat(copy), rtol=1e-12)
+
+
+def test_a_hospital_without_rows_sends_zero_sums():
+    X, y = np.empty((0, 3)), np.empty(0, dtype=int)
+    full = local_terms(X, y, np.zeros(4), fit_intercept=True)
+    assert (full["n"], full["n_pos"], full["loss"]) == (0, 0, 0.0)
+    assert full["grad"].tolist() == [0.0] * 4
+    assert full["hess"].shape == (4, 4)
+    assert not full["hess"].any()
+    diag = local_terms(X, y, np.zeros(3), fit_intercept=False, hessian="diag")["hess"]
+    assert diag["s"] == 0.0
+    assert diag["sx"].tolist() == diag["sxx"].tolist() == [0.0] * 3
+
+
+def test_invalid_standardization():
+    X, y = _data()
+    with pytest.raises(ValueError, match="'mean' and 'scale' must be given together"):
+        local_terms(X, y, np.zeros(3), fit_intercept=False, mean=np.zeros(3))
+    with pytest.raises(ValueError, match=r"one entry per feature \(3\). Got shapes \(2,\)"):
+        local_terms(X, y, np.zeros(3), fit_intercept=False, mean=np.zeros(2), scale=np.ones(2))

@@ -9,7 +9,7 @@ from _helpers import cohort_splits, sample_splits
 from _star import StubCore
 from pancreas_fl.data import load_hospital_data
 from pancreas_fl.params import LBFGS_MAX_ITER, resolve_params
-from pancreas_fl.stats import combine_moments, scale_from_var, standardize
+from pancreas_fl.stats import combine_moments, local_terms, scale_from_var, standardize
 from pancreas_fl.strategies.common import Cohort
 from pancreas_fl.strategies.exact import ExactAggregator, ExactHospital
 
@@ -42,15 +42,23 @@ def test_round_0_evaluates_zero_with_the_curvature_the_solver_needs(solver, curv
     assert ExactHospital.requires_both_classes is False
 
 
-def test_a_standardized_fit_sends_moments_first_then_standardizes_once():
+def test_a_standardized_fit_sends_moments_first_then_sums_on_standardized_features():
     ours = hospital(standardize=True)
     first = ours.update(None)
     assert first["terms"] is None
     n, mean, var = combine_moments([first["moments"]])
     scaler = {"mean": mean, "scale": scale_from_var(var, mean, n)}
-    second = ours.update({"next_theta": np.zeros(8), "curvature": "full", "scaler": scaler})
-    assert second["terms"]["grad"].shape == (8,)
-    np.testing.assert_array_equal(ours.design_, standardize(ours.X, **scaler))
+    theta = np.full(8, 0.01)
+    second = ours.update({"next_theta": theta, "curvature": "full", "scaler": scaler})
+    expected = local_terms(standardize(ours.X, **scaler), ours.y, theta, fit_intercept=False)
+    assert second["terms"]["loss"] == expected["loss"]
+    assert second["terms"]["grad"].tobytes() == expected["grad"].tobytes()
+    assert second["terms"]["hess"].tobytes() == expected["hess"].tobytes()
+    # no standardized copy is kept beside the hospital's matrix
+    assert [name for name, value in vars(ours).items() if isinstance(value, np.ndarray)] == [
+        "X",
+        "y",
+    ]
 
 
 @pytest.mark.parametrize(

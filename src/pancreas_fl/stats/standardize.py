@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from pancreas_fl.stats.logistic import BLOCK_BYTES
+
 __all__ = [
     "combine_moments",
     "local_moments",
@@ -50,19 +52,34 @@ def local_moments(X: Any) -> dict[str, Any]:
         ``n`` (int), ``mean`` (ndarray (d,)) and ``m2`` (ndarray (d,),
         :math:`\sum_i (x_{ij} - \bar x_j)^2`, computed two-pass from the local mean).
         An empty hospital gives ``n = 0`` and zero arrays.
+
+    Notes
+    -----
+    The deviations from the mean exist one block of rows at a time
+    (:data:`~pancreas_fl.stats.logistic.BLOCK_BYTES`), never for all patients at once; up to
+    one block the arithmetic is that of one pass over all rows.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-d array. Got an array with {X.ndim} dimension(s).")
-    n = X.shape[0]
+    n, d = X.shape
     if n == 0:
-        return {"n": 0, "mean": np.zeros(X.shape[1]), "m2": np.zeros(X.shape[1])}
+        return {"n": 0, "mean": np.zeros(d), "m2": np.zeros(d)}
+    rows = max(1, BLOCK_BYTES // (8 * max(d, 1)))
     mean = X.mean(axis=0)
-    dev = X - mean
     # Second pass correction (Bjorck): removes the rounding error left in `mean`.
-    mean = mean + dev.mean(axis=0)
-    dev = X - mean
-    return {"n": int(n), "mean": mean, "m2": np.einsum("ij,ij->j", dev, dev)}
+    mean = mean + _blockwise(lambda dev: np.add.reduce(dev, axis=0), X, mean, rows) / n
+    m2 = _blockwise(lambda dev: np.einsum("ij,ij->j", dev, dev), X, mean, rows)
+    return {"n": int(n), "mean": mean, "m2": m2}
+
+
+def _blockwise(reduce, X: np.ndarray, mean: np.ndarray, rows: int) -> np.ndarray:
+    """The sum over blocks of rows of ``reduce(X[block] - mean)``."""
+    total = None
+    for start in range(0, X.shape[0], rows):
+        part = reduce(X[start : start + rows] - mean)
+        total = part if total is None else total + part
+    return total
 
 
 def combine_moments(moments: list[dict[str, Any]]) -> tuple[int, np.ndarray, np.ndarray]:
