@@ -74,7 +74,16 @@ class Relay:
         _pump(upstream, client, done)
 
     def close(self) -> None:
+        """Stop accepting and wait for the accepting thread to end.
+
+        Closing a listening socket does not wake a thread blocked in ``accept()`` on Linux;
+        shutting it down first does.
+        """
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
 
 def _make_socket(address) -> socket.socket:

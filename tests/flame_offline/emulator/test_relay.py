@@ -40,6 +40,7 @@ def test_relay_pipes_both_ways_until_each_side_closes(tmp_path):
     assert received == payload[::-1]
     relay.close()
     server.close()
+    assert not relay._thread.is_alive()  # no thread left behind (it would stop fork)
 
 
 def test_relay_closes_the_client_when_nothing_listens_behind_it(tmp_path):
