@@ -17,7 +17,7 @@ OLDEST_VENV ?= .venv-oldest
 OLDEST_STAMP := $(OLDEST_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint test-oldest test-flame flame-venv hub format bench clean
+.PHONY: help venv run test test-slow lint test-oldest test-flame flame-venv hub format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,8 +42,11 @@ lint: $(STAMP) ## ruff, formatting, Python 3.10 compatibility (vermin), Dockerfi
 	$(BIN)/vermin --no-tips --violations --eval-annotations --target=3.10- src tests benchmarks
 	$(BIN)/hadolint Dockerfile
 
-test: lint ## lint, then the whole test suite
-	$(BIN)/python -m pytest
+test: lint ## lint, then the test suite but the few slow tests (within a minute)
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: $(STAMP) ## the slow tests (process isolation with spawn, signals, timeouts)
+	$(BIN)/python -m pytest -m slow
 
 $(OLDEST_STAMP): pyproject.toml .ci/oldest-constraints.txt
 	@test -n "$(OLDEST_PYTHON)" || { echo "make test-oldest: no python3.10 found (set OLDEST_PYTHON)"; exit 1; }
@@ -98,7 +101,9 @@ format: $(STAMP) ## format and autofix the code
 
 bench: $(STAMP) ## run the benchmarks
 	$(BIN)/python benchmarks/engine_overhead.py
+	$(BIN)/python benchmarks/isolation.py
 	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/scale.py
 
 clean: ## remove the virtual environments and caches
 	rm -rf $(VENV) $(OLDEST_VENV) .venv-flame-* .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info
