@@ -28,6 +28,7 @@ class TrivialAnalyzer(StarAnalyzer):
     """Returns a small number every round."""
 
     def analysis_method(self, data, aggregator_results):
+        """Return 1.0, whatever the data."""
         return 1.0
 
 
@@ -42,12 +43,14 @@ class AveragingAggregator(StarAggregator):
         self._started: float | None = None
 
     def aggregation_method(self, analysis_results):
+        """Return the mean of the analyzers' numbers and the seconds since the first aggregation."""
         now = time.perf_counter()
         if self._started is None:
             self._started = now
         return sum(analysis_results) / len(analysis_results), now - self._started
 
     def has_converged(self, result, last_result):
+        """Return whether ``ROUNDS`` rounds have been aggregated."""
         return self.num_iterations >= ROUNDS - 1
 
 

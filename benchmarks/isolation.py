@@ -29,7 +29,7 @@ CLI = [sys.executable, "-m", "pancreas_fl.cli"]
 
 
 def ensure_large(folder: Path) -> list[str]:
-    """The large cohort's hospital folders, generated on first use."""
+    """Return the large cohort's hospital folders, generating them on first use."""
     nodes = [folder / f"node{i}" for i in range(1, 5)]
     if not all((node / "pancreasData.csv").exists() for node in nodes):
         options = ["--nodes", "4", "--rows", "100000", "--features", "30", "--seed", "7"]

@@ -53,6 +53,7 @@ STRATEGIES = {
 
 
 def datasets():
+    """Return the data sets by name: their s3 splits and the extra parameters they need."""
     sample = [
         [{DATASET: (ROOT / "data" / "sample" / node / DATASET).read_bytes()}]
         for node in ("node1", "node2")
@@ -76,17 +77,20 @@ def datasets():
 
 
 def pooled(splits):
+    """Return the features and labels of all hospitals' rows together."""
     df = pd.concat([pd.read_csv(io.BytesIO(s[0][DATASET])) for s in splits], ignore_index=True)
     return df.iloc[:, :-1], df.iloc[:, -1].to_numpy()
 
 
 def run(splits, params):
+    """Run the analysis once; return the model dict and the wall time in seconds."""
     start = time.perf_counter()
     tester = simulate(splits, stream_log_level=100, **{**params, "output": "model"})
     return tester.result, time.perf_counter() - start
 
 
 def measure(splits, params, repeats):
+    """Compare one strategy's model with the pooled fit; return one row of the table."""
     X, y = pooled(splits)
     reference = LogisticRegression(
         fit_intercept=params.get("fit_intercept", False),
@@ -118,6 +122,7 @@ def measure(splits, params, repeats):
 
 
 def main(argv=None):
+    """Print the Markdown table (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)

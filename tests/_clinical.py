@@ -65,8 +65,10 @@ def clinical_splits(frames=None, key="site{i}_export.csv") -> list[list[dict[str
 
 
 def pooled_design(frames) -> tuple[pd.DataFrame, pd.Series]:
-    """The pooled complete cases, encoded by hand as R and statsmodels do (reference: the
-    first level in sorted order), with a constant last."""
+    """Return the pooled complete cases, encoded by hand as R and statsmodels do.
+
+    The reference level is the first in sorted order; the constant comes last.
+    """
     pooled = pd.concat(frames, ignore_index=True)
     pooled["diabetes"] = pd.to_numeric(pooled["diabetes"]).fillna(0)
     pooled = pooled.dropna(subset=[*FEATURES, LABEL])

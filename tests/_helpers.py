@@ -21,7 +21,7 @@ def sample_splits() -> list[list[dict[str, bytes]]]:
 
 
 def frames_to_splits(frames) -> list[list[dict[str, bytes]]]:
-    """Generated cohort frames as s3 data, formatted as the sample files are."""
+    """Turn generated cohort frames into s3 data, formatted as the sample files are."""
     return [
         [{DATASET: frame.to_csv(index=False, float_format="%.3f", lineterminator="\n").encode()}]
         for frame in frames
@@ -29,7 +29,7 @@ def frames_to_splits(frames) -> list[list[dict[str, bytes]]]:
 
 
 def cohort_splits(**kwargs) -> list[list[dict[str, bytes]]]:
-    """A seeded synthetic cohort (see ``pancreas_fl.sample.make_cohort``) as s3 data."""
+    """Generate a seeded synthetic cohort (see ``pancreas_fl.sample.make_cohort``) as s3 data."""
     return frames_to_splits(make_cohort(**kwargs))
 
 
@@ -39,7 +39,7 @@ def run_analysis(splits, *, isolation="thread", **params):
 
 
 def golden_coef():
-    """The tutorial's final coefficients on data/sample/ under the real SDK (golden file).
+    """Load the tutorial's final coefficients on data/sample/ under the real SDK (golden file).
 
     Computed on one machine; compare with a tolerance (``rtol=1e-12``): on another CPU,
     OpenBLAS may pick other kernels and the last bits differ.

@@ -48,7 +48,7 @@ class Run:
 
 
 def crossing(obj):
-    """An object as the receiving node gets it: pickled and unpickled."""
+    """Return an object as the receiving node gets it: pickled and unpickled."""
     return pickle.loads(pickle.dumps(obj))
 
 

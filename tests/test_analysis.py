@@ -1,5 +1,7 @@
-"""The FLAME node classes driven through the offline engine's StarModelTester: the tutorial,
-reproduced bit for bit, and the parameters and data it refuses."""
+"""The FLAME node classes driven through the offline engine's StarModelTester.
+
+The tutorial, reproduced bit for bit, and the parameters and data it refuses.
+"""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ def run(argv, capsys):
 
 @pytest.fixture
 def hospitals(tmp_path):
-    """A writable copy of data/sample/ (node1, node2)."""
+    """Make a writable copy of data/sample/ (node1, node2)."""
     for name in ("node1", "node2"):
         shutil.copytree(SAMPLE / name, tmp_path / name)
     return tmp_path

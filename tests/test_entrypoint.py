@@ -62,7 +62,7 @@ FAKE_SDK = {
 
 
 def hub_copy(tmp_path: Path) -> Path:
-    """What the Hub builds: the upload set under /opt/code/src/ (no egg-info, no caches)."""
+    """Build the upload set as the Hub does, under /opt/code/src/ (no egg-info, no caches)."""
     target = tmp_path / "opt" / "code" / "src"
     target.mkdir(parents=True)
     shutil.copy(SRC / ENTRYPOINT, target / ENTRYPOINT)

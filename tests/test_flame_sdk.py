@@ -66,7 +66,7 @@ def separable_splits() -> list[list[dict[str, bytes]]]:
 
 
 def coefficients(result) -> bytes:
-    """The bits of a result's coefficients (and intercept), bare array or model dict."""
+    """Return the bits of a result's coefficients (and intercept), bare array or model dict."""
     if isinstance(result, np.ndarray):
         return result.tobytes()
     intercept = result["intercept"]

@@ -38,7 +38,7 @@ NAMES = ["KRAS", "TP53", "CDKN2A", "SMAD4", "MUC1", "MSLN", "S100P", "KRT19"]
 
 
 def sample_values() -> set[str]:
-    """The sample hospitals' cell values that could only come from a patient (x.yyy)."""
+    """Collect the sample hospitals' cell values that could only come from a patient (x.yyy)."""
     values = set()
     for node in ("node1", "node2"):
         for line in (SAMPLE / node / DATASET).read_text().splitlines()[1:]:
@@ -65,8 +65,11 @@ def files_under(root: Path) -> dict[str, bytes]:
 
 
 def assert_refused(code, err, match, secrets=()):
-    """The promise for bad input: exit 2, one line naming the problem (one per hospital when
-    several hospitals have problems: every problem is reported in one run), no value."""
+    """Check the promise for bad input: exit 2, one line naming the problem, no value.
+
+    One line per hospital when several hospitals have problems: every problem is reported in
+    one run.
+    """
     assert code == 2, err
     lines = err.splitlines()
     assert lines, err
@@ -82,7 +85,7 @@ def assert_refused(code, err, match, secrets=()):
 
 @pytest.fixture
 def site(tmp_path):
-    """A writable copy of data/sample/ (node1, node2) and an empty output folder."""
+    """Make a writable copy of data/sample/ (node1, node2) and an empty output folder."""
     for name in ("node1", "node2"):
         shutil.copytree(SAMPLE / name, tmp_path / name)
     (tmp_path / "out").mkdir()
@@ -541,7 +544,7 @@ def test_any_mutation_of_a_csv_exits_2_in_one_line_or_0_with_the_tutorials_resul
 
 # ---------------------------------------------------------------------------- signals, killed nodes
 def start(site, *extra):
-    """The console script on a run that would take hours, once its rounds have begun."""
+    """Start the console script on a run that would take hours; wait until its rounds begin."""
     argv = [
         sys.executable, "-m", "pancreas_fl.cli", "simulate", "node1", "node2",
         "--max-iter", "1000000", "--tol", "1e-300", "--out", "out/m.pkl", *extra,

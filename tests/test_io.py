@@ -1,5 +1,4 @@
-"""pancreas_fl._io: complete files, all of them or none, with ordinary permissions; reads that
-never block."""
+"""pancreas_fl._io: complete files, all or none, ordinary permissions, reads that never block."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Every message between the nodes has the documented shape, survives a pickle round trip and
-carries only aggregates, counts and names."""
+"""The messages between the nodes: their shape, a pickle round trip, only aggregates.
+
+Every message has the documented shape, survives a pickle round trip and carries only
+aggregates, counts and names.
+"""
 
 from __future__ import annotations
 

@@ -160,8 +160,10 @@ def test_as_model_dict_fills_a_zero_intercept_for_the_bare_array():
 
 # ---------------------------------------------------------------------------- hostile pickles
 def shared_nest(levels):
-    """A list nested ``levels`` deep, each level holding the one below twice (tiny pickle,
-    2**levels paths for a walk that does not remember what it has seen)."""
+    """Build a list nested ``levels`` deep, each level holding the one below twice.
+
+    A tiny pickle, with 2**levels paths for a walk that does not remember what it has seen.
+    """
     item = []
     for _ in range(levels):
         item = [item, item]
@@ -169,8 +171,10 @@ def shared_nest(levels):
 
 
 def deep_nest_pickle(levels):
-    """A protocol-2 pickle of a list nested ``levels`` deep, built from opcodes (pickling such
-    an object would itself recurse too deep)."""
+    """Build a protocol-2 pickle of a list nested ``levels`` deep from opcodes.
+
+    Pickling such an object would itself recurse too deep.
+    """
     return b"\x80\x02" + b"]" * levels + b"a" * (levels - 1) + b"."
 
 

@@ -64,7 +64,7 @@ def probe(tmp_path, value=None, extra_path=None, code=PROBE):
 
 @pytest.fixture
 def fake_sdk(tmp_path):
-    """A stand-in ``flame.star`` package, as FLAME's images have the real one."""
+    """Write a stand-in ``flame.star`` package, as FLAME's images have the real one."""
     root = tmp_path / "fake-sdk"
     for name, text in FAKE_SDK.items():
         path = root / name

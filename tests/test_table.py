@@ -1,5 +1,8 @@
-"""Real clinical tables (issue 11): choose variables, categorical levels agreed across
-hospitals, missing values, a file name per hospital, every problem in one run."""
+"""Real clinical tables (issue 11).
+
+Choose variables, categorical levels agreed across hospitals, missing values, a file name per
+hospital, every problem in one run.
+"""
 
 from __future__ import annotations
 

@@ -836,7 +836,7 @@ class FlameCore:
             ) from exc
 
     def _message(self, receivers: list[str], category: str, message: Any) -> Delivery:
-        """The delivery of a control message (JSON, with production's ``'meta'`` added)."""
+        """Build the delivery of a control message (JSON, with production's ``'meta'`` added)."""
         if not isinstance(message, dict):
             raise TypeError(
                 f"{self._describe()} sent a message of category {category!r} that is "
@@ -863,7 +863,7 @@ class FlameCore:
         return Delivery(Payload.MESSAGE, self.get_id(), category, payload)
 
     def _global_data(self, data: Any) -> tuple[str, Delivery]:
-        """A new storage id and the delivery of ``data`` (pickled) to be stored under it."""
+        """Return a new storage id and the delivery of ``data`` (pickled) to store under it."""
         payload = self._dumps(data, "intermediate data")
         storage_id = str(uuid.uuid4())
         return storage_id, Delivery(Payload.DATA, self.get_id(), storage_id, payload)
@@ -953,7 +953,7 @@ class FlameCore:
         return noisy, ["str"] * len(items)
 
     def _body(self, item: Any, output_type: str) -> bytes:
-        """The result file's content, rendered as production's storage client does."""
+        """Render the result file's content as production's storage client does."""
         # production pickles result files with pickle's default protocol
         if output_type == "pickle":
             return self._dumps(item, "a final result", pickle.DEFAULT_PROTOCOL)

@@ -69,6 +69,7 @@ class NodeFailedError(RuntimeError):
         )
 
     def __reduce__(self):
+        """Pickle as the constructor's arguments, so the error crosses processes intact."""
         return (
             type(self),
             (
@@ -120,6 +121,7 @@ class NodeTimeoutError(TimeoutError):
         )
 
     def __reduce__(self):
+        """Pickle as the constructor's arguments, so the error crosses processes intact."""
         return (
             type(self),
             (self.node_id, self.role, self.waited_for, self.missing, self.timeout),
@@ -159,6 +161,7 @@ class LoggedError(RuntimeError):
         )
 
     def __reduce__(self):
+        """Pickle as the constructor's arguments, so the error crosses processes intact."""
         return (type(self), (self.logged,))
 
 
@@ -186,4 +189,5 @@ class ScriptGuardError(RuntimeError):
         )
 
     def __reduce__(self):
+        """Pickle as the constructor's arguments, so the error crosses processes intact."""
         return (type(self), (self.main_path,))

@@ -53,6 +53,7 @@ class Message:
         self.body["meta"]["status"] = "read"
 
     def __repr__(self) -> str:
+        """Show the message's id, category, sender and status, never its body."""
         meta = self.body.get("meta", {})
         return (
             f"Message(id={meta.get('id')!r}, category={meta.get('category')!r}, "
@@ -61,7 +62,7 @@ class Message:
 
 
 def outgoing_meta(sender: str, category: str, number: int) -> dict[str, Any]:
-    """The ``'meta'`` field production adds to an outgoing message."""
+    """Build the ``'meta'`` field production adds to an outgoing message."""
     return {
         "type": "outgoing",
         "category": category,
@@ -76,12 +77,12 @@ def outgoing_meta(sender: str, category: str, number: int) -> dict[str, Any]:
 
 
 def encode_message(body: dict[str, Any]) -> bytes:
-    """The JSON text of ``body`` (``TypeError``/``ValueError`` when it is not JSON)."""
+    """Encode ``body`` as JSON text (``TypeError``/``ValueError`` when it is not JSON)."""
     return json.dumps(body, allow_nan=False).encode("utf-8")
 
 
 def decode_message(payload: bytes, receiver: str) -> Message:
-    """A received message: the decoded body, marked incoming and acknowledged by ``receiver``."""
+    """Decode a received message: the body, marked incoming and acknowledged by ``receiver``."""
     body = json.loads(payload)
     meta = body["meta"]
     meta["type"] = "incoming"

@@ -44,7 +44,10 @@ _NOT_IN_TEST_MODE = (
 
 @functools.lru_cache(maxsize=1)
 def _sdk_bases() -> tuple[tuple[type, ...], tuple[type, ...]]:
-    """The real SDK's (analyzer, aggregator) bases when ``flame.star`` imports, else empty."""
+    """Return the real SDK's (analyzer, aggregator) bases.
+
+    Empty ones when ``flame.star`` is not installed or fails to import.
+    """
     try:
         from flame.star import StarAggregator as SdkAggregator
         from flame.star import StarAnalyzer as SdkAnalyzer
@@ -213,7 +216,7 @@ class StarModel:
                 self.flame.send_intermediate_data(analyzers, aggregated)
 
     def _aggregated(self, aggregated: Any) -> None:
-        """Called with every round's aggregate (the plain model does nothing)."""
+        """React to every round's aggregate (a hook: the plain model does nothing)."""
 
     def _local_dp(self, node: Any) -> dict[str, float] | None:
         """Local-DP parameters for the final result (none in the plain model)."""

@@ -103,8 +103,9 @@ class StarAnalyzer(Node):
 
 
 class StarAggregator(Node):
-    """Base class of the aggregator node: override :meth:`aggregation_method` and
-    :meth:`has_converged`.
+    """Base class of the aggregator node.
+
+    Override :meth:`aggregation_method` and :meth:`has_converged`.
 
     Attributes
     ----------

@@ -131,7 +131,7 @@ def run_node(spec: NodeSpec, endpoint: Endpoint) -> None:
 
 
 def class_modules(*classes: type) -> list[tuple[str, str | None]]:
-    """``(module name, module file)`` of each class and of its bases, for a spawned node.
+    """List ``(module name, module file)`` of each class and of its bases, for a spawned node.
 
     ``__main__`` is left out: a spawned process imports the main script itself.
     """
@@ -168,7 +168,7 @@ def _node_process_setup() -> None:
 
 
 def cpu_share(nodes: int) -> int:
-    """The cores one of ``nodes`` node processes may use (at least 1)."""
+    """Return the cores one of ``nodes`` node processes may use (at least 1)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on every platform

@@ -70,7 +70,7 @@ def _split_problems(split: Any) -> list[str]:
 
 
 def _pickle_split(split: Any, index: int, node_id: str) -> bytes:
-    """The pickled data split, or ``TypeError`` naming the split (and key) that cannot travel."""
+    """Pickle a data split; a ``TypeError`` names the split (and key) that cannot travel."""
     try:
         return pickle.dumps(split, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:

@@ -30,7 +30,7 @@ class NotARegularFileError(OSError):
 
 
 def read_regular_file(path, *, limit: int | None = None) -> bytes:
-    """The content of a regular file, without ever blocking on a FIFO or a device.
+    """Read a regular file's content, without ever blocking on a FIFO or a device.
 
     Parameters
     ----------
@@ -60,7 +60,7 @@ def read_regular_file(path, *, limit: int | None = None) -> bytes:
 
 
 def _temporary(path: str, suffix: str) -> str:
-    """A fresh hidden name in ``path``'s folder (the same file system, so renames are atomic)."""
+    """Pick a fresh hidden name in ``path``'s folder (same file system, so renames are atomic)."""
     directory = os.path.dirname(os.path.abspath(path))
     return os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.{suffix}")
 
@@ -187,8 +187,10 @@ def _keep_previous(path: str) -> str | None:
 
 # ---------------------------------------------------------------------- what the command shows
 def quote_path(path) -> str:
-    """A path as shown in a one-line message: quoted (repr) when it holds a control character
-    or surrounding spaces, as it is otherwise."""
+    """Show a path in a one-line message.
+
+    Quoted (repr) when it holds a control character or surrounding spaces, as it is otherwise.
+    """
     text = os.fspath(path)
     return text if text.isprintable() and text.strip() == text and text else repr(text)
 

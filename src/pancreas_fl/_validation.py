@@ -107,7 +107,7 @@ class Boolean:
     """``True`` or ``False`` (not 0/1)."""
 
     def describe(self) -> str:
-        """``"a bool (True or False)"``."""
+        """Return ``"a bool (True or False)"``."""
         return "a bool (True or False)"
 
     def check(self, name: str, value: Any) -> bool:
@@ -139,7 +139,7 @@ class ColumnRef:
     """A column by name (``str``) or position (``int``, negative from the end), or ``None``."""
 
     def describe(self) -> str:
-        """``"a column name (str), a column position (int) or None"``."""
+        """Return ``"a column name (str), a column position (int) or None"``."""
         return "a column name (str), a column position (int) or None"
 
     def check(self, name: str, value: Any):
@@ -157,12 +157,11 @@ class ColumnNames:
     """A non-empty list of distinct column names (non-empty ``str``), or ``None``."""
 
     def describe(self) -> str:
-        """``"a non-empty list of distinct column names (str) or None"``."""
+        """Return ``"a non-empty list of distinct column names (str) or None"``."""
         return "a non-empty list of distinct column names (str) or None"
 
     def check(self, name: str, value: Any):
-        """Return ``value`` as a ``tuple`` of ``str`` (or ``None``), or raise
-        :class:`ConfigError`."""
+        """Return ``value`` as a ``tuple`` of ``str`` (or ``None``), else raise ``ConfigError``."""
         if value is None:
             return None
         ok = isinstance(value, (list, tuple)) and len(value) > 0
@@ -181,7 +180,7 @@ class FillValues:
     """
 
     def describe(self) -> str:
-        """What a valid value is."""
+        """Describe what a valid value is."""
         return "a dict mapping column names (str) to a finite number or a non-empty str, or None"
 
     def check(self, name: str, value: Any):

@@ -213,8 +213,10 @@ class PancreasAnalyzer(StarAnalyzer):
         }
 
     def _encode(self, setup: SetupBroadcast) -> None:
-        """After the setup round: encode with the agreed levels, check disclosure again (the
-        number of parameters is known only now), start the strategy."""
+        """Encode with the agreed levels, check disclosure again and start the strategy.
+
+        Runs after the setup round: the number of parameters is known only now.
+        """
         p, table = self.params_, self.table_
         levels = {column: tuple(names) for column, names in setup["levels"].items()}
         encoding = Encoding(table.features, levels=levels, fill=p.fill or {}, missing=p.missing)

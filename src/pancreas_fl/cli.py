@@ -44,7 +44,7 @@ DEFAULT_NODES = ("data/sample/node1", "data/sample/node2")
 
 # ---------------------------------------------------------------------------- simulate
 def _simulation_params(args) -> dict:
-    """The analysis parameters given on the command line (unset ones are left out)."""
+    """Collect the analysis parameters given on the command line (unset ones are left out)."""
     values = {parameter.name: getattr(args, parameter.name) for parameter in PARAMETERS}
     if values.get("fill") is not None:  # --fill NAME=VALUE, repeated
         fill = {}
@@ -73,8 +73,10 @@ def _where(role: str, node_id: str) -> str:
 
 
 def _failure(exc, folders_by_node) -> tuple[int, list[str]]:
-    """Turn a node failure into (exit status, lines): one line, or one per hospital with
-    problems."""
+    """Turn a node failure into (exit status, lines).
+
+    One line, or one per hospital with problems.
+    """
     error = exc.error
     if isinstance(error, HospitalProblemsError):  # one line per hospital
         return 2, [_failure_line(report, folders_by_node) for report in error.reports]
@@ -87,7 +89,7 @@ def _failure(exc, folders_by_node) -> tuple[int, list[str]]:
 
 
 def _failure_line(error: DataError, folders_by_node) -> str:
-    """A hospital's error, naming its file by its path in the hospital's folder."""
+    """Format a hospital's error, naming its file by its path in the hospital's folder."""
     file = error.file
     if error.node in folders_by_node and file is not None:
         file = str(Path(folders_by_node[error.node]) / file)
@@ -258,8 +260,10 @@ def _sample(args) -> int:
 
 # ---------------------------------------------------------------------------- parser
 class _Exit(Exception):
-    """Leave with ``code``, printing each of ``lines`` as one line (one per hospital with
-    problems; control characters within a line are escaped)."""
+    """Leave with ``code``, printing each of ``lines`` as one line.
+
+    One line per hospital with problems; control characters within a line are escaped.
+    """
 
     def __init__(self, code: int, *lines: str) -> None:
         super().__init__(lines[0])
@@ -310,9 +314,11 @@ def _fill_pair(text: str) -> tuple[str, float | int | str]:
 
 
 def _add_parameter(group, parameter) -> None:
-    """One ``simulate`` option from a row of the parameter table (``max_iter`` ->
-    ``--max-iter``). Values are converted here and validated by :func:`resolve_params`, so
-    the command and the Python API word every refusal alike."""
+    """Add one ``simulate`` option from a row of the parameter table.
+
+    ``max_iter`` becomes ``--max-iter``. Values are converted here and validated by
+    :func:`resolve_params`, so the command and the Python API word every refusal alike.
+    """
     constraint = parameter.constraint
     default = parameter.describe_default().replace("`", "")
     kwargs = {"dest": parameter.name, "default": None}
@@ -333,7 +339,7 @@ def _add_parameter(group, parameter) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser (exposed for the documentation and tests)."""
+    """Build the command-line parser (exposed for the documentation and tests)."""
     from pancreas_fl import __version__
 
     parser = _Parser(

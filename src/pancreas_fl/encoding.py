@@ -41,12 +41,12 @@ _MAX_LISTED = 20
 
 
 def dummy_name(column: str, level: str) -> str:
-    """The name of the 0/1 column of ``level`` in ``column``: ``"sex[M]"``."""
+    """Return the name of the 0/1 column of ``level`` in ``column``: ``"sex[M]"``."""
     return f"{column}[{level}]"
 
 
 def union_levels(levels_by_node: Mapping[str, Mapping[str, list[str]]]) -> dict[str, tuple]:
-    """The agreed levels: per column, the sorted union of the hospitals' level names.
+    """Return the agreed levels: per column, the sorted union of the hospitals' level names.
 
     Parameters
     ----------
@@ -66,7 +66,7 @@ def union_levels(levels_by_node: Mapping[str, Mapping[str, list[str]]]) -> dict[
 
 
 def as_levels(values: pd.Series) -> pd.Series:
-    """A categorical column as level names (``str``), missing values kept as ``NaN``.
+    """Return a categorical column as level names (``str``), missing values kept as ``NaN``.
 
     Text is stripped of surrounding spaces (an empty string is missing); numbers read by
     pandas become their shortest text (``2.0`` -> ``"2"``), booleans ``"True"``/``"False"``.
@@ -110,8 +110,11 @@ class Encoding:
 
     @property
     def feature_names(self) -> list[str]:
-        """The model's columns: numeric features as they are, each categorical column as
-        one column per non-reference level, in place."""
+        """The model's columns.
+
+        Numeric features as they are, each categorical column as one column per non-reference
+        level, in place.
+        """
         names = []
         for column in self.features:
             if column in self.levels:
@@ -121,7 +124,7 @@ class Encoding:
         return names
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """The model's design matrix of prepared rows.
+        """Build the model's design matrix of prepared rows.
 
         Parameters
         ----------
@@ -157,7 +160,7 @@ class Encoding:
 
     @classmethod
     def from_dict(cls, spec: Mapping) -> Encoding:
-        """The inverse of :meth:`to_dict`; raises ``ValueError`` for a malformed ``spec``."""
+        """Invert :meth:`to_dict`; raise ``ValueError`` for a malformed ``spec``."""
         if not isinstance(spec, Mapping):
             raise ValueError("'encoding' must be a dict")
         features, levels = spec.get("features"), spec.get("levels", {})
@@ -243,7 +246,7 @@ def encode_frame(
 
 
 def _level_text(value) -> str:
-    """A fill value as a level name (``0`` -> ``"0"``, ``1.0`` -> ``"1"``)."""
+    """Write a fill value as a level name (``0`` -> ``"0"``, ``1.0`` -> ``"1"``)."""
     if isinstance(value, str):
         return value.strip()
     return str(int(value)) if float(value).is_integer() else str(value)
@@ -280,6 +283,7 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
         return self
 
     def __sklearn_is_fitted__(self) -> bool:
+        """Return True: the transformer is fitted by construction (the encoding is given)."""
         return True
 
     def transform(self, X) -> pd.DataFrame:
@@ -292,5 +296,5 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
         return encode_frame(X, self._spec())
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """The model's column names (``sex[M]`` ...)."""
+        """Return the model's column names (``sex[M]`` ...)."""
         return np.asarray(self._spec().feature_names, dtype=object)

@@ -101,6 +101,7 @@ class DataError(PancreasFLError, ValueError):
         )
 
     def __reduce__(self):
+        """Pickle with the problem, node, file and hint, so the error crosses processes intact."""
         return (_rebuild_data_error, (type(self), self.problem, self.node, self.file, self.hint))
 
 

@@ -145,8 +145,10 @@ class FeatureMoments(TypedDict):
 
 
 class ExactUpdate(TypedDict):
-    """exact, every round: the sums at the point asked for (or, round 0 of a standardized fit,
-    the feature moments)."""
+    """exact, every round: the sums at the point asked for.
+
+    In round 0 of a standardized fit: the feature moments instead.
+    """
 
     terms: LocalTerms | None
     moments: FeatureMoments | None

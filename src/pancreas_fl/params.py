@@ -89,11 +89,11 @@ class Parameter:
     default_doc: str | None = None
 
     def default_for(self, strategy: str) -> Any:
-        """The default under ``strategy``."""
+        """Return the default under ``strategy``."""
         return self.default[strategy] if isinstance(self.default, dict) else self.default
 
     def describe_default(self) -> str:
-        """The default as the README and the CLI's help show it."""
+        """Return the default as the README and the CLI's help show it."""
         if self.default_doc is not None:
             return self.default_doc
         if isinstance(self.default, str):
@@ -270,7 +270,7 @@ SHARED_PARAMS = tuple(parameter.name for parameter in PARAMETERS if parameter.sh
 
 
 def default(name: str, strategy: str = "fedavg") -> Any:
-    """The default of parameter ``name`` under ``strategy`` (e.g. ``default("dataset")``)."""
+    """Return the default of parameter ``name`` under ``strategy`` (e.g. ``default("dataset")``)."""
     return _BY_NAME[name].default_for(strategy)
 
 
@@ -304,7 +304,7 @@ class Params:
     output: str
 
     def shared(self) -> dict:
-        """The parameters both roles must agree on, as a plain dict (sent to the aggregator)."""
+        """Return the parameters both roles must agree on as a plain dict (for the aggregator)."""
         values = asdict(self)
         return {name: values[name] for name in SHARED_PARAMS}
 
@@ -366,8 +366,11 @@ def resolve_params(**kwargs) -> Params:
 
 
 def _check_columns(values: dict) -> None:
-    """The column parameters must fit together: the label is no feature, every categorical
-    column and every column to fill is one the analysis uses."""
+    """Check that the column parameters fit together.
+
+    The label is no feature; every categorical column and every column to fill is one the
+    analysis uses.
+    """
     features, label = values["features"], values["label"]
     categorical, fill = values["categorical"] or (), values["fill"] or {}
     named_label = label if isinstance(label, str) else None
@@ -398,7 +401,7 @@ def _check_columns(values: dict) -> None:
 
 
 def markdown_table() -> str:
-    """The README's parameter table (a test checks that the README holds exactly this)."""
+    """Build the README's parameter table (a test checks that the README holds exactly this)."""
     rows = ["| parameter | default | used by | meaning |", "|---|---|---|---|"]
     for parameter in PARAMETERS:
         shown = parameter.describe_default()

@@ -42,6 +42,7 @@ class HospitalProblemsError(DataError):
         return self
 
     def __reduce__(self):
+        """Pickle as the list of reports, so the error crosses processes intact."""
         return (type(self), (self.reports,))
 
 
@@ -50,7 +51,7 @@ class HospitalPrivacyProblemsError(HospitalProblemsError, PrivacyError):
 
 
 def as_problem(error: DataError) -> Problem:
-    """A hospital's :class:`DataError` as the plain dict it sends."""
+    """Convert a hospital's :class:`DataError` to the plain dict it sends."""
     return {
         "problem": error.problem,
         "hint": error.hint,

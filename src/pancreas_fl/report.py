@@ -21,7 +21,7 @@ _STOP_REASONS = {
 
 
 def summary_text(model: dict, metrics: list[dict], seconds: float) -> str:
-    """The lines ``pancreas-fl simulate`` prints at the end.
+    """Return the lines ``pancreas-fl simulate`` prints at the end.
 
     Rounds, stop reason and time; accuracy and ROC AUC of the final model at each hospital;
     for the exact strategy, the GLM table (:func:`pancreas_fl.stats.format_summary`).
@@ -61,7 +61,7 @@ def _json_ready(obj):
 
 
 def report_json(model: dict, metrics: list[dict], seconds: float) -> bytes:
-    """The ``--report`` file: the model, the metrics and the history as indented JSON."""
+    """Render the ``--report`` file: the model, the metrics and the history as indented JSON."""
     fields = (
         "strategy",
         "rounds",
@@ -81,7 +81,7 @@ def report_json(model: dict, metrics: list[dict], seconds: float) -> bytes:
 
 
 def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (the optional ``plot`` extra).
+    """Import matplotlib's pyplot on the file-only Agg backend (the optional ``plot`` extra).
 
     Raises
     ------
@@ -99,7 +99,7 @@ def pyplot():
 
 
 def plot_png(model: dict, plt=None) -> bytes:
-    """The pooled training log-loss per round as PNG bytes (rejected trial steps marked)."""
+    """Plot the pooled training log-loss per round as PNG bytes (rejected trial steps marked)."""
     plt = plt or pyplot()
     history = [entry for entry in model["history"] if entry["log_loss"] is not None]
     accepted = [entry for entry in history if entry.get("accepted", True)]

@@ -183,12 +183,12 @@ def _check_plain(obj, name, *, max_bytes: int) -> None:
 
 
 def _quote(name: str) -> str:
-    """A path as shown in a one-line message: quoted when it holds a control character."""
+    """Show a path in a one-line message: quoted when it holds a control character."""
     return name if name.isprintable() else repr(name)
 
 
 def global_parameters(result):
-    """The coefficients and intercept carried by an aggregator broadcast or final result.
+    """Return the coefficients and intercept carried by an aggregator broadcast or final result.
 
     Parameters
     ----------

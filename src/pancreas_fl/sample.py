@@ -110,7 +110,7 @@ def gene_names(n_features: int) -> tuple[str, ...]:
 
 
 def true_coefficients(n_features: int = 8, *, signal: float = 1.0) -> pd.Series:
-    """The true model's log-odds per standard deviation of each gene's expression.
+    """Return the true model's log-odds per standard deviation of each gene's expression.
 
     Parameters
     ----------
@@ -222,7 +222,7 @@ def write_cohort(
     *,
     float_format: str = "%.3f",
 ) -> list[Path]:
-    """Write one CSV per hospital: ``out_dir/node1/<dataset>``, ``out_dir/node2/...``.
+    r"""Write one CSV per hospital: ``out_dir/node1/<dataset>``, ``out_dir/node2/...``.
 
     Parameters
     ----------
@@ -242,7 +242,7 @@ def write_cohort(
 
     Notes
     -----
-    Files are UTF-8, comma-separated, with ``\\n`` line ends and no index column, written as
+    Files are UTF-8, comma-separated, with ``\n`` line ends and no index column, written as
     bytes so that they are identical on every platform.
     """
     out = Path(out_dir)

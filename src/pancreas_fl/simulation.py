@@ -33,7 +33,7 @@ _MAX_LISTED = 20  # file names listed in one message
 
 
 def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, bytes]]:
-    """A hospital folder as FLAME's s3 data for a query of one key: ``[{dataset: bytes}]``.
+    """Read a hospital folder as FLAME's s3 data for a query of one key: ``[{dataset: bytes}]``.
 
     Like a production FLAME node, which fetches only the objects the analysis queries (the
     entrypoint passes ``query=[dataset]``), only the dataset's file is read: other files in
@@ -81,9 +81,11 @@ def read_hospital(folder, dataset: str = DEFAULT_DATASET) -> list[dict[str, byte
 
 
 def dataset_path(folder, dataset: str = DEFAULT_DATASET) -> Path:
-    """The path of a hospital's data file: ``folder/dataset``, or the one file in ``folder``
-    whose name matches the glob pattern ``dataset`` (as :func:`pancreas_fl.table.resolve_key`
-    matches object keys; a file named like the pattern itself wins).
+    """Return the path of a hospital's data file.
+
+    That is ``folder/dataset``, or the one file in ``folder`` whose name matches the glob
+    pattern ``dataset`` (as :func:`pancreas_fl.table.resolve_key` matches object keys; a file
+    named like the pattern itself wins).
 
     Only names are listed, nothing is read.
 
@@ -311,7 +313,7 @@ def evaluate(result, splits, names, *, dataset=DEFAULT_DATASET, label=None) -> l
 
 
 def _encoded_data(split, encoding: Encoding, *, dataset: str, label) -> HospitalData:
-    """A hospital's rows prepared and encoded as the analysis did (the model's encoding)."""
+    """Prepare and encode a hospital's rows as the analysis did (the model's encoding)."""
     params = resolve_params(
         strategy="exact",
         dataset=dataset,

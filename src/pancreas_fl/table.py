@@ -1,5 +1,6 @@
-"""A hospital's own table: choose the columns, fill blanks, drop incomplete rows, find every
-problem at once.
+"""A hospital's own table: choose the columns, fill blanks, drop incomplete rows.
+
+Every problem is found at once.
 
 The tutorial's CSV is numeric, complete and laid out alike at every hospital; real hospital
 exports are not. With the parameters ``features``, ``categorical``, ``missing`` and ``fill``
@@ -62,7 +63,7 @@ def is_pattern(dataset: str) -> bool:
 
 
 def s3_query(dataset) -> list[str]:
-    """The s3 query a node makes for ``dataset``, as the entrypoint does.
+    """Return the s3 query a node makes for ``dataset``, as the entrypoint does.
 
     A production FLAME node fetches only the objects named in the query: the dataset's key.
     A glob pattern cannot be queried, so it fetches every object of the hospital's bucket
@@ -75,8 +76,10 @@ def s3_query(dataset) -> list[str]:
 
 
 def uses_table_options(params: Params) -> bool:
-    """Whether the hospital prepares its table here (any of ``features``, ``categorical``,
-    ``fill`` or ``missing="complete-case"``) rather than as the tutorial reads it."""
+    """Check whether the hospital prepares its table here rather than as the tutorial reads it.
+
+    It does with any of ``features``, ``categorical``, ``fill`` or ``missing="complete-case"``.
+    """
     return (
         params.features is not None
         or bool(params.categorical)
@@ -86,7 +89,7 @@ def uses_table_options(params: Params) -> bool:
 
 
 def resolve_key(data: object, dataset: str) -> str:
-    """The object key the analysis reads: ``dataset`` itself, or the one key it matches.
+    """Return the object key the analysis reads: ``dataset`` itself, or the one key it matches.
 
     A key equal to ``dataset`` wins (a file may be named ``data[1].csv``). Otherwise, when
     ``dataset`` is a glob pattern, exactly one key of the hospital's s3 data must match it
@@ -173,8 +176,10 @@ class PreparedTable:
         self.problems.append(cls(text, file=self.file, hint=hint))
 
     def hospital_data(self, encoding: Encoding) -> HospitalData:
-        """The encoded data the strategies use (the agreed levels; all-zero columns for
-        levels this hospital lacks)."""
+        """Return the encoded data the strategies use.
+
+        With the agreed levels: all-zero columns for levels this hospital lacks.
+        """
         return HospitalData(
             X=encoding.encode(self.frame),
             y=self.labels.to_numpy(),
@@ -329,9 +334,11 @@ def prepare_table(data: object, params: Params, *, require_both_classes: bool) -
 
 
 def _categorical_text(raw, columns) -> pd.DataFrame:
-    """The categorical columns as the text in the file (pandas would read ``1``, ``2`` and a
-    blank as floats ``1.0``, ``2.0``, ``NaN``, and one hospital's ``2`` would not be
-    another's ``2.0``)."""
+    """Return the categorical columns as the text in the file.
+
+    pandas would read ``1``, ``2`` and a blank as floats ``1.0``, ``2.0``, ``NaN``, and one
+    hospital's ``2`` would not be another's ``2.0``.
+    """
     with ignoring(pd.errors.ParserWarning, pd.errors.DtypeWarning):
         return pd.read_csv(BytesIO(raw), usecols=list(columns), dtype=str)
 
@@ -392,8 +399,11 @@ def _check_values(table: PreparedTable, frame: pd.DataFrame) -> None:
 
 
 def read_raw_features(raw: bytes, *, dataset: str, encoding: Encoding) -> pd.DataFrame:
-    """Read a CSV to predict for with a model's encoding: the raw feature columns, the
-    categorical ones as level names (as the hospitals read them)."""
+    """Read a CSV to predict for with a model's encoding.
+
+    Return the raw feature columns, the categorical ones as level names (as the hospitals read
+    them).
+    """
 
     def check_width(header, max_rows) -> None:
         absent = [c for c in encoding.features if c not in header]

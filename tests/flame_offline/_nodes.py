@@ -14,7 +14,7 @@ COUNTER = 0
 
 
 def csv_values(data: list[dict]) -> list[int]:
-    """The integers of every object of every data source (comma-separated ``bytes``)."""
+    """Return the integers of every object of every data source (comma-separated ``bytes``)."""
     return [
         int(value)
         for source in data

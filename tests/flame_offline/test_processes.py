@@ -45,7 +45,7 @@ def start_method(request, monkeypatch) -> str:
 
 @pytest.fixture
 def other_thread():
-    """A second Python thread running for the duration of the test."""
+    """Run a second Python thread for the duration of the test."""
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait, daemon=True)
     thread.start()
@@ -172,7 +172,7 @@ def _alive(pid: int) -> bool:
 
 
 def _still_running(pids: list[int], patience: float = 30.0) -> list[int]:
-    """The processes of ``pids`` still running after up to ``patience`` s of waiting.
+    """Return the processes of ``pids`` still running after up to ``patience`` s of waiting.
 
     A process that closed its files (its pipes report the end) may still be on its way out.
     """

@@ -99,8 +99,11 @@ def expression_like(
 
 
 def make_hospitals(seed: int, kind: str, d: int = 5) -> list[Hospital]:
-    """``iid``: three equal hospitals; ``noniid``: sizes 40/200/90, shifted features and
-    different class balance."""
+    """Generate the hospitals of a ``kind`` of split.
+
+    ``iid``: three equal hospitals; ``noniid``: sizes 40/200/90, shifted features and different
+    class balance.
+    """
     rng = np.random.default_rng(seed)
     if kind == "iid":
         X, y = expression_like(rng, 300, d)

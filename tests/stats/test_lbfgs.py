@@ -18,7 +18,7 @@ def moments_of(seed: int, n: int = 80, d: int = 4, *, fit_intercept: bool) -> di
 
 
 def explicit_matrix(moments: dict, C: float, pen: np.ndarray, fit_intercept: bool) -> np.ndarray:
-    """The matrix M that CentredDiagonal inverts, written out (see its docstring)."""
+    """Write out the matrix M that CentredDiagonal inverts (see its docstring)."""
     s, sx, sxx = moments["s"], moments["sx"], moments["sxx"]
     m = sx / s
     D = np.diag(C * (sxx - sx * m) + (pen[:-1] if fit_intercept else pen))
@@ -62,7 +62,7 @@ def test_the_preconditioner_is_the_inverse_hessian_for_uncorrelated_centred_feat
 
 
 def bfgs_inverse(pairs, H0: np.ndarray) -> np.ndarray:
-    """The BFGS inverse-Hessian updates written as matrices (Nocedal & Wright, eq. 6.17)."""
+    """Apply the BFGS inverse-Hessian updates written as matrices (Nocedal & Wright, eq. 6.17)."""
     H = H0
     eye = np.eye(len(H0))
     for s, y in pairs:

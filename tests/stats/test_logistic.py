@@ -102,7 +102,7 @@ def test_invalid_inputs():
 
 
 def _plain_terms(X, y, theta, *, fit_intercept, hessian):
-    """The sums as one product over all rows, with the design built in full."""
+    """Compute the sums as one product over all rows, with the design built in full."""
     Xd = np.hstack([X, np.ones((X.shape[0], 1))]) if fit_intercept else X
     z = Xd @ theta
     p = sigmoid(z)

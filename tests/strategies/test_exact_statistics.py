@@ -57,9 +57,12 @@ def pooled(splits) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 def glm(X, y, fit_intercept: bool):
-    """statsmodels' fit, restarted at its own optimum: IRLS takes the covariance from the
-    weights of its last iteration's start, so a fit that stops early (as statsmodels 0.15 on
-    Python 3.10 does here, after 4 iterations) has standard errors off by ~1e-8."""
+    """Fit with statsmodels, restarted at its own optimum.
+
+    IRLS takes the covariance from the weights of its last iteration's start, so a fit that
+    stops early (as statsmodels 0.15 on Python 3.10 does here, after 4 iterations) has
+    standard errors off by ~1e-8.
+    """
     Xd = np.column_stack([X, np.ones(len(X))]) if fit_intercept else X
     model = sm.GLM(y, Xd, family=sm.families.Binomial())
     first = model.fit(tol=1e-14, maxiter=100)
@@ -130,7 +133,7 @@ def test_the_default_tolerance_already_agrees_to_1e_8_with_an_intercept():
 
 # ------------------------------------------------------------------------------ aliasing
 def aliased_cohort(kind: str, seed: int = 7) -> tuple[pd.DataFrame, list[str], dict]:
-    """A cohort with an aliased column: R's NA term, and the relation R's alias() prints."""
+    """Make a cohort with an aliased column: R's NA term, and the relation R's alias() prints."""
     frame = cohort(seed)
     if kind == "twice":
         frame.insert(2, "age2", 2 * frame["age"])

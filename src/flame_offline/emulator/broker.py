@@ -48,9 +48,11 @@ DELIVERY_TIMEOUT = 60.0
 
 
 def category_of(message: dict) -> tuple[str, str]:
-    """``(category, subject)`` of a message: it is counted under ``category``, its
-    ``meta.category`` or ``'acknowledgement'`` for an SDK acknowledgement (``meta.akn_id``
-    set); ``subject`` is always ``meta.category`` (for an acknowledgement: what it acknowledges).
+    """Return the ``(category, subject)`` of a message.
+
+    The message is counted under ``category``: its ``meta.category``, or ``'acknowledgement'``
+    for an SDK acknowledgement (``meta.akn_id`` set); ``subject`` is always ``meta.category``
+    (for an acknowledgement: what it acknowledges).
     """
     meta = message.get("meta") if isinstance(message, dict) else None
     if not isinstance(meta, dict):
@@ -129,6 +131,7 @@ class Fault:
         )
 
     def matches(self, category: str, sender: str, recipient: str) -> bool:
+        """Return whether this fault applies to a message (its category, sender and recipient)."""
         return (
             category == self.category
             and self.sender in (None, sender)
@@ -136,6 +139,7 @@ class Fault:
         )
 
     def describe(self) -> str:
+        """Describe the fault in one line for the report."""
         where = "".join(
             f" {word} {name}"
             for word, name in (("from", self.sender), ("to", self.recipient))
@@ -192,7 +196,7 @@ class MessageBroker:
 
     # ---------------------------------------------------------------- HTTP
     def handle(self, node: NodeSpec, request: Request) -> Response:
-        """A request from ``node``'s analysis (path without ``/message-broker``)."""
+        """Answer a request from ``node``'s analysis (path without ``/message-broker``)."""
         if request.bearer() != node.keycloak_token:
             return Response.error(401, "invalid or missing access token")
         parts = request.path.rstrip("/").split("/")

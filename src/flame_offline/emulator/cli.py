@@ -150,6 +150,7 @@ def _interrupt(signum, frame) -> None:
 
 
 def main(argv=None) -> int:
+    """Run the emulator on ``argv`` (default: the command line); return the exit status."""
     args = _parser().parse_args(argv)
     try:
         config = _config(args)

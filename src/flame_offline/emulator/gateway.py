@@ -96,6 +96,7 @@ class Gateway:
         return Response(404, b"404 Not Found", "text/html")
 
     def start(self) -> None:
+        """Start serving the node's nginx socket in a daemon thread."""
         self._server = UnixHTTPServer(self.socket_path, self.route)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -106,6 +107,7 @@ class Gateway:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop serving and remove the socket file."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -115,8 +117,9 @@ class Gateway:
 
     # ---------------------------------------------------------------- the services' side
     def to_analysis(self, method: str, url: str, body: bytes | None = None, timeout: float = 10.0):
-        """A node service's request to ``url`` on this node's cluster; only
-        ``http://nginx-{DEPLOYMENT_NAME}/analysis/...`` leads anywhere (to port 8000).
+        """Send a node service's request to ``url`` on this node's cluster.
+
+        Only ``http://nginx-{DEPLOYMENT_NAME}/analysis/...`` leads anywhere (to port 8000).
 
         Returns ``(status, body)``; raises ``OSError`` when the host does not resolve or
         nothing answers (the analysis's API is not up, or its pod is gone).
@@ -140,6 +143,6 @@ class Gateway:
 
 
 def _strip(request: Request, prefix: str) -> Request:
-    """nginx's ``rewrite ^{prefix}(/.*) $1 break``."""
+    """Apply nginx's ``rewrite ^{prefix}(/.*) $1 break``."""
     path = request.path.removeprefix(prefix) or "/"
     return Request(request.method, path, request.query, request.headers, request.body)

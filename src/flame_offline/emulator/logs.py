@@ -36,6 +36,7 @@ class LogStream:
         }
 
     def path(self, name: str) -> Path:
+        """Return the stream log file of node ``name``."""
         return self.folder / f"{name}.stream.log"
 
     def handle(self, node: NodeSpec, request: Request) -> Response:
@@ -69,6 +70,7 @@ class LogStream:
         return Response.json(200, {"status": "ok"})
 
     def close(self) -> None:
+        """Close every node's stream log file."""
         with self._lock:
             for handle in self._files.values():
                 handle.close()

@@ -1,5 +1,6 @@
-"""Linux namespaces for the node pods: the check, the ``unshare`` command, and the set-up
-done inside (loopback up, private mounts).
+"""Linux namespaces for the node pods.
+
+The check, the ``unshare`` command, and the set-up done inside (loopback up, private mounts).
 
 Every node's SDK serves its API on ``0.0.0.0:8000`` and reaches its nginx at port 80, so each
 node needs a network stack of its own: a new network namespace holds only a loopback
@@ -117,7 +118,7 @@ def _mount(
 
 
 def mount_tmpfs(target: str, *, size: str = "16m") -> None:
-    """An empty, private tmpfs at ``target`` (hides what the host has there)."""
+    """Mount an empty, private tmpfs at ``target`` (hides what the host has there)."""
     _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=755,size={size}")
 
 

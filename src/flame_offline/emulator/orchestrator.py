@@ -93,6 +93,7 @@ class Pod:
         self.paths.config.write_text(json.dumps(pod, indent=2), encoding="utf-8")
 
     def start(self) -> None:
+        """Start the pod: the sandbox process in new namespaces, its output to the sandbox log."""
         package_root = str(Path(__file__).resolve().parents[2])  # holds flame_offline/
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": package_root}
         with self.paths.sandbox_log.open("wb") as log:
@@ -108,7 +109,7 @@ class Pod:
             )
 
     def poll(self) -> int | None:
-        """The pod's exit status once it has ended by itself, else ``None``."""
+        """Return the pod's exit status once it has ended by itself, else ``None``."""
         if self._process is None:
             return None
         return self._process.poll()
@@ -127,7 +128,7 @@ class Pod:
             process.wait()
 
     def last_stderr_line(self) -> str:
-        """The analysis's last line on stderr (e.g. the exception that ended it)."""
+        """Return the analysis's last line on stderr (e.g. the exception that ended it)."""
         try:
             lines = self.paths.stderr.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
@@ -135,6 +136,7 @@ class Pod:
         return next((line.strip() for line in reversed(lines) if line.strip()), "")
 
     def sandbox_error(self) -> str:
+        """Return the sandbox log's last line (why the pod could not be set up), or ``""``."""
         try:
             lines = self.paths.sandbox_log.read_text(
                 encoding="utf-8", errors="replace"

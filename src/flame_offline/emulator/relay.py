@@ -48,6 +48,7 @@ class Relay:
         self._thread = threading.Thread(target=self._accept, daemon=True, name=f"relay-{listen}")
 
     def start(self) -> Relay:
+        """Start accepting connections in a daemon thread; return the relay itself."""
         self._thread.start()
         return self
 

@@ -46,7 +46,7 @@ def round_boundaries(timeline: Timeline) -> tuple[float | None, list[float]]:
 
 
 def summarize(timeline, spec, pods, storage, *, outcome, wall_seconds, extra) -> dict:
-    """The JSON summary of a run (see the README for the fields)."""
+    """Build the JSON summary of a run (see the README for the fields)."""
     messages = timeline.events("message")
     deliveries = timeline.events("delivery")
     stored = timeline.events("stored")
@@ -133,7 +133,7 @@ def summarize(timeline, spec, pods, storage, *, outcome, wall_seconds, extra) ->
 
 
 def describe(summary: dict, out_dir) -> str:
-    """A few lines for the terminal."""
+    """Describe the run in a few lines for the terminal."""
     lines = []
     rounds = summary["rounds"]
     head = f"flame-node: {summary['outcome']} in {summary['wall_seconds']:.1f} s"

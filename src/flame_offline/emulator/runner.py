@@ -85,6 +85,8 @@ class RunConfig:
 
 @dataclass
 class RunResult:
+    """How a run ended (``outcome``) and its JSON summary (see the README for the fields)."""
+
     outcome: str
     summary: dict
 
@@ -253,7 +255,7 @@ def run(config: RunConfig) -> RunResult:
 
 
 def _keep_sandbox_log(pod: Pod, log_dir: Path) -> None:
-    """A pod's own output (normally empty) is kept only when it says something."""
+    """Keep a pod's own output (normally empty) only when it says something."""
     try:
         text = pod.paths.sandbox_log.read_bytes()
     except OSError:

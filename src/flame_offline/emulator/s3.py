@@ -32,7 +32,7 @@ _S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
 def read_bucket(folder: Path) -> dict[str, bytes]:
-    """A hospital folder as a bucket: file name -> bytes, sorted by name."""
+    """Read a hospital folder as a bucket: file name -> bytes, sorted by name."""
     return {
         entry.name: entry.read_bytes()
         for entry in sorted(folder.iterdir())
@@ -57,6 +57,7 @@ class DataStores:
 
     @property
     def store_name(self) -> str:
+        """The name of the project's s3 store, as the Hub adapter lists it."""
         return f"{self.spec.project_id}-s3"
 
     def handle_hub_adapter(self, node: NodeSpec, request: Request) -> Response:

@@ -35,6 +35,7 @@ CODE_DIR = "/opt/code/src"
 
 
 def main(argv: list[str]) -> int:
+    """Set up the pod described by the file ``argv[1]``, run the analysis; return its status."""
     with open(argv[1], encoding="utf-8") as handle:
         pod = json.load(handle)
     try:
@@ -83,7 +84,7 @@ def main(argv: list[str]) -> int:
 
 
 def _watch_stdin(stop: threading.Event) -> None:
-    """The emulator holds our stdin open while the pod should live; EOF means stop."""
+    """Set ``stop`` at EOF: the emulator holds our stdin open while the pod should live."""
     try:
         while sys.stdin.buffer.read(1):
             pass

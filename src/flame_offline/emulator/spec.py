@@ -35,7 +35,7 @@ def _b64url(raw: bytes) -> str:
 
 
 def make_jwt(claims: dict, *, lifetime: float = 3600.0) -> str:
-    """An unsigned-looking but well-formed JWT with ``exp`` = now + ``lifetime``.
+    """Make an unsigned-looking but well-formed JWT with ``exp`` = now + ``lifetime``.
 
     Nothing verifies the signature here (the emulated services compare tokens as opaque
     strings). flamesdk 0.5/0.6 decode the payload with ``base64.b64decode``, which drops
@@ -66,6 +66,7 @@ class NodeSpec:
 
     @property
     def is_aggregator(self) -> bool:
+        """Whether this node is the aggregator."""
         return self.role == AGGREGATOR
 
 
@@ -80,7 +81,7 @@ class AnalysisSpec:
 
     @classmethod
     def create(cls, hospitals: dict[str, Path]) -> AnalysisSpec:
-        """A new analysis with one node per hospital (name -> folder) plus the aggregator."""
+        """Create an analysis with one node per hospital (name -> folder) plus the aggregator."""
         spec = cls(analysis_id=str(uuid.uuid4()), project_id=str(uuid.uuid4()))
         for name, folder in hospitals.items():
             spec.nodes.append(spec._node(name, HOSPITAL, folder))
@@ -108,6 +109,7 @@ class AnalysisSpec:
 
     @property
     def deployment_name(self) -> str:
+        """The Kubernetes deployment's name: ``analysis-<analysis id>-<restart counter>``."""
         return f"analysis-{self.analysis_id}-{self.restart_counter}"
 
     @property
@@ -117,20 +119,24 @@ class AnalysisSpec:
 
     @property
     def hospitals(self) -> list[NodeSpec]:
+        """The hospitals' nodes, in order."""
         return [node for node in self.nodes if not node.is_aggregator]
 
     @property
     def aggregator(self) -> NodeSpec:
+        """The aggregator's node."""
         return next(node for node in self.nodes if node.is_aggregator)
 
     def node(self, name: str) -> NodeSpec:
+        """Return the node named ``name``."""
         return next(node for node in self.nodes if node.name == name)
 
     def by_id(self, node_id: str) -> NodeSpec | None:
+        """Return the node with id ``node_id``, or ``None``."""
         return next((node for node in self.nodes if node.node_id == node_id), None)
 
     def container_env(self, node: NodeSpec, *, python_bin: str) -> dict[str, str]:
-        """The complete environment of the node's analysis container, nothing inherited."""
+        """Return the complete environment of the node's analysis container, nothing inherited."""
         return {
             "PATH": f"{python_bin}:{_CONTAINER_PATH}",
             "HOME": "/root",
@@ -144,6 +150,7 @@ class AnalysisSpec:
         }
 
     def pod_name(self, node: NodeSpec) -> str:
+        """Return the name Kubernetes gives the pod of ``node``'s analysis."""
         # Kubernetes names a deployment's pod "<deployment>-<replicaset hash>-<pod hash>".
         suffix = uuid.uuid5(_NODE_NAMESPACE, f"{self.analysis_id}/{node.name}/pod").hex
         return f"{self.deployment_name}-{suffix[:10]}-{suffix[10:15]}"

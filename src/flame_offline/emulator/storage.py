@@ -49,7 +49,7 @@ class ResultStorage:
         self.final_results: list[FinalResult] = []
 
     def handle(self, node: NodeSpec, request: Request) -> Response:
-        """A request from ``node``'s analysis (path without ``/storage``)."""
+        """Answer a request from ``node``'s analysis (path without ``/storage``)."""
         if request.bearer() != node.keycloak_token:
             return Response.error(401, "invalid or missing access token")
         path = request.path.rstrip("/") or "/"

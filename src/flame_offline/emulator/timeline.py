@@ -43,11 +43,13 @@ class Timeline:
         return time.monotonic() - self._start
 
     def record(self, kind: str, node: str, **data) -> Event:
+        """Record an event of ``kind`` at ``node`` now; return it."""
         with self._lock:
             event = Event(self.now(), kind, node, data)
             self._events.append(event)
             return event
 
     def events(self, kind: str | None = None) -> list[Event]:
+        """Return the events so far (of ``kind`` only, when given), oldest first."""
         with self._lock:
             return [e for e in self._events if kind is None or e.kind == kind]

@@ -41,11 +41,11 @@ class Request:
     body: bytes = b""
 
     def json(self):
-        """The body parsed as JSON (``ValueError`` when it is not)."""
+        """Parse the body as JSON (``ValueError`` when it is not)."""
         return json.loads(self.body.decode("utf-8"))
 
     def bearer(self) -> str | None:
-        """The token of an ``Authorization: Bearer ...`` header, if any."""
+        """Return the token of an ``Authorization: Bearer ...`` header, if any."""
         value = self.headers.get("authorization", "")
         scheme, _, token = value.partition(" ")
         return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -62,10 +62,12 @@ class Response:
 
     @classmethod
     def json(cls, status: int, payload) -> Response:
+        """Return a response with ``payload`` as JSON."""
         return cls(status, json.dumps(payload).encode("utf-8"))
 
     @classmethod
     def text(cls, status: int, text: str) -> Response:
+        """Return a plain-text response."""
         return cls(status, text.encode("utf-8"), "text/plain; charset=utf-8")
 
     @classmethod
@@ -178,6 +180,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.socket_path = socket_path
 
     def connect(self) -> None:
+        """Connect to the Unix socket instead of a TCP host."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
@@ -220,7 +223,7 @@ def request_over_unix_socket(
 
 
 def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """The fields of a ``multipart/form-data`` body, byte-exact.
+    """Parse the fields of a ``multipart/form-data`` body, byte-exact.
 
     Returns
     -------

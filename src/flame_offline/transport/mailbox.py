@@ -92,7 +92,7 @@ class Mailbox:
             self._cond.notify_all()
 
     def data(self, storage_id: str) -> bytes | None:
-        """The pickled intermediate data stored under ``storage_id`` for this node, if any."""
+        """Return the pickled intermediate data under ``storage_id`` for this node, if any."""
         with self._cond:
             return self._data.get(storage_id)
 

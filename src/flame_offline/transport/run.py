@@ -38,7 +38,7 @@ class RunState:
         return len(self.reports) == len(self.roles)
 
     def stop_reason(self) -> str:
-        """The reason given to the nodes stopped because of the first failure."""
+        """Return the reason given to the nodes stopped because of the first failure."""
         assert self.first_failure is not None
         failed = self.first_failure
         return f"stopped because node {failed.node_id!r} ({role_label(failed.role)}) failed"

@@ -50,7 +50,7 @@ class ThreadBus:
         return box
 
     def open(self, node_id: str) -> Mailbox:
-        """The mailbox of a node that starts now.
+        """Open the mailbox of a node that starts now.
 
         A mailbox left over from an earlier, finished analysis under the same id (the
         long-lived default bus) is replaced by an empty one, so a second run in the same
@@ -125,7 +125,7 @@ _DEFAULT_BUS = ThreadBus()
 
 
 def default_bus() -> ThreadBus:
-    """The process-wide bus used by ``StarModel(test_mode=True)`` without an engine endpoint.
+    """Return the process-wide bus of ``StarModel(test_mode=True)`` without an engine endpoint.
 
     Like the SDK's mock broker it lives as long as the interpreter, so nodes started from
     the user's own threads can talk to each other.

@@ -74,7 +74,10 @@ class Aliasing:
         return int(self.kept.size)
 
     def reduced(self, theta: np.ndarray) -> np.ndarray:
-        r"""The reduced model's coefficients :math:`\theta_K + B\theta_A` (same predictions)."""
+        r"""Return the reduced model's coefficients :math:`\theta_K + B\theta_A`.
+
+        They give the same predictions as ``theta``.
+        """
         return theta[self.kept] + self.B @ theta[self.aliased]
 
 
@@ -124,7 +127,8 @@ def _full_rank(S: np.ndarray, limit: float) -> bool:
 
     The squared diagonal of the Cholesky factor is the Schur complement diagonal of each
     column given all earlier ones, the quantity the pivoting compares with its limit; any
-    pivot in the band where rounding matters sends the matrix to the careful path."""
+    pivot in the band where rounding matters sends the matrix to the careful path.
+    """
     try:
         L = np.linalg.cholesky(S)
     except np.linalg.LinAlgError:
@@ -153,13 +157,15 @@ def _limited_pivoting(
 
 
 def _negligible(s_jj: float, S: np.ndarray, kept: list[int], j: int, limit: float) -> bool:
-    r"""Whether column ``j``'s computed Schur complement ``s_jj`` is below the tolerance or
-    below what rounding leaves in it.
+    r"""Check whether column ``j``'s computed Schur complement ``s_jj`` is negligible.
+
+    It is when it is below the tolerance or below what rounding leaves in it.
 
     Perturbing the (unit-diagonal) matrix by :math:`\epsilon` moves :math:`S_{jj}` by about
     :math:`\epsilon (1 + \lVert x_j \rVert)^2`, :math:`x_j = S_{KK}^{-1} S_{Kj}` the column's
     coefficients on the kept columns (large when those are nearly collinear). It is computed
-    only for a pivot in the band where that can matter."""
+    only for a pivot in the band where that can matter.
+    """
     if not s_jj > limit:
         return True
     if s_jj > _BAND or not kept:

@@ -345,7 +345,8 @@ def _estimable_converged(
     The solver's own test, or, with aliased terms, the same test on the reduced model:
     its Newton step :math:`\mathcal I_{KK}^{-1} g_K` at the reduced coefficients (the
     reduced model's gradient is :math:`g_K`: it predicts the same) is at most ``tol``
-    relative to them."""
+    relative to them.
+    """
     if converged:
         return True
     if grad is None or not aliasing.aliased.size or not aliasing.kept.size:
@@ -371,8 +372,11 @@ def _solve_scaled(A: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _covariance(
     info: np.ndarray, *, fit_intercept: bool, C: float, penalized: bool
 ) -> tuple[np.ndarray, bool]:
-    r""":math:`(\mathcal I + P/C)^{-1}` (or :math:`\mathcal I^{-1}`), symmetrised, and whether
-    the matrix was singular (then the pseudo-inverse)."""
+    r"""Return the covariance :math:`(\mathcal I + P/C)^{-1}` or :math:`\mathcal I^{-1}`.
+
+    The matrix is symmetrised; the flag tells whether it was singular (then the covariance is
+    the pseudo-inverse).
+    """
     pen = np.ones(info.shape[0])
     if fit_intercept:
         pen[-1] = 0.0
@@ -392,8 +396,11 @@ def _covariance(
 def _reduced(
     theta: np.ndarray, info: np.ndarray, aliasing: Aliasing, *, fit_intercept: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""R's table without penalty: the reduced model's coefficients :math:`\theta_K +
-    B\theta_A` and covariance :math:`\mathcal I_{KK}^{-1}`, NaN for the aliased terms."""
+    r"""Return R's table without penalty.
+
+    The reduced model's coefficients :math:`\theta_K + B\theta_A` and covariance
+    :math:`\mathcal I_{KK}^{-1}`, NaN for the aliased terms.
+    """
     K = aliasing.kept
     coef = np.full(theta.shape, np.nan)
     coef[K] = aliasing.reduced(theta)
@@ -404,7 +411,7 @@ def _reduced(
 
 
 def _table(theta: np.ndarray, cov: np.ndarray, terms: list[str]) -> dict[str, Any]:
-    """The coefficient table: Wald standard errors, z, p-values and 95% intervals."""
+    """Build the coefficient table: Wald standard errors, z, p-values and 95% intervals."""
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, theta / np.where(se > 0, se, 1.0), np.nan)
@@ -421,7 +428,7 @@ def _table(theta: np.ndarray, cov: np.ndarray, terms: list[str]) -> dict[str, An
 
 
 def _withhold(table: dict[str, Any]) -> dict[str, Any]:
-    """The table of a fit without valid Wald statistics: only the coefficients remain."""
+    """Return the table of a fit without valid Wald statistics: only the coefficients remain."""
     p = len(table["coef"])
     nan = [math.nan] * p
     return {
@@ -436,7 +443,7 @@ def _withhold(table: dict[str, Any]) -> dict[str, Any]:
 
 
 def _odds_ratios(table: dict[str, Any]) -> dict[str, list[float]]:
-    """:math:`e^{\\theta}` and the exponentiated Wald interval (inf beyond float range)."""
+    r"""Return :math:`e^{\theta}` and the exponentiated Wald interval (inf beyond float range)."""
     with np.errstate(over="ignore"):
         return {
             key: np.exp(np.asarray(table[src], dtype=np.float64)).tolist()
@@ -481,7 +488,7 @@ def _relation_text(term: str, combination: dict[str, float]) -> str:
 
 
 def format_aliases(aliases: dict[str, dict[str, float]]) -> str:
-    """The ``aliases`` of :func:`glm_summary` as text: ``"a2 = 2 x a; bc = b + c"``."""
+    """Format the ``aliases`` of :func:`glm_summary` as text: ``"a2 = 2 x a; bc = b + c"``."""
     return "; ".join(_relation_text(t, c) for t, c in aliases.items())
 
 
@@ -622,7 +629,7 @@ def format_summary(summary: dict[str, Any], *, title: str = "Federated logistic 
 
 
 def _fit_lines(summary: dict[str, Any], half: int) -> list[str]:
-    """The header's two columns: the data and the penalty left, the fit right."""
+    """Lay out the header's two columns: the data and the penalty left, the fit right."""
     pen = f"L2 (C={summary['C']:g})" if summary["penalized"] else "none"
     left = [
         f"No. observations: {summary['n']}",

@@ -118,7 +118,7 @@ class LBFGSMemory:
     def direction(
         self, g: np.ndarray, precondition: Callable[[np.ndarray], np.ndarray] | None
     ) -> np.ndarray:
-        r"""The quasi-Newton direction :math:`d = -H_k \nabla F` (two-loop recursion).
+        r"""Compute the quasi-Newton direction :math:`d = -H_k \nabla F` (two-loop recursion).
 
         The initial inverse Hessian :math:`H_0` is ``precondition`` (:math:`M^{-1}`), scaled by
         :math:`s^\top y / y^\top M^{-1} y` of the newest pair (Shanno-Phua scaling in the

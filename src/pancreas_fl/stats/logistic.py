@@ -107,7 +107,7 @@ def local_terms(
     mean: Any = None,
     scale: Any = None,
 ) -> dict[str, Any]:
-    r"""Sums of the per-patient log-loss terms at ``theta`` (computed at one hospital).
+    r"""Sum the per-patient log-loss terms at ``theta`` (computed at one hospital).
 
     Parameters
     ----------
@@ -206,8 +206,11 @@ BLOCK_BYTES = 2 * 2**20
 
 
 def _design_rows(block: np.ndarray, buffer: np.ndarray | None, fit_intercept: bool, scaler):
-    """Rows of the design: ``block`` itself, or standardized and/or with the intercept's ones
-    in ``buffer`` (the same numbers as :func:`standardize` and :func:`design_matrix`)."""
+    """Return the rows of the design for ``block``.
+
+    ``block`` itself, or standardized and/or with the intercept's ones in ``buffer`` (the same
+    numbers as :func:`standardize` and :func:`design_matrix`).
+    """
     if buffer is None:
         return block
     m, d = block.shape
@@ -246,7 +249,7 @@ def _check_scaler(mean: Any, scale: Any, d: int) -> tuple[np.ndarray, np.ndarray
 def _check_inputs(
     X: Any, y: Any, theta: Any, *, fit_intercept: bool, hessian: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The features, the labels as floats and ``theta`` as a vector, after checking them."""
+    """Check and return the features, the labels as floats and ``theta`` as a vector."""
     if hessian not in _HESSIAN_MODES:
         raise ValueError(
             "'hessian' must be one of True, False, None, 'full' or 'diag'. "

@@ -45,7 +45,7 @@ _ABSOLUTE_MOVE = 1e-6
 
 
 def count_extreme(z) -> int:
-    r"""Number of patients whose fitted probability :math:`\sigma(z_i)` is numerically 0 or 1.
+    r"""Count the patients whose fitted probability :math:`\sigma(z_i)` is numerically 0 or 1.
 
     Runs at a hospital; only the count leaves it. The rule is R's (see :data:`Z_EXTREME`).
 

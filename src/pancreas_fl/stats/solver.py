@@ -112,7 +112,7 @@ _TINY = np.finfo(np.float64).tiny
 
 
 def resolve_method(n_params: int, method: str, max_hessian_features: int = HESSIAN_LIMIT) -> str:
-    """The method ``"auto"`` stands for: Newton up to ``max_hessian_features`` parameters.
+    """Return the method ``"auto"`` stands for: Newton up to ``max_hessian_features`` parameters.
 
     Parameters
     ----------
@@ -200,8 +200,10 @@ def validate_solver_params(
 
 
 def _penalty_diag(n_params: int, fit_intercept: bool, penalty: str | None) -> np.ndarray:
-    r"""The diagonal of :math:`P`, the penalty's Hessian: 1 per coefficient, 0 for the
-    intercept; all 0 without a penalty."""
+    r"""Return the diagonal of :math:`P`, the penalty's Hessian.
+
+    1 per coefficient, 0 for the intercept; all 0 without a penalty.
+    """
     diag = np.ones(n_params) if penalty == "l2" else np.zeros(n_params)
     if fit_intercept:
         diag[-1] = 0.0
@@ -422,7 +424,7 @@ class FederatedSolver:
         return "full" if self.method == "newton" else "diag"
 
     def initial_theta(self) -> np.ndarray:
-        """The first point to evaluate: ``theta0`` (zeros by default, as scikit-learn)."""
+        """Return ``theta0``, the first point to evaluate (zeros by default, as scikit-learn)."""
         return self.theta0.copy()
 
     def objective(self, theta: Any, loss_sum: float) -> float:
@@ -432,7 +434,7 @@ class FederatedSolver:
         )
 
     def _scale(self) -> float:
-        """The factor of the loss sum in :math:`F`: ``C``, or 1 without a penalty."""
+        """Return the factor of the loss sum in :math:`F`: ``C``, or 1 without a penalty."""
         return 1.0 if self.penalty is None else self.C
 
     # ------------------------------------------------------------------ the round
@@ -479,8 +481,11 @@ class FederatedSolver:
     def _check_round(
         self, theta_evaluated: Any, grad_sum: Any, hess_sum: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any] | None]:
-        r"""The round's inputs as arrays: :math:`\theta`, :math:`\sum g_k`, the penalized
-        Hessian :math:`\nabla^2 F` (Newton) and the moments (L-BFGS), after checking them."""
+        r"""Check the round's inputs and return them as arrays.
+
+        That is :math:`\theta`, :math:`\sum g_k`, the penalized Hessian :math:`\nabla^2 F`
+        (Newton) and the moments (L-BFGS).
+        """
         if self.done:
             raise RuntimeError("The federated solver is done; no further round is expected.")
         p = self.n_params
@@ -534,7 +539,7 @@ class FederatedSolver:
     def inner_solve(
         self, g: np.ndarray, hessian: np.ndarray | None, precondition: CentredDiagonal | None
     ) -> float:
-        r"""The direction :math:`d` from the accepted point; start the line search along it.
+        r"""Find the direction :math:`d` from the accepted point; start the line search on it.
 
         Newton: :math:`\nabla^2 F\, d = -\nabla F`. L-BFGS: :math:`d = -H_k \nabla F` by the
         two-loop recursion. A gradient that is zero at floating-point resolution (every entry
@@ -558,8 +563,11 @@ class FederatedSolver:
     def _direction(
         self, g: np.ndarray, hessian: np.ndarray | None, precondition: CentredDiagonal | None
     ) -> np.ndarray:
-        r"""Newton or L-BFGS direction; should it not descend (:math:`\nabla F^\top d \ge 0`,
-        not expected), (preconditioned) steepest descent, and L-BFGS forgets its pairs."""
+        r"""Return the Newton or L-BFGS direction, or steepest descent should it not descend.
+
+        Should it not descend (:math:`\nabla F^\top d \ge 0`, not expected), the direction is
+        (preconditioned) steepest descent, and L-BFGS forgets its pairs.
+        """
         if self.method == "newton":
             d = newton_direction(g, hessian)
         else:
@@ -599,7 +607,7 @@ class FederatedSolver:
             self.converged, self.done, self.status = True, True, "converged"
 
     def finalize(self, f: float, accepted: bool) -> SolverStep:
-        """The round's report: the next point, the best point so far and the status."""
+        """Return the round's report: the next point, the best point so far and the status."""
         return SolverStep(
             next_theta=None if self.pending is None else self.pending.copy(),
             best_theta=self.theta.copy(),

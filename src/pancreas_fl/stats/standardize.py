@@ -74,7 +74,7 @@ def local_moments(X: Any) -> dict[str, Any]:
 
 
 def _blockwise(reduce, X: np.ndarray, mean: np.ndarray, rows: int) -> np.ndarray:
-    """The sum over blocks of rows of ``reduce(X[block] - mean)``."""
+    """Sum ``reduce(X[block] - mean)`` over blocks of rows."""
     total = None
     for start in range(0, X.shape[0], rows):
         part = reduce(X[start : start + rows] - mean)
@@ -171,7 +171,7 @@ def standardize(X: Any, mean: Any, scale: Any) -> np.ndarray:
 
 
 def raw_space_jacobian(mean: Any, scale: Any) -> np.ndarray:
-    r"""The linear map :math:`J` with :math:`(w_{raw}, b_{raw}) = J (w, b)`.
+    r"""Return the linear map :math:`J` with :math:`(w_{raw}, b_{raw}) = J (w, b)`.
 
     .. math::
 

@@ -175,7 +175,7 @@ def final_model(
     standardization: dict | None = None,
     statistics: dict | None = None,
 ) -> dict:
-    """The model dict the analyst receives (see :func:`pancreas_fl.results.make_model`)."""
+    """Build the model dict the analyst receives (see :func:`pancreas_fl.results.make_model`)."""
     return results.make_model(
         strategy=params.strategy,
         coef=coef,

@@ -115,7 +115,8 @@ class ExactHospital:
         """Patients whose fitted probability at ``theta`` is numerically 0 or 1 (a count).
 
         With the pooled standardization the linear predictor is computed on the raw features
-        with the coefficients mapped to them, so no standardized copy is made."""
+        with the coefficients mapped to them, so no standardized copy is made.
+        """
         w, b = (theta[:-1], float(theta[-1])) if self.fit_intercept else (theta, 0.0)
         if self.scaler_ is not None:
             w = w / self.scaler_["scale"]
@@ -125,7 +126,7 @@ class ExactHospital:
 
 # ----------------------------------------------------------------------- at the aggregator
 class ExactAggregator:
-    """The aggregator side: add the sums, step the solver, report the fit and its statistics.
+    r"""The aggregator side: add the sums, step the solver, report the fit and its statistics.
 
     Parameters
     ----------
@@ -253,7 +254,7 @@ class ExactAggregator:
         return self._broadcast(self.solver.initial_theta(), self.solver.curvature)
 
     def _broadcast(self, theta: np.ndarray, curvature: str) -> ExactBroadcast:
-        """What the hospitals need for the next round (no patient-level content)."""
+        """Return what the hospitals need for the next round (no patient-level content)."""
         return {"next_theta": theta, "curvature": curvature, "scaler": self.scaler_}
 
     def _decide(self, step: SolverStep, num_iterations: int) -> str | None:
@@ -276,7 +277,7 @@ class ExactAggregator:
         return self.stop_reason_
 
     def stop_message(self, reason: str) -> tuple[str, str]:
-        """The log line (message, log type) for ``reason``."""
+        """Return the log line (message, log type) for ``reason``."""
         if reason == "tolerance":
             return "The solver step is smaller than the tolerance: converged", "info"
         if reason == "line_search":
@@ -289,7 +290,7 @@ class ExactAggregator:
 
     # ------------------------------------------------------------------ the final model
     def _model(self) -> dict:
-        """The model dict: raw-space coefficients, standardization and GLM statistics."""
+        """Build the model dict: raw-space coefficients, standardization and GLM statistics."""
         theta = self.step_.best_theta
         d = len(self.cohort.feature_names)
         coef, intercept = theta[:d], (theta[d:] if self.params.fit_intercept else None)
@@ -319,7 +320,7 @@ class ExactAggregator:
         )
 
     def _statistics(self, theta: np.ndarray) -> dict | None:
-        """The GLM table from the pooled information matrix (Newton), else ``None``."""
+        """Return the GLM table from the pooled information matrix (Newton), else ``None``."""
         info = self.solver.hess_loglik
         if info is None:
             self.log(
@@ -349,8 +350,11 @@ class ExactAggregator:
         )
 
     def _report(self, statistics: dict) -> None:
-        """Log what the analyst must know about the statistics: aliased terms, a fit without
-        a valid Wald table (separation), a fit that stopped before converging."""
+        """Log what the analyst must know about the statistics.
+
+        Aliased terms, a fit without a valid Wald table (separation), a fit that stopped before
+        converging.
+        """
         if statistics["aliased"]:
             self.log(
                 "aliased terms (perfectly collinear with earlier ones, not estimable): "

@@ -106,8 +106,10 @@ class FedAvgHospital:
         return {"coef": self.clf.coef_, "intercept": intercept, "loss": loss}
 
     def _loss_at(self, coef: np.ndarray | None, intercept: np.ndarray | None) -> float:
-        """Sum of the patients' log-loss at the global model (zero coefficients in round 0),
-        for the aggregator's history; not part of the tutorial."""
+        """Sum the patients' log-loss at the global model (zero coefficients in round 0).
+
+        For the aggregator's history; not part of the tutorial.
+        """
         X, y = self.data.X, self.data.y
         theta = np.zeros(self.data.n_features + self.fit_intercept)
         if coef is not None:
@@ -137,12 +139,15 @@ def federated_mean(arrays: list[np.ndarray], weights: list[int] | None = None) -
 
 
 def l2_change(result: np.ndarray, last_result: np.ndarray) -> float:
-    """The tutorial's change between two global models: ``norm(result - last_result, ord=2)``."""
+    """Return the tutorial's change between two global models.
+
+    That is ``norm(result - last_result, ord=2)``.
+    """
     return np.linalg.norm(result - last_result, ord=2).item()
 
 
 def stop_rule(change: float | None, num_iterations: int, *, max_iter: int, tol: float):
-    """The tutorial's stopping rule (2.3.2).
+    """Apply the tutorial's stopping rule (2.3.2).
 
     Parameters
     ----------
@@ -169,8 +174,11 @@ def stop_rule(change: float | None, num_iterations: int, *, max_iter: int, tol: 
 
 
 def _parameters(result: FedAvgBroadcast | dict) -> np.ndarray:
-    """The global parameters of a result: the bare coefficient array itself, or coefficients
-    and intercept side by side (a :class:`GlobalModel` or the final model dict)."""
+    """Return the global parameters of a result.
+
+    The bare coefficient array itself, or coefficients and intercept side by side (a
+    :class:`GlobalModel` or the final model dict).
+    """
     if not isinstance(result, dict):
         return result
     coef, intercept = result["coef"], result["intercept"]
@@ -256,7 +264,7 @@ class FedAvgAggregator:
         return stop_rule(change, num_iterations, max_iter=self.params.max_iter, tol=self.params.tol)
 
     def stop_message(self, reason: str) -> tuple[str, str]:
-        """The log line (message, log type) for ``reason``: the tutorial's words."""
+        """Return the log line (message, log type) for ``reason``: the tutorial's words."""
         if reason == "tolerance":
             return "Delta error is smaller than the tolerance threshold", "info"
         return MAX_ITER_MESSAGE.format(max_iter=self.params.max_iter), "info"

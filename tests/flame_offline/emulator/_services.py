@@ -10,7 +10,7 @@ from flame_offline.emulator.web import Request
 
 
 def make_spec(tmp_path: Path, hospitals: dict[str, dict[str, bytes]] | None = None) -> AnalysisSpec:
-    """An analysis with one folder per hospital (name -> {file name: bytes})."""
+    """Make an analysis with one folder per hospital (name -> {file name: bytes})."""
     hospitals = hospitals or {"node1": {"pancreasData.csv": b"a,b\n1,0\n"}, "node2": {}}
     folders = {}
     for name, files in hospitals.items():
@@ -25,7 +25,7 @@ def make_spec(tmp_path: Path, hospitals: dict[str, dict[str, bytes]] | None = No
 def sdk_request(
     node, method: str, path: str, payload=None, *, body: bytes = b"", **headers
 ) -> Request:
-    """A request from ``node``'s analysis, with its Bearer token as the SDK sends it."""
+    """Build a request from ``node``'s analysis, with its Bearer token as the SDK sends it."""
     merged = {"authorization": f"Bearer {node.keycloak_token}"}
     merged.update({k.replace("_", "-").lower(): v for k, v in headers.items()})
     if payload is not None:

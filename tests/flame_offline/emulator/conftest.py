@@ -1,6 +1,9 @@
-"""The emulator's tests: unit tests of each service (always), and the ``flame_node``
-scenarios, which run whole analyses in network namespaces under the real SDK (root only, and
-only with an image venv: ``make test-flame-node`` sets ``FLAME_IMAGE_PYTHON``)."""
+"""The emulator's tests: unit tests of each service, and whole-analysis scenarios.
+
+The unit tests always run. The ``flame_node`` scenarios run whole analyses in network
+namespaces under the real SDK (root only, and only with an image venv: ``make
+test-flame-node`` sets ``FLAME_IMAGE_PYTHON``).
+"""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ sys.stdout.buffer.write(pickle.dumps(tester.result))
 
 
 def offline_result(python, summary, **params) -> bytes:
-    """The offline engine's final result, pickled as the SDK pickles it, in ``python``."""
+    """Return the offline engine's final result, pickled as the SDK pickles it, in ``python``."""
     node_ids = [n["node_id"] for n in summary["nodes"] if n["role"] == "default"]
     arguments = repr(([str(h) for h in HOSPITALS], node_ids, params))
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "PANCREAS_FL_SDK": "local"}
@@ -82,7 +82,7 @@ def offline_result(python, summary, **params) -> bytes:
 
 
 def without_wall_times(result: bytes) -> bytes:
-    """The model dict pickled again with its per-round wall times zeroed."""
+    """Pickle the model dict again with its per-round wall times zeroed."""
     model = pickle.loads(result)
     for entry in model["history"]:
         entry["seconds"] = 0.0
@@ -156,9 +156,12 @@ def test_c_bad_hospital_data_ends_every_node_promptly(image_python, tmp_path):
 
 
 def test_d_duplicate_and_delayed_messages_give_the_same_result(image_python, default_run, tmp_path):
-    """flamesdk 0.6 drops a redelivered message by its id, so any message may be duplicated.
+    """Check that duplicated and delayed messages leave the result unchanged.
+
+    flamesdk 0.6 drops a redelivered message by its id, so any message may be duplicated.
     flamesdk 0.5.0 keeps both copies, and whether a node then reads a stale one depends on
-    the timing of its 1 s polls: there the duplicate is a ready check (harmless to it)."""
+    the timing of its 1 s polls: there the duplicate is a ready check (harmless to it).
+    """
     done_a, summary_a, out_a = default_run
     assert done_a.returncode == 0
     sdk = summary_a["sdk"]["flamesdk"]

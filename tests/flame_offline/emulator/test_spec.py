@@ -12,7 +12,7 @@ from flame_offline.emulator.spec import make_jwt
 
 
 def sdk_decode(token):
-    """The payload decoded as flamesdk's extract_remaining_time_from_token does."""
+    """Decode the payload as flamesdk's extract_remaining_time_from_token does."""
     payload = token.split(".")[1]
     payload += "=" * (-len(payload) % 4)
     return json.loads(base64.b64decode(payload).decode("utf-8"))
