@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import pickle
 import re
@@ -71,7 +72,7 @@ TUTORIAL_IDS += ["ints", "mixed"]
 
 
 def fit_conversion(frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
-    """The array LogisticRegression.fit makes of the tutorial's frame, caught in the act."""
+    """Catch the array LogisticRegression.fit makes of the tutorial's frame, in the act."""
     seen = []
     real = sklearn_logistic.validate_data
 
@@ -122,6 +123,32 @@ def test_only_the_matrix_is_kept() -> None:
     data = load(GOOD)
     kept = {name: type(value) for name, value in vars(data).items()}
     assert kept == {"X": np.ndarray, "y": np.ndarray, "feature_names": tuple, "label_name": str}
+
+
+def _frames_alive() -> int:
+    return sum(isinstance(obj, pd.DataFrame) for obj in gc.get_objects())
+
+
+def test_freed_memory_is_given_back_once_the_frame_is_gone(monkeypatch) -> None:
+    gc.collect()  # only reachable frames are left: the count below cannot drop by itself
+    before = _frames_alive()
+    calls = []
+    monkeypatch.setattr(data_module, "_MALLOC_TRIM", lambda pad: calls.append(_frames_alive()))
+    load(GOOD)
+    assert calls == [before]  # once, with the parsed frame already freed
+    with pytest.raises(DataError):
+        load(b"KRAS,y\n1,2\n3,4\n")  # a bad label: nothing kept, nothing to give back
+    assert len(calls) == 1
+
+
+def test_without_malloc_trim_nothing_is_given_back(monkeypatch) -> None:
+    def no_c_library(name):
+        raise OSError(name)
+
+    monkeypatch.setattr(data_module.ctypes, "CDLL", no_c_library)
+    assert data_module._find_malloc_trim() is None
+    monkeypatch.setattr(data_module, "_MALLOC_TRIM", None)
+    assert load(GOOD).n_samples == 4
 
 
 def test_pandas_views_share_the_matrix() -> None:
@@ -576,7 +603,7 @@ def test_text_pieces_of_any_size_read_the_same(monkeypatch, chunk: int) -> None:
 
 
 def _reference_text(raw: bytes) -> tuple[int | None, int | None]:
-    """The whole file decoded at once: (characters, None) or (None, file offset of the error)."""
+    """Decode the whole file at once: (characters, None) or (None, file offset of the error)."""
     bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
     try:
         return len(raw[bom:].decode("utf-8")), None
