@@ -206,10 +206,33 @@ def prepare_table(data: object, params: Params, *, require_both_classes: bool) -
     PreparedTable
         With ``problems`` empty when the table can be used.
     """
-    file = params.dataset
-    table = PreparedTable(file=file)
+    table = PreparedTable(file=params.dataset)
+    read = _read_file(table, data, params.dataset)
+    if read is None:
+        return table
+    raw, df = read
+    if not _choose_columns(table, params, [str(c) for c in df.columns]):
+        return table
+    frame, labels, numeric = _take_columns(table, params, raw, df)
+    frame, labels = _complete_rows(table, frame, labels, params.missing)
+    _check_rows(table, frame, labels, numeric, require_both_classes)
+    table.levels = _held_levels(table, frame, params.categorical or (), params.min_cell)
+    if table.problems:
+        return table
+    table.frame = frame.reset_index(drop=True)
+    table.labels = labels.reset_index(drop=True).astype(np.int64)
+    _check_table_disclosure(table, params, n_numeric=len(numeric))
+    if table.problems:
+        table.frame = table.labels = None
+    return table
+
+
+def _read_file(
+    table: PreparedTable, data: object, dataset: str
+) -> tuple[bytes, pd.DataFrame] | None:
+    """Find and parse the hospital's file, or record why it cannot be read (``None``)."""
     try:
-        file = table.file = resolve_key(data, params.dataset)
+        file = table.file = resolve_key(data, dataset)
         raw = _data._find_object(data, file)
         _, df = _data._read_table(
             raw,
@@ -219,104 +242,148 @@ def prepare_table(data: object, params: Params, *, require_both_classes: bool) -
         )
     except DataError as err:
         table.problems.append(err)
-        return table
-    names = [str(c) for c in df.columns]
+        return None
     table.n_rows = len(df)
+    return raw, df
+
+
+def _choose_columns(table: PreparedTable, params: Params, names: list[str]) -> bool:
+    """Set the label and feature columns, or record why they cannot be used (``False``)."""
     try:
-        position = _data._label_position(params.label, names, file)
+        position = _data._label_position(params.label, names, table.file)
     except DataError as err:
         table.problems.append(err)
-        return table
+        return False
     label = table.label = names[position]
     features = params.features or tuple(n for n in names if n != label)
     table.features = tuple(features)
-    categorical = params.categorical or ()
-    fill = params.fill or {}
-    absent = [c for c in (*features, *fill) if c not in names]
+    absent = [c for c in (*features, *(params.fill or {})) if c not in names]
     if absent:
         table.problem(
             f"lacks column(s) {_data._names(list(dict.fromkeys(absent)))}",
             "Check the column names (they are case-sensitive) or export those columns",
         )
-        return table
+        return False
     if label in features:
         table.problem(
             f"the label column {label!r} is also a feature",
             "Leave the label out of 'features'",
         )
-        return table
+        return False
     if not features:
         table.problem(
             f"has no feature column (only the label column {label!r})",
             "Export the measurements next to the label column",
         )
-        return table
+        return False
+    return True
 
-    frame = df[list(features)].copy()
+
+def _take_columns(
+    table: PreparedTable, params: Params, raw: bytes, df: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+    """Return the chosen features (categorical ones as levels), the labels and numeric columns.
+
+    Blanks are filled as ``fill`` says; only the numeric columns that really are numeric are
+    returned (the others are recorded as a problem).
+    """
+    categorical = params.categorical or ()
+    fill = params.fill or {}
+    frame = df[list(table.features)].copy()
     if categorical:
         text = _categorical_text(raw, categorical)
         for column in categorical:
             frame[column] = as_levels(text[column])
-    labels = df[label]
+    labels = df[table.label]
     _fill(table, frame, fill, categorical)
-    if label in fill:
-        labels = labels.fillna(fill[label])
-    numeric = [c for c in features if c not in categorical]
+    if table.label in fill:
+        labels = labels.fillna(fill[table.label])
+    numeric = [c for c in table.features if c not in categorical]
     _check_numeric(table, frame, numeric)
     numeric = [c for c in numeric if _is_numeric(frame[c])]
+    return frame, labels, numeric
 
+
+def _complete_rows(
+    table: PreparedTable, frame: pd.DataFrame, labels: pd.Series, missing: str
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Return the rows without a missing value, or record the missing values as a problem."""
     used = pd.concat([frame, labels.rename("\0label")], axis=1)
     incomplete = used.isna()
-    if incomplete.to_numpy().any():
-        counts = incomplete.sum()
-        counts = {(label if name == "\0label" else name): int(n) for name, n in counts.items() if n}
-        rows = incomplete.any(axis=1)
-        if params.missing == "error":
-            table.problem(
-                f"has {sum(counts.values())} missing value(s) in {int(rows.sum())} row(s), in "
-                f"column(s) {_data._counts(counts)}",
-                "Pass missing='complete-case' (--missing complete-case) to drop incomplete "
-                "rows, or fill={column: value} (--fill NAME=VALUE) where a blank means a value",
-            )
-        else:
-            table.n_dropped = int(rows.sum())
-            frame, labels = frame[~rows], labels[~rows]
-            if len(frame) == 0:
-                table.problem(
-                    f"has no complete row: each of its {table.n_rows} row(s) has a missing "
-                    f"value, in column(s) {_data._counts(counts)}",
-                    "Fill the columns where a blank means a value (fill={column: value}), or "
-                    "leave the columns with many blanks out of 'features'",
-                )
+    if not incomplete.to_numpy().any():
+        return frame, labels
+    counts = incomplete.sum()
+    counts = {
+        (table.label if name == "\0label" else name): int(n) for name, n in counts.items() if n
+    }
+    rows = incomplete.any(axis=1)
+    if missing == "error":
+        table.problem(
+            f"has {sum(counts.values())} missing value(s) in {int(rows.sum())} row(s), in "
+            f"column(s) {_data._counts(counts)}",
+            "Pass missing='complete-case' (--missing complete-case) to drop incomplete "
+            "rows, or fill={column: value} (--fill NAME=VALUE) where a blank means a value",
+        )
+        return frame, labels
+    table.n_dropped = int(rows.sum())
+    frame, labels = frame[~rows], labels[~rows]
+    if len(frame) == 0:
+        table.problem(
+            f"has no complete row: each of its {table.n_rows} row(s) has a missing "
+            f"value, in column(s) {_data._counts(counts)}",
+            "Fill the columns where a blank means a value (fill={column: value}), or "
+            "leave the columns with many blanks out of 'features'",
+        )
+    return frame, labels
+
+
+def _check_rows(
+    table: PreparedTable,
+    frame: pd.DataFrame,
+    labels: pd.Series,
+    numeric: list[str],
+    require_both_classes: bool,
+) -> None:
+    """Record infinite or huge values and a badly coded label in the rows used."""
     if len(frame) and numeric:
         _check_values(table, frame[numeric])
     if len(frame) and not labels.isna().any():
         try:
-            _data._check_labels(labels, file, require_both_classes)
+            _data._check_labels(labels, table.file, require_both_classes)
         except DataError as err:
             table.problems.append(err)
+
+
+def _held_levels(
+    table: PreparedTable, frame: pd.DataFrame, categorical, min_cell: int
+) -> dict[str, list[str]]:
+    """Return each categorical column's levels held here, recording levels that are too rare."""
     levels = {}
-    if len(frame):
-        for column in categorical:
-            counts = frame[column].dropna().value_counts()
-            rare = int((counts < params.min_cell).sum())
-            if rare:
-                table.problem(
-                    f"categorical column {column!r} has {rare} level(s) held by fewer than "
-                    f"{params.min_cell} patients (not named here)",
-                    f"Merge rare levels into a larger one, or leave those patients out; "
-                    f"min_cell={params.min_cell} can be lowered only {_AGREE}",
-                    privacy=True,
-                )
-            levels[column] = sorted(str(level) for level in counts.index)
-    table.levels = levels
-    if table.problems:
-        return table
-    table.frame = frame.reset_index(drop=True)
-    table.labels = labels.reset_index(drop=True).astype(np.int64)
-    # the disclosure guards on the rows used; with categorical columns the number of
-    # parameters is known only once the levels are agreed (checked again then)
-    n_params = len(numeric) + sum(len(v) - 1 for v in levels.values()) + params.fit_intercept
+    if not len(frame):
+        return levels
+    for column in categorical:
+        counts = frame[column].dropna().value_counts()
+        rare = int((counts < min_cell).sum())
+        if rare:
+            table.problem(
+                f"categorical column {column!r} has {rare} level(s) held by fewer than "
+                f"{min_cell} patients (not named here)",
+                f"Merge rare levels into a larger one, or leave those patients out; "
+                f"min_cell={min_cell} can be lowered only {_AGREE}",
+                privacy=True,
+            )
+        levels[column] = sorted(str(level) for level in counts.index)
+    return levels
+
+
+def _check_table_disclosure(table: PreparedTable, params: Params, *, n_numeric: int) -> None:
+    """Record a breach of the disclosure guards by the rows used.
+
+    With categorical columns the number of parameters is known only once the levels are agreed
+    (checked again then).
+    """
+    levels = table.levels.values()
+    n_params = n_numeric + sum(len(v) - 1 for v in levels) + params.fit_intercept
     try:
         check_disclosure(
             table.n_used,
@@ -324,13 +391,10 @@ def prepare_table(data: object, params: Params, *, require_both_classes: bool) -
             n_positive=table.n_positive,
             min_patients=params.min_patients,
             max_param_ratio=params.max_param_ratio,
-            file=file,
+            file=table.file,
         )
     except PrivacyError as err:
         table.problems.append(err)
-    if table.problems:
-        table.frame = table.labels = None
-    return table
 
 
 def _categorical_text(raw, columns) -> pd.DataFrame:
