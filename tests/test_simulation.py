@@ -9,7 +9,14 @@ import pytest
 
 from _helpers import DATASET, SAMPLE, sample_splits
 from pancreas_fl.errors import DataError
-from pancreas_fl.simulation import evaluate, read_hospital, simulate
+from pancreas_fl.problems import HospitalProblemsError
+from pancreas_fl.simulation import (
+    evaluate,
+    locate_datasets,
+    read_hospital,
+    read_hospitals,
+    simulate,
+)
 
 
 def test_read_hospital_reads_only_the_dataset_as_flames_s3_query_does(tmp_path):
@@ -105,3 +112,30 @@ def test_evaluate_reports_no_auc_for_a_hospital_with_one_class():
     rows = evaluate(result, [splits[0], [{"pancreasData.csv": one_class}]], ["a", "b"])
     assert rows[1]["roc_auc"] is None
     assert rows[1]["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("read", [locate_datasets, read_hospitals])
+def test_a_single_hospital_problem_is_its_own_error(tmp_path, read):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / DATASET).write_bytes(b"x,y\n1,0\n")
+    with pytest.raises(DataError, match=r"^hospital 'b'.*: not a directory") as info:
+        read([tmp_path / "a", tmp_path / "b"], ["a", "b"])
+    assert not isinstance(info.value, HospitalProblemsError)
+
+
+@pytest.mark.parametrize("read", [locate_datasets, read_hospitals])
+def test_every_hospital_with_a_problem_is_reported_once(tmp_path, read):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / DATASET).write_bytes(b"x,y\n1,0\n")
+    folders = [tmp_path / name for name in ("a", "b", "c")]
+    with pytest.raises(HospitalProblemsError) as info:
+        read(folders, ["a", "b", "c"])
+    assert [report.node for report in info.value.reports] == ["a", "c"]
+    assert all("not a directory" in str(report) for report in info.value.reports)
+
+
+def test_read_hospitals_reads_each_folder_in_order():
+    folders = [SAMPLE / "node1", SAMPLE / "node2"]
+    paths = locate_datasets(folders, ["node1", "node2"])
+    assert paths == [folder / DATASET for folder in folders]
+    assert read_hospitals(folders, ["node1", "node2"]) == [read_hospital(f) for f in folders]

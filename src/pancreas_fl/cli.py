@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import pickle
 import sys
 import threading
 import time
@@ -97,14 +96,7 @@ def _failure_line(error: DataError, folders_by_node) -> str:
 
 
 def _simulate(args) -> int:
-    from flame_offline import NodeFailedError, NodeTimeoutError
-    from pancreas_fl.simulation import (
-        dataset_path,
-        evaluate,
-        hospital_names,
-        read_hospital,
-        simulate,
-    )
+    from pancreas_fl.simulation import evaluate, hospital_names, locate_datasets, read_hospitals
 
     folders = args.nodes or list(DEFAULT_NODES)
     names = hospital_names(folders)
@@ -113,40 +105,57 @@ def _simulate(args) -> int:
     # (the tutorial's bare array by default). The command itself always asks for the model
     # dict, for the history and the summary.
     resolved = resolve_params(**params)
-    write_coef_only = resolved.output == "coef"
     params["output"] = "model"
     outputs = {"--out": args.out, "--report": args.report, "--plot": args.plot}
-    # every hospital's file is found (a --dataset pattern matched) before anything is read,
-    # and a hospital without it is named with all the others
-    paths, problems = [], []
-    for name, folder in zip(names, folders, strict=True):
-        try:
-            paths.append(dataset_path(folder, resolved.dataset))
-        except DataError as err:
-            problems.append(err.with_context(node=name))
-    if len(problems) == 1:
-        raise problems[0]
-    if problems:
-        raise _Exit(2, *(str(problem) for problem in problems))
+    paths = _every_hospital(locate_datasets, folders, names, resolved.dataset)
     inputs = [
         (f"the data file of hospital {name!r}", path)
         for name, path in zip(names, paths, strict=True)
     ]
     check_outputs(outputs, inputs)
+    plt = _pyplot() if args.plot else None  # missing matplotlib: say so up front
+    splits = _every_hospital(read_hospitals, folders, names, resolved.dataset)
+    model, seconds = _run(args, splits, names, folders, params)
+    metrics = evaluate(model, splits, names, dataset=resolved.dataset, label=resolved.label)
+    files = report.render_outputs(
+        model,
+        metrics,
+        seconds,
+        out=args.out,
+        coef_only=resolved.output == "coef",
+        report=args.report,
+        plot=args.plot,
+        plt=plt,
+    )
+    write_outputs(files, {os.fspath(path): option for option, path in outputs.items() if path})
+    print(report.summary_text(model, metrics, seconds))
+    print(f"\nwrote {', '.join(quote_path(path) for path in files)}")
+    return 0
+
+
+def _every_hospital(read, folders, names, dataset: str) -> list:
+    """Call ``read`` for all hospitals; several hospitals' problems leave with one line each."""
     try:
-        plt = report.pyplot() if args.plot else None  # missing matplotlib: say so up front
+        return read(folders, names, dataset)
+    except HospitalProblemsError as exc:
+        raise _Exit(2, *(str(problem) for problem in exc.reports)) from None
+
+
+def _pyplot():
+    """Return matplotlib's pyplot; without matplotlib, a usage error."""
+    try:
+        return report.pyplot()
     except ImportError as exc:
         raise UsageError(str(exc)) from None
-    splits = []
-    for name, folder in zip(names, folders, strict=True):
-        try:
-            splits.append(read_hospital(folder, resolved.dataset))
-        except DataError as err:
-            problems.append(err.with_context(node=name))
-    if len(problems) == 1:
-        raise problems[0]
-    if problems:
-        raise _Exit(2, *(str(problem) for problem in problems))
+
+
+def _run(args, splits, names, folders, params) -> tuple[dict, float]:
+    """Run the analysis; return the model dict and the seconds it took.
+
+    A node's failure or timeout leaves with its exit status and lines.
+    """
+    from flame_offline import NodeFailedError, NodeTimeoutError
+    from pancreas_fl.simulation import simulate
 
     start = time.perf_counter()
     try:
@@ -169,20 +178,7 @@ def _simulate(args) -> int:
             f"from {senders} within --timeout "
             f"{args.timeout:g} s. If rounds legitimately take longer, raise --timeout.",
         ) from None
-    seconds = time.perf_counter() - start
-    model = tester.result
-    payload = model["coef"] if write_coef_only else model
-    metrics = evaluate(model, splits, names, dataset=resolved.dataset, label=resolved.label)
-    # every output is rendered first, then written: all of them or none
-    files = {args.out: pickle.dumps(payload)}
-    if args.report:
-        files[args.report] = report.report_json(model, metrics, seconds)
-    if args.plot:
-        files[args.plot] = report.plot_png(model, plt)
-    write_outputs(files, {os.fspath(path): option for option, path in outputs.items() if path})
-    print(report.summary_text(model, metrics, seconds))
-    print(f"\nwrote {', '.join(quote_path(path) for path in files)}")
-    return 0
+    return tester.result, time.perf_counter() - start
 
 
 # ---------------------------------------------------------------------------- predict

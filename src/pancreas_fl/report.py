@@ -2,7 +2,8 @@
 
 Each function takes the model dict (:func:`pancreas_fl.results.make_model`), the per-hospital
 metrics (:func:`pancreas_fl.simulation.evaluate`) and the wall time, and renders; none writes
-a file (the command writes every output at once, or none).
+a file (the command writes every output at once, or none: :func:`render_outputs` renders them
+all first).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import pickle
 
-__all__ = ["plot_png", "report_json", "summary_text"]
+__all__ = ["plot_png", "render_outputs", "report_json", "summary_text"]
 
 _STOP_REASONS = {
     "tolerance": "the change fell below tol",
@@ -124,3 +126,28 @@ def plot_png(model: dict, plt=None) -> bytes:
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def render_outputs(
+    model: dict,
+    metrics: list[dict],
+    seconds: float,
+    *,
+    out,
+    coef_only: bool = False,
+    report=None,
+    plot=None,
+    plt=None,
+) -> dict:
+    """Render every output file of a run (path -> bytes), so that all are written or none.
+
+    ``out`` gets the pickled result: the model dict, or its bare coefficients with
+    ``coef_only`` (the tutorial's output); ``report`` the JSON report and ``plot`` the
+    convergence plot, when given.
+    """
+    files = {out: pickle.dumps(model["coef"] if coef_only else model)}
+    if report:
+        files[report] = report_json(model, metrics, seconds)
+    if plot:
+        files[plot] = plot_png(model, plt)
+    return files

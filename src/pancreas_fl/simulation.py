@@ -1,7 +1,8 @@
 """Run the federated analysis on this machine: hospitals from folders, the offline engine.
 
 This is what ``pancreas-fl simulate`` does, as a library: :func:`read_hospital` turns a folder
-into a hospital's s3 data, :func:`simulate` runs :class:`~pancreas_fl.PancreasAnalyzer` and
+into a hospital's s3 data (:func:`read_hospitals` every folder, :func:`locate_datasets` finds
+every hospital's file first), :func:`simulate` runs :class:`~pancreas_fl.PancreasAnalyzer` and
 :class:`~pancreas_fl.FederatedLogisticRegression` on the offline engine's
 ``StarModelTester``, and :func:`evaluate` scores the final model at each hospital.
 """
@@ -23,11 +24,20 @@ from pancreas_fl.data import DEFAULT_DATASET, HospitalData, load_hospital_data
 from pancreas_fl.encoding import Encoding
 from pancreas_fl.errors import DataError, UsageError
 from pancreas_fl.params import resolve_params
+from pancreas_fl.problems import HospitalProblemsError
 from pancreas_fl.results import model_from_result
 from pancreas_fl.stats import accuracy, roc_auc
 from pancreas_fl.table import is_pattern, prepare_table, resolve_key, s3_query
 
-__all__ = ["dataset_path", "evaluate", "hospital_names", "read_hospital", "simulate"]
+__all__ = [
+    "dataset_path",
+    "evaluate",
+    "hospital_names",
+    "locate_datasets",
+    "read_hospital",
+    "read_hospitals",
+    "simulate",
+]
 
 _MAX_LISTED = 20  # file names listed in one message
 
@@ -195,6 +205,49 @@ def hospital_names(folders) -> list[str]:
             "the folder, or give it by a longer path (e.g. sites/aggregator)."
         )
     return names
+
+
+def locate_datasets(folders, names, dataset: str = DEFAULT_DATASET) -> list[Path]:
+    """Return every hospital's data file (:func:`dataset_path`), naming every hospital without.
+
+    Every file is found (a ``dataset`` pattern matched) before anything is read.
+
+    Raises
+    ------
+    DataError
+        One hospital has no such file (or several match), named with its node.
+    HospitalProblemsError
+        Several hospitals have none: one report per hospital.
+    """
+    return _at_each_hospital(dataset_path, folders, names, dataset)
+
+
+def read_hospitals(folders, names, dataset: str = DEFAULT_DATASET) -> list[list[dict]]:
+    """Return every hospital's s3 data (:func:`read_hospital`), naming every folder that fails.
+
+    Raises
+    ------
+    DataError
+        One hospital's folder cannot be read, named with its node.
+    HospitalProblemsError
+        Several cannot: one report per hospital.
+    """
+    return _at_each_hospital(read_hospital, folders, names, dataset)
+
+
+def _at_each_hospital(read, folders, names, dataset: str) -> list:
+    """Return ``read(folder, dataset)`` for every hospital, collecting the hospitals' errors."""
+    found, problems = [], []
+    for name, folder in zip(names, folders, strict=True):
+        try:
+            found.append(read(folder, dataset))
+        except DataError as err:
+            problems.append(err.with_context(node=name))
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise HospitalProblemsError(problems)
+    return found
 
 
 def simulate(
