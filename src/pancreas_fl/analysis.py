@@ -24,6 +24,8 @@ rounds, and a ``(1, n_features)`` array as the final result.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from pancreas_fl.data import load_hospital_data
 from pancreas_fl.encoding import Encoding
 from pancreas_fl.errors import ConfigError, DataError, OutOfStepError
@@ -61,6 +63,18 @@ def _check_round(messages: list[HospitalMessage], expected: int) -> None:
                 "twice or out of order, and combining it would mix rounds. Start the "
                 "analysis again."
             )
+
+
+class _Reading(NamedTuple):
+    """What a hospital read in the first round: its file, problems and counts."""
+
+    file: str
+    problems: list[DataError]
+    n: int
+    n_pos: int
+    n_dropped: int
+    columns: list[str]
+    levels: dict[str, list[str]] | None
 
 
 class PancreasAnalyzer(StarAnalyzer):
@@ -155,62 +169,85 @@ class PancreasAnalyzer(StarAnalyzer):
         """
         self.params_ = p = resolve_params(**self.params)
         Hospital = FedAvgHospital if p.strategy == "fedavg" else ExactHospital
+        read = self._read_prepared if uses_table_options(p) else self._read_plain
+        reading = read(data, Hospital.requires_both_classes)
+        self._log_reading(reading)
+        if self.data_ is not None and not reading.problems:
+            self.strategy_ = Hospital(self.data_, p)
+        return {
+            "n": reading.n,
+            "n_pos": reading.n_pos,
+            "n_dropped": reading.n_dropped,
+            "columns": reading.columns,
+            "params": p.shared(),
+            "problems": [as_problem(problem) for problem in reading.problems],
+            "levels": reading.levels,
+        }
+
+    def _read_prepared(self, data, require_both_classes: bool) -> _Reading:
+        """Prepare the table with the column options (:func:`~pancreas_fl.table.prepare_table`).
+
+        Without categorical columns the data are encoded at once; with them, the levels held
+        here are what the introduction sends.
+        """
+        p = self.params_
+        self.table_ = table = prepare_table(data, p, require_both_classes=require_both_classes)
         levels = None
-        if uses_table_options(p):
-            self.table_ = table = prepare_table(
-                data, p, require_both_classes=Hospital.requires_both_classes
+        if p.categorical and not table.problems:
+            levels = table.levels
+        elif not table.problems:
+            self.data_ = table.hospital_data(Encoding(table.features, fill=p.fill or {}))
+        columns = [*table.features, table.label]
+        return _Reading(
+            table.file,
+            table.problems,
+            table.n_used,
+            table.n_positive,
+            table.n_dropped,
+            columns,
+            levels,
+        )
+
+    def _read_plain(self, data, require_both_classes: bool) -> _Reading:
+        """Read the CSV as the tutorial does and check the disclosure guards."""
+        p = self.params_
+        problems, file = [], p.dataset
+        try:
+            file = resolve_key(data, p.dataset)
+            self.data_ = load_hospital_data(
+                data,
+                dataset=file,
+                label=p.label,
+                require_both_classes=require_both_classes,
             )
-            problems, file = table.problems, table.file
-            n, n_pos, n_dropped = table.n_used, table.n_positive, table.n_dropped
-            columns = [*table.features, table.label]
-            if p.categorical and not problems:
-                levels = table.levels
-            elif not problems:
-                self.data_ = table.hospital_data(Encoding(table.features, fill=p.fill or {}))
-        else:
-            problems, file, n_dropped, columns = [], p.dataset, 0, []
-            try:
-                file = resolve_key(data, p.dataset)
-                self.data_ = load_hospital_data(
-                    data,
-                    dataset=file,
-                    label=p.label,
-                    require_both_classes=Hospital.requires_both_classes,
-                )
-                self._check_disclosure(file)
-            except DataError as err:
-                problems = [err]
-            d = self.data_
-            n, n_pos = (d.n_samples, d.n_positive) if d is not None else (0, 0)
-            columns = list(d.columns) if d is not None else []
-        if problems:
+            self._check_disclosure(file)
+        except DataError as err:
+            problems = [err]
+        d = self.data_
+        if d is None:
+            return _Reading(file, problems, 0, 0, 0, [], None)
+        return _Reading(file, problems, d.n_samples, d.n_positive, 0, list(d.columns), None)
+
+    def _log_reading(self, reading: _Reading) -> None:
+        """Log what was read: the counts, or how many problems go to the aggregator."""
+        if reading.problems:
             # not logged as this node's failure: the aggregator reports them, with every
             # other hospital's, once
             self.flame.flame_log(
-                f"{file}: {len(problems)} problem(s) with the data; sent to the aggregator, "
-                "which reports every hospital's",
+                f"{reading.file}: {len(reading.problems)} problem(s) with the data; sent to "
+                "the aggregator, which reports every hospital's",
                 log_type="info",
             )
-        else:
-            dropped = f"; {n_dropped} incomplete row(s) dropped" if n_dropped else ""
-            count = f"{len(columns) - 1} feature column(s)"
-            if self.data_ is not None:
-                count = f"{self.data_.n_features} features"
-            self.flame.flame_log(
-                f"{file}: {n} patients ({n_pos} with label 1), {count}{dropped}",
-                log_type="info",
-            )
-        if self.data_ is not None and not problems:
-            self.strategy_ = Hospital(self.data_, p)
-        return {
-            "n": n,
-            "n_pos": n_pos,
-            "n_dropped": n_dropped,
-            "columns": columns,
-            "params": p.shared(),
-            "problems": [as_problem(problem) for problem in problems],
-            "levels": levels,
-        }
+            return
+        dropped = f"; {reading.n_dropped} incomplete row(s) dropped" if reading.n_dropped else ""
+        count = f"{len(reading.columns) - 1} feature column(s)"
+        if self.data_ is not None:
+            count = f"{self.data_.n_features} features"
+        self.flame.flame_log(
+            f"{reading.file}: {reading.n} patients ({reading.n_pos} with label 1), "
+            f"{count}{dropped}",
+            log_type="info",
+        )
 
     def _encode(self, setup: SetupBroadcast) -> None:
         """Encode with the agreed levels, check disclosure again and start the strategy.
