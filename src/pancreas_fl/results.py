@@ -297,17 +297,7 @@ def as_model_dict(result, *, name="result") -> dict:
         model = dict(result)
     else:
         model = {"coef": result}
-    coef = _numbers(model["coef"], name, "the coefficients")
-    if coef.ndim == 2 and coef.shape[0] != 1:
-        raise ModelFileError(
-            f"{name}: expected one row of coefficients (binary model); got shape {coef.shape}."
-        )
-    if coef.ndim not in (1, 2) or coef.size == 0:
-        raise ModelFileError(
-            f"{name}: expected a coefficient array of shape (1, n_features); got shape "
-            f"{coef.shape}."
-        )
-    coef = coef.reshape(1, -1)
+    coef = _coefficients(model["coef"], name)
     intercept = model.get("intercept")
     intercept = np.zeros(1) if intercept is None else _numbers(intercept, name, "the intercept")
     if intercept.size != 1:
@@ -317,39 +307,61 @@ def as_model_dict(result, *, name="result") -> dict:
         raise ModelFileError(f"{name}: the coefficients are not all finite.")
     names = model.get("feature_names")
     if names is not None:
-        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-            raise ModelFileError(f"{name}: 'feature_names' must be a list of strings.")
-        if len(names) != coef.shape[1]:
-            raise ModelFileError(
-                f"{name}: {len(names)} feature names for {coef.shape[1]} coefficients."
-            )
-        odd = [n for n in names if not n.strip() or len(n) > MAX_NAME_LENGTH]
-        if odd:
-            raise ModelFileError(
-                f"{name}: {len(odd)} feature name(s) empty or longer than {MAX_NAME_LENGTH} "
-                "characters."
-            )
-        duplicated = sorted(n for n, count in Counter(names).items() if count > 1)
-        if duplicated:
-            shown = ", ".join(repr(n) for n in duplicated[:20])
-            raise ModelFileError(f"{name}: duplicate feature name(s) {shown}.")
+        _check_feature_names(names, coef.shape[1], name)
     params = model.get("params")
     if not isinstance(params, dict):
         params = {}
     encoding = model.get("encoding")
     if encoding is not None:
-        try:
-            spec = Encoding.from_dict(encoding)
-        except ValueError as exc:
-            raise ModelFileError(f"{name}: {exc}.") from None
-        if names is None or spec.feature_names != list(names):
-            raise ModelFileError(
-                f"{name}: the encoding's columns do not match the model's feature names."
-            )
+        _check_encoding(encoding, names, name)
     model.update(
         coef=coef, intercept=intercept, feature_names=names, params=params, encoding=encoding
     )
     return model
+
+
+def _coefficients(value, name) -> np.ndarray:
+    """Return ``value`` as one row of coefficients, shape ``(1, n_features)``."""
+    coef = _numbers(value, name, "the coefficients")
+    if coef.ndim == 2 and coef.shape[0] != 1:
+        raise ModelFileError(
+            f"{name}: expected one row of coefficients (binary model); got shape {coef.shape}."
+        )
+    if coef.ndim not in (1, 2) or coef.size == 0:
+        raise ModelFileError(
+            f"{name}: expected a coefficient array of shape (1, n_features); got shape "
+            f"{coef.shape}."
+        )
+    return coef.reshape(1, -1)
+
+
+def _check_feature_names(names, n_features: int, name) -> None:
+    """Refuse feature names that are not distinct, short strings, one per coefficient."""
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"{name}: 'feature_names' must be a list of strings.")
+    if len(names) != n_features:
+        raise ModelFileError(f"{name}: {len(names)} feature names for {n_features} coefficients.")
+    odd = [n for n in names if not n.strip() or len(n) > MAX_NAME_LENGTH]
+    if odd:
+        raise ModelFileError(
+            f"{name}: {len(odd)} feature name(s) empty or longer than {MAX_NAME_LENGTH} characters."
+        )
+    duplicated = sorted(n for n, count in Counter(names).items() if count > 1)
+    if duplicated:
+        shown = ", ".join(repr(n) for n in duplicated[:20])
+        raise ModelFileError(f"{name}: duplicate feature name(s) {shown}.")
+
+
+def _check_encoding(encoding, names, name) -> None:
+    """Refuse an encoding that cannot be read or does not produce the model's feature names."""
+    try:
+        spec = Encoding.from_dict(encoding)
+    except ValueError as exc:
+        raise ModelFileError(f"{name}: {exc}.") from None
+    if names is None or spec.feature_names != list(names):
+        raise ModelFileError(
+            f"{name}: the encoding's columns do not match the model's feature names."
+        )
 
 
 def _numbers(value, name, what) -> np.ndarray:
