@@ -252,72 +252,37 @@ def glm_summary(
         ``penalized``, ``penalty``, ``C``, ``rounds``, ``singular`` (information matrix not
         invertible: aliased terms, or the pseudo-inverse used) and ``note``.
     """
-    theta = np.asarray(theta, dtype=np.float64).reshape(-1)
+    theta, info, terms = _checked_inputs(
+        theta, hess_loglik, feature_names, fit_intercept, intercept_name
+    )
     p = theta.shape[0]
-    info = np.asarray(hess_loglik, dtype=np.float64)
-    if info.shape != (p, p):
-        raise ValueError(f"hess_loglik must have shape ({p}, {p}). Got {info.shape}.")
-    names = [str(f) for f in feature_names]
-    if len(names) != p - int(fit_intercept):
-        raise ValueError(
-            f"feature_names has {len(names)} names but theta has {p - int(fit_intercept)} "
-            "feature coefficients."
-        )
-    terms = [*names, intercept_name] if fit_intercept else names
     C = float(C)
     penalized = penalty is not None and math.isfinite(C)
-    design = info if design_info is None else np.asarray(design_info, dtype=np.float64)
-    if design.shape != (p, p):
-        raise ValueError(f"design_info must have shape ({p}, {p}). Got {design.shape}.")
+    design = _design(design_info, info)
     aliasing = find_aliased(design, fit_intercept=fit_intercept, tol=alias_tol)
     wald, diverging = True, []
     if not penalized:
-        wald = _estimable_converged(theta, grad, info, aliasing, converged, tol) and not n_extreme
-        if not wald and path is not None:
-            diverging = diverging_terms(path, scale)
-    if penalized or not aliasing.aliased.size or not wald:
-        coef = theta
-        cov, singular = _covariance(info, fit_intercept=fit_intercept, C=C, penalized=penalized)
-    else:
-        coef, cov = _reduced(theta, info, aliasing, fit_intercept=fit_intercept)
-        singular = True
+        wald, diverging = _maximum_likelihood_exists(
+            theta, grad, info, aliasing, converged, tol, n_extreme, path, scale
+        )
+    coef, cov, singular = _estimates(theta, info, aliasing, fit_intercept, C, penalized, wald)
     diverging_names = {terms[j]: sign for j, sign in diverging}
     aliased = aliasing.aliased.tolist()
     aliases = _alias_relations(design, aliasing, terms, aliased)
     table = _table(coef, cov, terms)
     if wald:
-        note = _PENALIZED_NOTE.format(C=C) if penalized else _UNPENALIZED_NOTE
-        if singular and not aliased:
-            note += " The information matrix is singular (e.g. separation): pseudo-inverse used."
-        if aliased:
-            note += " " + _aliased_note(aliases, penalized)
+        note = _wald_note(C, penalized, singular, aliased, aliases)
     else:
         table = _withhold(table)
         note = _no_wald_note(converged, n_extreme, diverging_names, rounds)
-    rank = aliasing.rank
-    df_model = rank - int(fit_intercept)
-    deviance = float(deviance)
-    null = math.nan if null_deviance is None else float(null_deviance)
-    # the likelihood-ratio test needs the maximum-likelihood fit (None: not applicable)
-    lr_stat = null - deviance if wald and not penalized and not math.isnan(null) else None
+    edf = float(np.trace(cov @ info)) if penalized else float(aliasing.rank)
+    max_likelihood = wald and not penalized
     return {
         **table,
         **_odds_ratios(table),
-        "n": int(n),
-        "deviance": deviance,
-        "null_deviance": null,
-        "llf": -0.5 * deviance,
-        "llnull": -0.5 * null,
-        "aic": deviance + 2.0 * rank,
-        "bic": deviance + rank * math.log(int(n)) if int(n) > 0 else math.nan,
-        "rank": rank,
-        "n_params": int(p),
-        "df_model": df_model,
-        "df_resid": int(n) - rank,
-        "edf": float(np.trace(cov @ info)) if penalized else float(rank),
-        "lr_stat": lr_stat,
-        "lr_df": df_model,
-        "lr_p_value": None if lr_stat is None or df_model < 1 else chi2_sf(lr_stat, df_model),
+        **_fit_statistics(
+            n, deviance, null_deviance, aliasing.rank, p, fit_intercept, edf, max_likelihood
+        ),
         "aliased": [terms[j] for j in aliased],
         "aliases": aliases,
         "wald": bool(wald),
@@ -330,6 +295,125 @@ def glm_summary(
         "singular": bool(singular),
         "note": note,
     }
+
+
+def _checked_inputs(
+    theta: Any, hess_loglik: Any, feature_names, fit_intercept: bool, intercept_name: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Return the parameters, the information matrix and the term names, checked for shape."""
+    theta = np.asarray(theta, dtype=np.float64).reshape(-1)
+    p = theta.shape[0]
+    info = np.asarray(hess_loglik, dtype=np.float64)
+    if info.shape != (p, p):
+        raise ValueError(f"hess_loglik must have shape ({p}, {p}). Got {info.shape}.")
+    names = [str(f) for f in feature_names]
+    if len(names) != p - int(fit_intercept):
+        raise ValueError(
+            f"feature_names has {len(names)} names but theta has {p - int(fit_intercept)} "
+            "feature coefficients."
+        )
+    terms = [*names, intercept_name] if fit_intercept else names
+    return theta, info, terms
+
+
+def _design(design_info: Any, info: np.ndarray) -> np.ndarray:
+    """Return the matrix aliasing is judged on: ``design_info``, by default the information."""
+    p = info.shape[0]
+    design = info if design_info is None else np.asarray(design_info, dtype=np.float64)
+    if design.shape != (p, p):
+        raise ValueError(f"design_info must have shape ({p}, {p}). Got {design.shape}.")
+    return design
+
+
+def _estimates(
+    theta: np.ndarray,
+    info: np.ndarray,
+    aliasing: Aliasing,
+    fit_intercept: bool,
+    C: float,
+    penalized: bool,
+    wald: bool,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Return the reported coefficients, their covariance and whether the matrix is singular.
+
+    Unpenalized with aliased terms and a valid fit: the model without them (NaN for them).
+    """
+    if penalized or not aliasing.aliased.size or not wald:
+        coef = theta
+        cov, singular = _covariance(info, fit_intercept=fit_intercept, C=C, penalized=penalized)
+        return coef, cov, singular
+    coef, cov = _reduced(theta, info, aliasing, fit_intercept=fit_intercept)
+    return coef, cov, True
+
+
+def _wald_note(C: float, penalized: bool, singular: bool, aliased: list, aliases: dict) -> str:
+    """Return the note of a summary with its Wald table: the covariance used, aliased terms."""
+    note = _PENALIZED_NOTE.format(C=C) if penalized else _UNPENALIZED_NOTE
+    if singular and not aliased:
+        note += " The information matrix is singular (e.g. separation): pseudo-inverse used."
+    if aliased:
+        note += " " + _aliased_note(aliases, penalized)
+    return note
+
+
+def _fit_statistics(
+    n: int,
+    deviance: float,
+    null_deviance: float | None,
+    rank: int,
+    n_params: int,
+    fit_intercept: bool,
+    edf: float,
+    max_likelihood: bool,
+) -> dict[str, Any]:
+    """Return the fit statistics: deviances, likelihoods, AIC/BIC, degrees of freedom, LR test.
+
+    The likelihood-ratio test is given for a valid unpenalized (``max_likelihood``) fit only.
+    """
+    df_model = rank - int(fit_intercept)
+    deviance = float(deviance)
+    null = math.nan if null_deviance is None else float(null_deviance)
+    # the likelihood-ratio test needs the maximum-likelihood fit (None: not applicable)
+    lr_stat = null - deviance if max_likelihood and not math.isnan(null) else None
+    return {
+        "n": int(n),
+        "deviance": deviance,
+        "null_deviance": null,
+        "llf": -0.5 * deviance,
+        "llnull": -0.5 * null,
+        "aic": deviance + 2.0 * rank,
+        "bic": deviance + rank * math.log(int(n)) if int(n) > 0 else math.nan,
+        "rank": rank,
+        "n_params": int(n_params),
+        "df_model": df_model,
+        "df_resid": int(n) - rank,
+        "edf": edf,
+        "lr_stat": lr_stat,
+        "lr_df": df_model,
+        "lr_p_value": None if lr_stat is None or df_model < 1 else chi2_sf(lr_stat, df_model),
+    }
+
+
+def _maximum_likelihood_exists(
+    theta: np.ndarray,
+    grad: Any,
+    info: np.ndarray,
+    aliasing: Aliasing,
+    converged: bool,
+    tol: float,
+    n_extreme: int | None,
+    path: Any,
+    scale: Any,
+) -> tuple[bool, list[tuple[int, int]]]:
+    """Return whether an unpenalized fit gives a Wald table, and else its diverging terms.
+
+    It does when its estimable part converged and no fitted probability is numerically 0 or 1.
+    """
+    wald = _estimable_converged(theta, grad, info, aliasing, converged, tol) and not n_extreme
+    diverging = []
+    if not wald and path is not None:
+        diverging = diverging_terms(path, scale)
+    return wald, diverging
 
 
 def _estimable_converged(
