@@ -76,10 +76,14 @@ class NodeSpec:
         The node's ``test_kwargs`` without its data and the endpoint.
     data_key : {'s3_data', 'fhir_data'}
         Where the data goes in ``test_kwargs``.
-    data_payload : bytes
+    data_payload : bytes or None
         The node's data split, pickled: each node unpickles its own copy.
     timeout : float or None
         Longest wait for messages.
+    shared_s3 : list of dict or None
+        Instead of ``data_payload``, under thread isolation: s3 data whose every object is
+        ``bytes``. The node gets new containers around the same immutable bytes, so a
+        hospital's files are held once, as on a FLAME node, not once more per copy.
     """
 
     node_id: str
@@ -88,8 +92,9 @@ class NodeSpec:
     model_kwargs: dict[str, Any]
     test_kwargs: dict[str, Any] = field(repr=False)
     data_key: str
-    data_payload: bytes = field(repr=False)
+    data_payload: bytes | None = field(repr=False)
     timeout: float | None
+    shared_s3: list[dict[str, bytes]] | None = field(default=None, repr=False)
 
 
 def _error_payload(exc: BaseException) -> bytes | None:
@@ -118,7 +123,10 @@ def run_node(spec: NodeSpec, endpoint: Endpoint) -> None:
     another node's failure is reported as ``'stopped'``.
     """
     try:
-        data = pickle.loads(spec.data_payload)
+        if spec.shared_s3 is not None:
+            data = [dict(source) for source in spec.shared_s3]
+        else:
+            data = pickle.loads(spec.data_payload)
         test_kwargs = {**spec.test_kwargs, spec.data_key: data, ENDPOINT_KEY: endpoint}
         spec.model_cls(**spec.model_kwargs, test_mode=True, test_kwargs=test_kwargs)
     except NodeStopped as exc:

@@ -69,6 +69,14 @@ def _split_problems(split: Any) -> list[str]:
     return []
 
 
+def _all_bytes(split: Any) -> bool:
+    """Whether ``split`` is s3 data whose every object is immutable ``bytes``."""
+    return isinstance(split, list) and all(
+        isinstance(source, dict) and all(type(value) is bytes for value in source.values())
+        for source in split
+    )
+
+
 def _pickle_split(split: Any, index: int, node_id: str) -> bytes:
     """Pickle a data split; a ``TypeError`` names the split (and key) that cannot travel."""
     try:
@@ -260,10 +268,11 @@ class StarModelTester:
         self.participants = [{"id": i, "role": r} for i, r in zip(analyzer_ids, roles, strict=True)]
         self.participants.append({"id": AGGREGATOR_ID, "role": "aggregator"})
         self.node_ids = [p["id"] for p in self.participants]
-        payloads = [
-            _pickle_split(split, index, analyzer_ids[index])
-            for index, split in enumerate(data_splits)
-        ]
+        payloads: list[bytes | None] = []
+        for index, split in enumerate(data_splits):
+            payload = _pickle_split(split, index, analyzer_ids[index])  # it can travel
+            # Under threads, s3 bytes are shared (immutable) rather than copied per node.
+            payloads.append(None if isolation == "thread" and _all_bytes(split) else payload)
         for index, split in enumerate(data_splits):
             problems = _split_problems(split)
             if problems:
@@ -321,6 +330,7 @@ class StarModelTester:
                     f"{data_type}_data",
                     payloads[index] if index < num_splits else no_data,
                     timeout,
+                    data_splits[index] if index < num_splits and payloads[index] is None else None,
                 )
             )
 

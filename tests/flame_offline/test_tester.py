@@ -631,3 +631,33 @@ def test_engine_errors_survive_pickle(error):
     assert type(copy) is type(error)
     assert str(copy) == str(error)
     assert copy.__dict__.keys() == error.__dict__.keys()
+
+
+class _SharingAnalyzer(_nodes.StarAnalyzer):
+    """Report whether the node got the tester's bytes objects in containers of its own."""
+
+    def analysis_method(self, data, aggregator_results):
+        source = _SHARED[int(self.id.rsplit("-", 1)[1]) - 1][0]  # node-1, node-2
+        got = data[0]
+        got["scribble"] = b"x"  # the node's own dict: the tester's split stays as it was
+        return int(got["v.csv"] is source["v.csv"]), int(got is not source)
+
+
+class _PairAggregator(_nodes.StarAggregator):
+    def aggregation_method(self, analysis_results):
+        return sorted(analysis_results)
+
+    def has_converged(self, result, last_result):
+        return True
+
+
+_SHARED = [[{"v.csv": b"1,2,3"}], [{"v.csv": b"4,5"}]]
+
+
+@pytest.mark.parametrize(
+    ("isolation", "shared"), [("thread", 1), pytest.param("process", 0, marks=pytest.mark.slow)]
+)
+def test_s3_bytes_are_held_once_under_threads_in_containers_of_each_node(isolation, shared):
+    tester = run(_SHARED, _SharingAnalyzer, _PairAggregator, isolation=isolation)
+    assert tester.result == [(shared, 1), (shared, 1)]
+    assert _SHARED == [[{"v.csv": b"1,2,3"}], [{"v.csv": b"4,5"}]]
