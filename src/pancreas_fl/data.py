@@ -898,8 +898,9 @@ def _check_missing(df: pd.DataFrame, raw: bytes, n_header: int, dataset: str) ->
     raise DataError(
         f"has {int(counts.sum())} missing value(s) in column(s) {detail}{extra}",
         file=dataset,
-        hint="Impute or drop incomplete rows before export (logistic regression cannot use "
-        "missing values)",
+        hint="Say what a blank means where it means a value (fill={column: value}, "
+        "--fill NAME=VALUE), drop incomplete rows (missing='complete-case', --missing "
+        "complete-case), or impute before export; logistic regression cannot use missing values",
     )
 
 
