@@ -135,4 +135,4 @@ flame-node: $(RUN_STAMP) $(FLAME_IMAGE_STAMP) ## run src/pancreas_analysis.py as
 	$(BIN)/python -m flame_offline.emulator $(NODES) --python $(FLAME_IMAGE_VENV)/bin/python --out-dir $(FLAME_NODE_OUT)
 
 test-flame-node: $(STAMP) $(FLAME_IMAGE_STAMP) ## the flame_node scenarios (root: network namespaces)
-	FLAME_IMAGE_PYTHON=$(FLAME_IMAGE_VENV)/bin/python $(BIN)/python -m pytest -m flame_node -p no:cacheprovider tests/flame_offline/emulator
+	FLAME_IMAGE_PYTHON=$(FLAME_IMAGE_VENV)/bin/python $(BIN)/python -m pytest -m flame_node -p no:cacheprovider --durations=0 tests/flame_offline/emulator
