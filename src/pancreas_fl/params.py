@@ -29,6 +29,7 @@ from pancreas_fl._validation import (
     Options,
 )
 from pancreas_fl.errors import ConfigError
+from pancreas_fl.stats.solver import DEFAULT_TOL as SOLVER_TOL
 
 __all__ = [
     "LBFGS_MAX_ITER",
@@ -38,6 +39,7 @@ __all__ = [
     "STRATEGIES",
     "Parameter",
     "Params",
+    "check_parameter",
     "default",
     "markdown_table",
     "resolve_params",
@@ -175,7 +177,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "tol",
         Interval(float, 0.0),
-        {"fedavg": 1e-8, "exact": 1e-8},
+        {"fedavg": 1e-8, "exact": SOLVER_TOL},
         "aggregator",
         "fedavg: stop when the L2 change of the coefficients is <= `tol`; exact: relative step",
         default_doc="1e-8",
@@ -267,6 +269,11 @@ _BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}
 
 #: Parameters both roles must agree on; the aggregator checks them in the first round.
 SHARED_PARAMS = tuple(parameter.name for parameter in PARAMETERS if parameter.shared)
+
+
+def check_parameter(name: str, value: Any) -> Any:
+    """Validate one parameter's value with the table's constraint (and its wording)."""
+    return _BY_NAME[name].constraint.check(name, value)
 
 
 def default(name: str, strategy: str = "fedavg") -> Any:

@@ -45,8 +45,9 @@ from __future__ import annotations
 
 import math
 
-from pancreas_fl._validation import check_int, check_real
+from pancreas_fl._validation import check_int
 from pancreas_fl.errors import ConfigError, PrivacyError
+from pancreas_fl.params import check_parameter, default
 
 __all__ = [
     "DEFAULT_MAX_PARAM_RATIO",
@@ -56,11 +57,11 @@ __all__ = [
     "validate_privacy_params",
 ]
 
-DEFAULT_MIN_PATIENTS = 10
-"""Fewest patients a hospital may fit a model update on."""
+DEFAULT_MIN_PATIENTS = default("min_patients")
+"""Fewest patients a hospital may fit a model update on (the parameter table's default)."""
 
-DEFAULT_MAX_PARAM_RATIO = 0.33
-"""Largest allowed parameters / patients ratio (DataSHIELD's ``nfilter.glm``)."""
+DEFAULT_MAX_PARAM_RATIO = default("max_param_ratio")
+"""Largest allowed parameters / patients ratio (DataSHIELD's ``nfilter.glm``; the table's)."""
 
 DEFAULT_MIN_CLASS_SIZE = 3
 """Fewest patients a non-empty outcome class may have (DataSHIELD's ``nfilter.subset``)."""
@@ -90,9 +91,9 @@ def validate_privacy_params(
         With scikit-learn's message style, e.g.
         ``"'min_patients' must be an int in [1, inf). Got 0 instead."``.
     """
-    check_int("min_patients", min_patients, 1)
+    check_parameter("min_patients", min_patients)
     check_int("min_class_size", min_class_size, 1)
-    check_real("max_param_ratio", max_param_ratio, high=1.0, closed="right")
+    check_parameter("max_param_ratio", max_param_ratio)
 
 
 def check_disclosure(
