@@ -231,13 +231,15 @@ class PancreasAnalyzer(StarAnalyzer):
     def _log_reading(self, reading: _Reading) -> None:
         """Log what was read: the counts, or how many problems go to the aggregator."""
         if reading.problems:
-            # not logged as this node's failure: the aggregator reports them, with every
-            # other hospital's, once
-            self.flame.flame_log(
-                f"{reading.file}: {len(reading.problems)} problem(s) with the data; sent to "
-                "the aggregator, which reports every hospital's",
-                log_type="info",
-            )
+            # Each in the hospital's own log (for its data owner: names and counts only), as
+            # a notice, not as this node's failure: the aggregator fails the run once, with
+            # every hospital's problems (the error the analyst sees).
+            for problem in reading.problems:
+                self.flame.flame_log(
+                    f"{problem.with_context(node=self.id)} (sent to the aggregator, which "
+                    "reports every hospital's problems at once)",
+                    log_type="notice",
+                )
             return
         dropped = f"; {reading.n_dropped} incomplete row(s) dropped" if reading.n_dropped else ""
         count = f"{len(reading.columns) - 1} feature column(s)"

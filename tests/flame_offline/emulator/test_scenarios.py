@@ -143,16 +143,21 @@ def test_c_bad_hospital_data_ends_every_node_promptly(image_python, tmp_path):
     assert summary["outcome"] == "failed"
     assert_every_node_ended(summary)
     failure = summary["failure"]
-    assert failure["node"] == "badhospital"
-    assert "pancreasData.csv: 1 feature column(s) 'KRAS' are not numeric" in failure["error"]
+    # the hospital sends its problems; the aggregator fails the run once, naming it
+    assert failure["node"] == "aggregator"
+    problem = "pancreasData.csv: 1 feature column(s) 'KRAS' are not numeric"
+    assert problem in failure["error"]
+    assert failure["error"].startswith("hospital '")  # its node id
     assert len(failure["error"].splitlines()) == 1
-    stream = (tmp_path / "out" / "logs" / "badhospital.stream.log").read_text()
-    assert f"error  failed    {failure['error']}" in stream
+    aggregator_stream = (tmp_path / "out" / "logs" / "aggregator.stream.log").read_text()
+    assert f"error  failed    {failure['error']}" in aggregator_stream
+    hospital_stream = (tmp_path / "out" / "logs" / "badhospital.stream.log").read_text()
+    assert problem in hospital_stream  # and in the hospital's own log, for its data owner
     assert not (tmp_path / "out" / "final_result").exists()
     assert summary["final_results"] == []
     assert summary["wall_seconds"] - failure["seconds"] < 60
     statuses = {n["name"]: n["status"] for n in summary["nodes"]}
-    assert statuses == {"node1": "stopped", "badhospital": "failed", "aggregator": "stopped"}
+    assert statuses == {"node1": "stopped", "badhospital": "stopped", "aggregator": "failed"}
 
 
 def test_d_duplicate_and_delayed_messages_give_the_same_result(image_python, default_run, tmp_path):
@@ -197,8 +202,11 @@ def test_e_starmodel_without_query_fails_as_in_production(image_python, tmp_path
     )
     assert done.returncode == 1
     assert_every_node_ended(summary)
-    assert summary["failure"]["node"] in ("node1", "node2")
-    assert "data must be a list of dicts, got NoneType" in summary["failure"]["error"]
+    # both hospitals got data=None and said so; the aggregator failed the run once
+    assert summary["failure"]["node"] == "aggregator"
+    error = summary["failure"]["error"]
+    assert len(error.splitlines()) == 2  # one line per hospital
+    assert error.count("data must be a list of dicts, got NoneType") == 2
     assert not (tmp_path / "out" / "final_result").exists()
 
 
