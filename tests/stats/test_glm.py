@@ -15,9 +15,9 @@ from pancreas_fl.stats.glm import chi2_sf
 NAMES = ["KRAS", "CDKN2A", "TP53", "SMAD4", "MUC1"]
 
 
-def _fit(penalty, fit_intercept=True, C=1.0):
+def _fit(penalty, fit_intercept=True, C=1.0, **solver):
     hospitals = make_hospitals(21, "noniid")
-    fit = run_federated(hospitals, fit_intercept=fit_intercept, C=C, penalty=penalty)
+    fit = run_federated(hospitals, fit_intercept=fit_intercept, C=C, penalty=penalty, **solver)
     X, y = pool(hospitals)
     s = glm_summary(
         fit.theta,
@@ -146,24 +146,11 @@ def test_chi2_sf_equals_scipy(df):
 @pytest.mark.parametrize("fit_intercept", [False, True])
 def test_statistics_equal_statsmodels_glm_on_the_pooled_rows(fit_intercept):
     sm = pytest.importorskip("statsmodels.api")
-    hospitals = make_hospitals(21, "noniid")
-    fit = run_federated(hospitals, fit_intercept=fit_intercept, C=math.inf, tol=1e-12)
-    X, y = pool(hospitals)
+    s, _, X, y = _fit(None, fit_intercept, C=math.inf, tol=1e-12)
     Xd = np.hstack([X, np.ones((len(y), 1))]) if fit_intercept else X
     model = sm.GLM(y, Xd, family=sm.families.Binomial())
     # restarted at its optimum: IRLS takes the covariance from its last iteration's start
     res = model.fit(start_params=model.fit(tol=1e-14).params, tol=1e-14, maxiter=100)
-    s = glm_summary(
-        fit.theta,
-        fit.solver.hess_loglik,
-        feature_names=NAMES,
-        fit_intercept=fit_intercept,
-        n=len(y),
-        deviance=2 * fit.step.best_loss,
-        null_deviance=null_deviance(len(y), int(y.sum()), fit_intercept=fit_intercept),
-        C=math.inf,
-        penalty=None,
-    )
     ci = np.exp(res.conf_int())
     for ours, theirs in [
         ("coef", res.params),
