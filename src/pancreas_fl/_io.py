@@ -9,7 +9,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from pancreas_fl.errors import UsageError
+from pancreas_fl.errors import UsageError, quote_path
 
 __all__ = [
     "NotARegularFileError",
@@ -186,15 +186,6 @@ def _keep_previous(path: str) -> str | None:
 
 
 # ---------------------------------------------------------------------- what the command shows
-def quote_path(path) -> str:
-    """Show a path in a one-line message.
-
-    Quoted (repr) when it holds a control character or surrounding spaces, as it is otherwise.
-    """
-    text = os.fspath(path)
-    return text if text.isprintable() and text.strip() == text and text else repr(text)
-
-
 def one_line(text: str) -> str:
     """Escape line breaks and other control characters, so that an error is one line."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

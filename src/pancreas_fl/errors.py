@@ -10,6 +10,8 @@ running in another process (or another FLAME container) and be reported by the e
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -17,7 +19,18 @@ __all__ = [
     "PancreasFLError",
     "PrivacyError",
     "UsageError",
+    "quote_path",
 ]
+
+
+def quote_path(path) -> str:
+    """Show a path in a one-line message, quoted (repr) where it could mislead.
+
+    That is when it is empty, holds a line break or another control character, or has
+    surrounding spaces; otherwise it is shown as it is.
+    """
+    text = os.fspath(path)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 class PancreasFLError(Exception):
@@ -81,10 +94,7 @@ class DataError(PancreasFLError, ValueError):
         if self.node is not None:
             parts.append(f"hospital {self.node!r}")
         if self.file is not None:
-            # a file name with a line break or another control character would split the
-            # one-line message: it is quoted then (repr), and shown as it is otherwise
-            file = str(self.file)
-            parts.append(file if file.isprintable() and file.strip() == file else repr(file))
+            parts.append(quote_path(str(self.file)))
         where = ": ".join(parts)
         text = f"{where}: {self.problem}" if where else self.problem
         if self.hint:

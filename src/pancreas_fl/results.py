@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 from pancreas_fl._io import NotARegularFileError, read_regular_file
 from pancreas_fl.data import MAX_NAME_LENGTH
 from pancreas_fl.encoding import CategoricalEncoder, Encoding
-from pancreas_fl.errors import PancreasFLError
+from pancreas_fl.errors import PancreasFLError, quote_path
 
 __all__ = [
     "MODEL_FORMAT",
@@ -102,7 +102,7 @@ def load_result(path) -> object:
         containers.
     """
     name = os.fspath(path)
-    shown = _quote(name)
+    shown = quote_path(name)
     try:
         raw = read_regular_file(name, limit=MAX_MODEL_BYTES)
     except NotARegularFileError:
@@ -180,11 +180,6 @@ def _check_plain(obj, name, *, max_bytes: int) -> None:
         stack.append((item, depth, True))
         children = (v for pair in item.items() for v in pair) if isinstance(item, dict) else item
         stack.extend((child, depth + 1, False) for child in children)
-
-
-def _quote(name: str) -> str:
-    """Show a path in a one-line message: quoted when it holds a control character."""
-    return name if name.isprintable() else repr(name)
 
 
 def global_parameters(result):
@@ -432,4 +427,4 @@ def load_model(path) -> LogisticRegression | Pipeline:
     >>> model = load_model("pancreas.pkl")  # doctest: +SKIP
     >>> model.predict_proba(features)[:, 1]  # doctest: +SKIP
     """
-    return model_from_result(load_result(path), name=_quote(os.fspath(path)))
+    return model_from_result(load_result(path), name=quote_path(os.fspath(path)))
