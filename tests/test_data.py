@@ -26,6 +26,7 @@ from pancreas_fl.data import (
     check_same_columns,
     load_feature_table,
     load_hospital_data,
+    read_hospital_data,
 )
 from pancreas_fl.errors import ConfigError, DataError
 
@@ -136,9 +137,9 @@ def test_freed_memory_is_given_back_once_the_frame_is_gone(monkeypatch) -> None:
     monkeypatch.setattr(data_module, "_MALLOC_TRIM", lambda pad: calls.append(_frames_alive()))
     load(GOOD)
     assert calls == [before]  # once, with the parsed frame already freed
-    with pytest.raises(DataError):
-        load(b"KRAS,y\n1,2\n3,4\n")  # a bad label: nothing kept, nothing to give back
-    assert len(calls) == 1
+    with pytest.raises(DataError, match="must be 0/1"):
+        load(b"KRAS,y\n1,2\n3,4\n")  # a bad label: nothing kept; the problem keeps no frame
+    assert calls == [before, before]
 
 
 def test_without_malloc_trim_nothing_is_given_back(monkeypatch) -> None:
@@ -468,6 +469,74 @@ def test_bad_file(request: pytest.FixtureRequest, raw: object, match: str) -> No
     for secret in SECRETS:
         assert secret not in message
     assert message.startswith(f"{DEFAULT_DATASET}: ")
+
+
+# every problem of a file, in one read
+NOT_NUMERIC = r"1 feature column\(s\) 'KRAS' are not numeric"
+MANY_PROBLEMS = [
+    (
+        "text-blank-label",
+        b"KRAS,TP53,diagnosis\nhigh,123.456,1\nlow,,2\nhigh,987.654,2\n",
+        [NOT_NUMERIC, r"has 1 missing value\(s\) in column\(s\) 'TP53' \(1\)", r"must be 0/1"],
+    ),
+    (
+        "huge-beside-a-blank",  # the magnitudes of a column with blanks are checked too
+        b"KRAS,TP53,diagnosis\n1e200,,1\n123.456,2.5,0\n",
+        [
+            r"missing value\(s\) in column\(s\) 'TP53'",
+            r"1 value\(s\) beyond ±1e150 in .*'KRAS' \(1\)",
+        ],
+    ),
+    (
+        "infinite-and-one-class",
+        b"KRAS,diagnosis\ninf,1\n123.456,1\n",
+        [r"1 infinite value\(s\) in column\(s\) 'KRAS' \(1\)", r"class 0 is absent"],
+    ),
+    (
+        "blank-label-only",  # a blank label is a missing value, not also a bad code
+        b"KRAS,diagnosis\n123.456,1\n987.654,\n2.5,0\n",
+        [r"^pancreasData\.csv: has 1 missing value\(s\) in column\(s\) 'diagnosis' \(1\)"],
+    ),
+    (
+        "blank-labels-only",
+        b"KRAS,diagnosis\n123.456,\n987.654,\n",
+        [r"has 2 missing value\(s\) in column\(s\) 'diagnosis' \(2\)"],
+    ),
+    (
+        "ragged-and-text",  # a file that is not a table has that one problem
+        b"KRAS,TP53,diagnosis\nhigh,123.456,1,5\nlow,,2\n",
+        [r"line 2 has 4 fields, header has 3"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "matches"), [c[1:] for c in MANY_PROBLEMS], ids=[c[0] for c in MANY_PROBLEMS]
+)
+def test_every_problem_of_a_file_is_found_in_one_read(raw: bytes, matches: list[str]) -> None:
+    hospital, problems = read_hospital_data(s3(raw))
+    assert hospital is None
+    assert len(problems) == len(matches)
+    for problem, match in zip(problems, matches, strict=True):
+        assert re.search(match, str(problem)), problem
+        assert problem.__traceback__ is None  # it keeps no frame (and no data) alive
+    with pytest.raises(DataError) as info:
+        load(raw)
+    message = str(info.value)
+    assert "\n" not in message
+    assert not any(secret in message for secret in SECRETS)
+    if len(matches) == 1:
+        assert message == str(problems[0])
+    else:  # all problems, then all hints, as the aggregator words a hospital's problems
+        assert message.startswith(f"{DEFAULT_DATASET}: {len(matches)} problems: (1) ")
+        assert all(f"; ({i}) " in message for i in range(2, len(matches) + 1))
+        assert all(problem.hint in message for problem in problems)
+
+
+def test_a_usable_file_has_no_problem() -> None:
+    hospital, problems = read_hospital_data(s3(GOOD))
+    assert problems == []
+    np.testing.assert_array_equal(hospital.X, load(GOOD).X)
 
 
 def test_a_header_with_some_numeric_names_is_a_header() -> None:

@@ -333,6 +333,20 @@ def case_missing_value_spelling(site, spelling=""):
     return simulate_argv(site), r"has 3 missing value\(s\) in column\(s\) 'KRAS' \(3\)", ()
 
 
+def case_every_problem_of_every_hospital(site):
+    set_column(site, "KRAS", ["high", "low", "high"])
+    set_column(site, "TP53", ["", "7.5", "8.5", "9.5"])
+    set_column(site, "diagnosis", ["1", "2", "2"], node="node2")
+    return (
+        simulate_argv(site),
+        r"^pancreas-fl: error: hospital 'node1': \S*node1/pancreasData\.csv: 2 problems: "
+        r"\(1\) 1 feature column\(s\) 'KRAS' are not numeric; "
+        r"\(2\) has 57 missing value\(s\) in column\(s\) 'TP53' \(57\)\. "
+        r"Export numbers only .*Say what a blank means",
+        (),
+    )
+
+
 CASES = {
     name.removeprefix("case_"): function
     for name, function in dict(globals()).items()

@@ -148,10 +148,12 @@ def test_every_problem_of_every_hospital_is_reported_once_one_line_per_hospital(
 
 
 def test_the_default_analysis_also_reports_every_hospital_once():
-    bad = b"KRAS,diagnosis\n1.0,2\n"
+    bad = b"KRAS,TP53,diagnosis\nhigh,,1\nlow,1.5,2\n"
     error = failure([[{"pancreasData.csv": bad}], [{"pancreasData.csv": b"x"}]])
-    lines = str(error).splitlines()
-    assert [line.split(":")[0] for line in lines] == ["hospital 'node-1'", "hospital 'node-2'"]
+    first, second = str(error).splitlines()
+    assert first.startswith("hospital 'node-1': pancreasData.csv: 3 problems: (1) 1 feature ")
+    assert "; (2) has 1 missing value(s) in column(s) 'TP53' (1); (3) label column" in first
+    assert second.startswith("hospital 'node-2': pancreasData.csv: ")
 
 
 @pytest.mark.parametrize(

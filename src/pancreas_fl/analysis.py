@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from pancreas_fl.data import load_hospital_data
+from pancreas_fl.data import read_hospital_data
 from pancreas_fl.encoding import Encoding
 from pancreas_fl.errors import ConfigError, DataError, OutOfStepError
 from pancreas_fl.messages import HospitalMessage, Introduction, SetupBroadcast
@@ -211,18 +211,19 @@ class PancreasAnalyzer(StarAnalyzer):
     def _read_plain(self, data, require_both_classes: bool) -> _Reading:
         """Read the CSV as the tutorial does and check the disclosure guards."""
         p = self.params_
-        problems, file = [], p.dataset
+        file = p.dataset
         try:
             file = resolve_key(data, p.dataset)
-            self.data_ = load_hospital_data(
-                data,
-                dataset=file,
-                label=p.label,
-                require_both_classes=require_both_classes,
-            )
-            self._check_disclosure(file)
         except DataError as err:
-            problems = [err]
+            return _Reading(file, [err], 0, 0, 0, [], None)
+        self.data_, problems = read_hospital_data(
+            data, dataset=file, label=p.label, require_both_classes=require_both_classes
+        )
+        if self.data_ is not None:
+            try:
+                self._check_disclosure(file)
+            except DataError as err:
+                problems = [err]
         d = self.data_
         if d is None:
             return _Reading(file, problems, 0, 0, 0, [], None)

@@ -44,6 +44,11 @@ Checks, in order (cheap structural checks first, all before pandas parses the fi
 9. the label is 0/1 (ints, floats 0.0/1.0 or booleans) and, unless disabled, both classes are
    present.
 
+Checks 1 to 7 stop at the first problem: what follows needs a table with a label and
+features. Checks 8 and 9 all run, and every failing one is a problem of its own
+(:func:`read_hospital_data` returns them all; :func:`load_hospital_data` raises one error
+listing them all, in one line), so that a data owner fixes a file once, not once per run.
+
 Boolean feature columns (``True``/``False`` in the file, parsed by pandas as ``bool``) are
 accepted: scikit-learn converts them to 0.0/1.0 exactly as it would a 0/1 column, so they are
 numeric for the model.
@@ -57,6 +62,7 @@ import ctypes
 import io
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -68,6 +74,7 @@ import pandas as pd
 from pancreas_fl._warnings import ignoring
 from pancreas_fl.errors import ConfigError, DataError
 from pancreas_fl.privacy import DEFAULT_MIN_CLASS_SIZE
+from pancreas_fl.problems import as_error, as_problem
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -77,6 +84,7 @@ __all__ = [
     "check_same_columns",
     "load_feature_table",
     "load_hospital_data",
+    "read_hospital_data",
 ]
 
 DEFAULT_DATASET = "pancreasData.csv"
@@ -235,8 +243,52 @@ def load_hospital_data(
     Raises
     ------
     DataError
-        When the data cannot be used; the message names the file, the problem (counts and
-        column names only) and what to do.
+        When the data cannot be used; the message names the file, every problem found
+        (counts and column names only) and what to do, in one line.
+    ConfigError
+        When ``dataset`` or ``label`` has an invalid type.
+
+    See Also
+    --------
+    read_hospital_data : The same, returning every problem instead of raising.
+    """
+    hospital, problems = read_hospital_data(
+        data, dataset=dataset, label=label, require_both_classes=require_both_classes
+    )
+    if problems:
+        raise problems[0] if len(problems) == 1 else _all_problems(problems)
+    return hospital
+
+
+def read_hospital_data(
+    data: object,
+    *,
+    dataset: str = DEFAULT_DATASET,
+    label: str | int | None = None,
+    require_both_classes: bool = True,
+) -> tuple[HospitalData | None, list[DataError]]:
+    """Read one hospital's CSV as :func:`load_hospital_data` does, collecting every problem.
+
+    A file that cannot be parsed (no such object, not UTF-8, no header, ragged rows), whose
+    label column is not found or that has no feature column has that one problem. Otherwise
+    every check of its columns runs (numeric features, missing values, magnitudes, the
+    label's coding and classes), and each failing one is a problem: the data owner sees them
+    all at once, instead of one per approval round.
+
+    Parameters
+    ----------
+    data, dataset, label, require_both_classes
+        As for :func:`load_hospital_data`.
+
+    Returns
+    -------
+    hospital : HospitalData or None
+        The data, or ``None`` when there are problems.
+    problems : list of DataError
+        Every problem found, in the order of the checks (empty when the data can be used).
+
+    Raises
+    ------
     ConfigError
         When ``dataset`` or ``label`` has an invalid type.
     """
@@ -245,13 +297,40 @@ def load_hospital_data(
     if label is not None and (isinstance(label, bool) or not isinstance(label, (str, int))):
         raise ConfigError(f"'label' must be a str, an int or None. Got {label!r} instead.")
 
-    hospital = _load(_find_object(data, dataset), dataset, label, require_both_classes)
-    _release_freed_memory()  # the parsed frame's, now that only the matrix is left
-    return hospital
+    try:
+        with _PARSING:
+            hospital, problems = _load(
+                _find_object(data, dataset), dataset, label, require_both_classes
+            )
+            _release_freed_memory()  # the parsed frame's, now that only the matrix is left
+    except DataError as err:  # the file cannot be read as a table: that one problem
+        return None, [err.with_traceback(None)]
+    return (None if problems else hospital), problems
 
 
-def _load(raw, dataset: str, label, require_both_classes: bool) -> HospitalData:
-    """Parse, check and convert: the frame lives only inside this call."""
+_PARSING = threading.Lock()
+"""Held while a file is parsed and converted: one frame at a time in a process.
+
+A FLAME node runs one hospital per process, so it never waits. Where several hospitals run as
+threads of one process (``pancreas-fl simulate``, the SDK's local tester), each would
+otherwise hold its parsed frame beside the others' at the same time; in turn, the process
+holds one frame beside the matrices kept.
+"""
+
+
+def _all_problems(problems: list[DataError]) -> DataError:
+    """Several problems of one file as one error, worded as the aggregator reports them."""
+    return as_error(None, [as_problem(problem) for problem in problems])
+
+
+def _load(
+    raw, dataset: str, label, require_both_classes: bool
+) -> tuple[HospitalData | None, list[DataError]]:
+    """Parse, check and convert: the frame lives only inside this call.
+
+    Raises :class:`DataError` for a file that is not a table with a label and features;
+    returns the problems of its columns, every one.
+    """
     header, df = _read_table(
         raw,
         dataset,
@@ -273,18 +352,30 @@ def _load(raw, dataset: str, label, require_both_classes: bool) -> HospitalData:
         features = df.iloc[:, [i for i in range(len(names)) if i != position]]
         labels = df.iloc[:, position]
 
-    _check_features(features, dataset)
-    _check_missing(df, raw, len(header), dataset)
-    _check_magnitudes(features, dataset)
-    _check_labels(labels, dataset, require_both_classes)
-
+    numeric = _numeric_columns(features)
+    checks = (
+        lambda: _check_features(features, dataset),
+        lambda: _check_missing(df, raw, len(header), dataset),
+        lambda: _check_magnitudes(features if all(numeric) else features.loc[:, numeric], dataset),
+        lambda: _check_labels(labels, dataset, require_both_classes),
+    )
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except DataError as err:
+            # without its traceback: that would keep this call's frame, and the data, alive
+            problems.append(err.with_traceback(None))
+    if problems:
+        return None, problems
     # the frame is dropped on return: only the converted matrix is kept
-    return HospitalData(
+    hospital = HospitalData(
         X=_design(features),
         y=labels.to_numpy().astype(np.int64),
         feature_names=tuple(str(c) for c in features.columns),
         label_name=str(labels.name),
     )
+    return hospital, []
 
 
 def _design(features: pd.DataFrame) -> np.ndarray:
@@ -870,11 +961,19 @@ def _label_position(label: str | int | None, names: list[str], dataset: str) -> 
     return label % n
 
 
+def _numeric_columns(features: pd.DataFrame) -> list[bool]:
+    """Whether each column is numeric for the model (real numbers or booleans)."""
+    return [
+        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
+        for dtype in features.dtypes
+    ]
+
+
 def _check_features(features: pd.DataFrame, dataset: str) -> None:
     bad = [
         str(name)
-        for name, dtype in features.dtypes.items()
-        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_complex_dtype(dtype)
+        for name, numeric in zip(features.columns, _numeric_columns(features), strict=True)
+        if not numeric
     ]
     if bad:
         raise DataError(
@@ -920,12 +1019,12 @@ def _check_magnitudes(features: pd.DataFrame, dataset: str) -> None:
     """Refuse infinite values and magnitudes beyond :data:`MAX_ABS_VALUE`, naming columns.
 
     Column-wise maxima and minima only (no copy of the data); counting happens only for the
-    columns that fail. Runs after the missing-value check, so nothing here is NaN.
+    columns that fail. Missing values are skipped (they are a problem of their own).
     """
     if features.shape[1] == 0:
         return
-    high = features.max(skipna=False).astype(np.float64)
-    low = features.min(skipna=False).astype(np.float64)
+    high = features.max().astype(np.float64)
+    low = features.min().astype(np.float64)
     infinite = [name for name in features.columns if np.isinf(high[name]) or np.isinf(low[name])]
     if infinite:
         counts = {name: int(np.isinf(features[name].to_numpy()).sum()) for name in infinite}
@@ -951,6 +1050,14 @@ def _check_magnitudes(features: pd.DataFrame, dataset: str) -> None:
 
 
 def _check_labels(labels: pd.Series, dataset: str, require_both_classes: bool) -> None:
+    """Check the label's coding (0/1) and classes, on the patients whose label is not missing.
+
+    Missing labels are a problem of their own (:func:`_check_missing`).
+    """
+    if labels.hasnans:
+        labels = labels.dropna()
+        if labels.empty:
+            return
     name = str(labels.name)
     dtype = labels.dtype
     values = pd.unique(labels.to_numpy())
