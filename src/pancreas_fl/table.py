@@ -206,6 +206,13 @@ def prepare_table(data: object, params: Params, *, require_both_classes: bool) -
     PreparedTable
         With ``problems`` empty when the table can be used.
     """
+    with _data._PARSING:  # one hospital's frames at a time in a process, as in data.py
+        table = _prepare(data, params, require_both_classes)
+        _data._release_freed_memory()
+    return table
+
+
+def _prepare(data: object, params: Params, require_both_classes: bool) -> PreparedTable:
     table = PreparedTable(file=params.dataset)
     read = _read_file(table, data, params.dataset)
     if read is None:
