@@ -77,9 +77,23 @@ def _all_bytes(split: Any) -> bool:
     )
 
 
-def _pickle_split(split: Any, index: int, node_id: str) -> bytes:
-    """Pickle a data split; a ``TypeError`` names the split (and key) that cannot travel."""
+class _Discard:
+    """A file that forgets what is written to it: a pickle streamed here is only checked."""
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def _pickle_split(split: Any, index: int, node_id: str, *, keep: bool = True) -> bytes | None:
+    """Pickle a data split; a ``TypeError`` names the split (and key) that cannot travel.
+
+    With ``keep=False`` the pickle is only checked, streamed to nowhere (a large ``bytes``
+    object goes to the sink as it is, uncopied), and ``None`` is returned.
+    """
     try:
+        if not keep:
+            pickle.Pickler(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(split)
+            return None
         return pickle.dumps(split, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         where = f"data split {index} (node {node_id!r})"
@@ -268,11 +282,17 @@ class StarModelTester:
         self.participants = [{"id": i, "role": r} for i, r in zip(analyzer_ids, roles, strict=True)]
         self.participants.append({"id": AGGREGATOR_ID, "role": "aggregator"})
         self.node_ids = [p["id"] for p in self.participants]
-        payloads: list[bytes | None] = []
-        for index, split in enumerate(data_splits):
-            payload = _pickle_split(split, index, analyzer_ids[index])  # it can travel
-            # Under threads, s3 bytes are shared (immutable) rather than copied per node.
-            payloads.append(None if isolation == "thread" and _all_bytes(split) else payload)
+        # Every split must be able to travel. Under threads, s3 bytes are shared (immutable)
+        # rather than copied per node: their pickle is only checked, never held.
+        payloads = [
+            _pickle_split(
+                split,
+                index,
+                analyzer_ids[index],
+                keep=not (isolation == "thread" and _all_bytes(split)),
+            )
+            for index, split in enumerate(data_splits)
+        ]
         for index, split in enumerate(data_splits):
             problems = _split_problems(split)
             if problems:

@@ -317,6 +317,8 @@ def test_without_a_query_the_log_says_why_there_is_no_data():
         ),
         ([{"v.csv": threading.Lock()}], r"data split 0 \(node 'node-1'\), key 'v.csv'"),
         ([threading.Lock()], r"data split 0 \(node 'node-1'\) cannot be pickled"),
+        # s3 bytes under threads are shared, their pickle only checked: a bad key still fails
+        ([[{b"ok": b"1"}], [{(lambda: 1): b"2"}]], r"data split 1 \(node 'node-2'\) cannot be"),
     ],
 )
 def test_a_split_that_cannot_be_pickled_is_refused_before_any_node_starts(splits, match):
