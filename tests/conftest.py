@@ -21,3 +21,19 @@ if _HERE not in sys.path:
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def pytest_report_header(config) -> list[str]:
+    """Name the BLAS kernels in use: results differ in their last bits from one CPU to another.
+
+    ``make test-other-cpus`` forces other CPUs' kernels (``OPENBLAS_CORETYPE``); this line
+    shows that they were taken.
+    """
+    from threadpoolctl import threadpool_info
+
+    blas = [
+        f"{info['internal_api']} {info.get('version') or ''} ({info.get('architecture', '?')})"
+        for info in threadpool_info()
+        if info.get("user_api") == "blas"
+    ]
+    return [f"BLAS: {', '.join(blas) or 'none found'}"]
