@@ -58,6 +58,26 @@ def test_a_jitter_at_the_end_does_not_hide_a_divergence():
     assert diverging_terms(path) == [(1, -1)]
 
 
+@pytest.mark.parametrize(
+    "last",
+    [
+        # a standardized quasi-separated fit stalled at floating-point resolution: its last
+        # steps wander along the flat direction, their way set by the sums' last bits
+        [-13.93, -13.85, -13.61, -13.81, -13.85],  # with Sandybridge's BLAS kernels
+        [-12.75, -13.11, -13.54, -14.09, -14.02],  # with SkylakeX's
+        [-6.49, -6.58, -6.51, -6.47, -6.50],  # at max_iter=200, back and forth
+    ],
+)
+def test_a_fit_stalled_at_resolution_still_names_the_term_that_went_away(last):
+    path = np.column_stack([np.full(5, 0.11), last])
+    assert diverging_terms(path, origin=[0.11, 0.0]) == [(1, -1)]
+
+
+def test_without_an_origin_a_term_going_back_and_forth_is_not_named():
+    path = np.column_stack([np.full(5, 0.11), [-6.49, -6.58, -6.51, -6.47, -6.50]])
+    assert diverging_terms(path) == []
+
+
 def test_moves_are_measured_in_units_of_the_linear_predictor():
     path = np.column_stack([np.arange(5.0), 1e-4 * np.arange(5.0)])
     assert diverging_terms(path) == [(0, 1)]  # a move 10,000 times smaller: noise

@@ -172,6 +172,7 @@ def glm_summary(
     n_extreme: int | None = None,
     path: Any = None,
     scale: Any = None,
+    origin: Any = None,
     design_info: Any = None,
     alias_tol: float = ALIAS_TOL,
 ) -> dict[str, Any]:
@@ -221,6 +222,8 @@ def glm_summary(
     scale : array_like of shape (p,), optional
         Root mean square of each design column (:func:`~pancreas_fl.stats.separation.
         column_rms`), to measure the iterates' moves in units of the linear predictor.
+    origin : array_like of shape (p,), optional
+        The fit's first accepted point: a diverging term's direction is its move from there.
     design_info : array_like of shape (p, p), optional
         The pooled information at the start point :math:`\theta = 0`,
         :math:`\tilde X^\top \tilde X / 4`, on which aliasing is judged: aliasing is a
@@ -263,7 +266,7 @@ def glm_summary(
     wald, diverging = True, []
     if not penalized:
         wald, diverging = _maximum_likelihood_exists(
-            theta, grad, info, aliasing, converged, tol, n_extreme, path, scale
+            theta, grad, info, aliasing, converged, tol, n_extreme, path, scale, origin
         )
     coef, cov, singular = _estimates(theta, info, aliasing, fit_intercept, C, penalized, wald)
     diverging_names = {terms[j]: sign for j, sign in diverging}
@@ -404,6 +407,7 @@ def _maximum_likelihood_exists(
     n_extreme: int | None,
     path: Any,
     scale: Any,
+    origin: Any = None,
 ) -> tuple[bool, list[tuple[int, int]]]:
     """Return whether an unpenalized fit gives a Wald table, and else its diverging terms.
 
@@ -412,7 +416,7 @@ def _maximum_likelihood_exists(
     wald = _estimable_converged(theta, grad, info, aliasing, converged, tol) and not n_extreme
     diverging = []
     if not wald and path is not None:
-        diverging = diverging_terms(path, scale)
+        diverging = diverging_terms(path, scale, origin)
     return wald, diverging
 
 

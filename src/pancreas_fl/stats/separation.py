@@ -8,7 +8,8 @@ linear predictor per round, while the coefficients outside :math:`r` converge. T
 patients show it to the aggregator:
 
 * the iterates themselves (the aggregator chose them): :func:`diverging_terms` names the
-  terms whose coefficient kept moving one way over the last rounds, measured in
+  terms whose coefficient still moved over the last rounds, away from where the fit started,
+  measured in
   units of the linear predictor (the coefficient's change times the root mean square of its
   column, :func:`column_rms`), so the verdict does not depend on the features' units;
 * the number of patients whose fitted probability is numerically 0 or 1
@@ -36,9 +37,10 @@ __all__ = [
 #: a fitted probability is within ``10 * DBL_EPSILON`` of 0 or 1, which happens exactly then
 #: (:math:`\sigma(-30) = 9.4 \cdot 10^{-14}` is not).
 Z_EXTREME = 30.0
-#: A term diverges when its net move is at least this fraction of the largest.
+#: A term still moves when it travelled at least this fraction of the farthest-travelling one.
 _RELATIVE_MOVE = 1e-3
-#: ... and at least this fraction of the distance it travelled (it went mostly one way).
+#: ... and it diverges when its move from the start is at least this fraction of that
+#: distance (it went mostly one way).
 _ONE_WAY = 0.5
 #: Moves of the linear predictor below this (per round) are convergence noise.
 _ABSOLUTE_MOVE = 1e-6
@@ -84,8 +86,8 @@ def column_rms(info0, n: int) -> np.ndarray:
     return 2.0 * np.sqrt(np.clip(diag, 0.0, None) / max(int(n), 1))
 
 
-def diverging_terms(path, scale=None) -> list[tuple[int, int]]:
-    r"""Terms whose coefficient kept moving one way over the last accepted points.
+def diverging_terms(path, scale=None, origin=None) -> list[tuple[int, int]]:
+    r"""Terms whose coefficient is still moving at the end of the fit, away from its start.
 
     Parameters
     ----------
@@ -95,29 +97,41 @@ def diverging_terms(path, scale=None) -> list[tuple[int, int]]:
         Per-term scale of a coefficient's change, e.g. :func:`column_rms`: a move of
         :math:`\Delta\theta_j` shifts the linear predictor by :math:`\Delta\theta_j x_{ij}`.
         Ones if omitted.
+    origin : array_like of shape (p,), optional
+        Where the fit started (its first accepted point); the first point of ``path`` if
+        omitted. A term's direction is that of its whole move from there.
 
     Returns
     -------
     list of (int, int)
-        ``(term index, sign)`` for every term whose net move over the path is at least half
-        of the distance it travelled (it went mostly one way; the last steps of a fit at the
-        end of floating-point resolution may jitter), at least ``1e-3`` times the largest net
-        move, and more than ``1e-6`` of the linear predictor per round; ``sign`` is +1
-        (towards :math:`+\infty`) or -1. Empty when nothing keeps moving or ``m < 3``.
+        ``(term index, sign)`` for every term that still moved over the path (it travelled
+        at least ``1e-3`` times the farthest-travelling term's distance, and more than
+        ``1e-6`` of the linear predictor per round) and went mostly one way (its move from
+        ``origin`` is at least half of that distance: a term going back and forth is not
+        diverging); ``sign`` is +1 (towards :math:`+\infty`) or -1. Empty when nothing keeps
+        moving or ``m < 3``.
+
+    Notes
+    -----
+    Near the end of floating-point resolution a diverging fit no longer makes progress: the
+    likelihood is flat along the separating direction, and the last steps wander along it
+    while every other coefficient has settled. How they wander depends on the last bits of
+    the sums (another CPU's BLAS kernels make other ones), so their own net move is no
+    evidence either way; the move from ``origin`` is, and it does not depend on those bits.
     """
     path = np.asarray(path, dtype=np.float64)
     if path.ndim != 2 or path.shape[0] < 3:
         return []
     weight = np.ones(path.shape[1]) if scale is None else np.asarray(scale, dtype=np.float64)
-    net = (path[-1] - path[0]) * weight
+    start = path[0] if origin is None else np.asarray(origin, dtype=np.float64)
+    net = (path[-1] - start) * weight
     travelled = np.abs(np.diff(path, axis=0)).sum(axis=0) * weight
-    size = np.abs(net)
-    largest = float(np.max(size)) if size.size else 0.0
+    largest = float(np.max(travelled)) if travelled.size else 0.0
     if not math.isfinite(largest) or largest <= _ABSOLUTE_MOVE * (path.shape[0] - 1):
         return []
     keep = (
-        (size >= _ONE_WAY * travelled)
-        & (size >= _RELATIVE_MOVE * largest)
-        & (size > _ABSOLUTE_MOVE * (path.shape[0] - 1))
+        (travelled >= _RELATIVE_MOVE * largest)
+        & (travelled > _ABSOLUTE_MOVE * (path.shape[0] - 1))
+        & (np.abs(net) >= _ONE_WAY * travelled)
     )
     return [(int(j), 1 if net[j] > 0 else -1) for j in np.flatnonzero(keep)]

@@ -159,6 +159,8 @@ class ExactAggregator:
     path_ : collections.deque of numpy.ndarray
         The last accepted points (at most ``PATH_LENGTH``), oldest first: the diverging
         coefficients of a separated unpenalized fit are named from them.
+    origin_ : numpy.ndarray or None
+        The first accepted point: a diverging coefficient's direction is its move from there.
     grad_ : numpy.ndarray or None
         The pooled log-likelihood gradient at the last accepted point.
     n_extreme_ : int or None
@@ -196,6 +198,7 @@ class ExactAggregator:
         self.step_: SolverStep | None = None
         self.stop_reason_: str | None = None
         self.path_: deque[np.ndarray] = deque(maxlen=self.PATH_LENGTH)
+        self.origin_: np.ndarray | None = None
         self.grad_: np.ndarray | None = None
         self.n_extreme_: int | None = None
         self.info0_: np.ndarray | None = None
@@ -241,6 +244,8 @@ class ExactAggregator:
             self.scale_ = column_rms(hess, self.cohort.n_total)
         if not accepted:
             return
+        if self.origin_ is None:
+            self.origin_ = theta.copy()
         self.path_.append(theta.copy())
         self.grad_ = np.asarray(total["grad"], dtype=np.float64).copy()
         counts = [update.get("n_extreme") for update in updates.values()]
@@ -346,6 +351,7 @@ class ExactAggregator:
             n_extreme=self.n_extreme_,
             path=np.array(self.path_),
             scale=self.scale_,
+            origin=self.origin_,
             design_info=self.info0_,
         )
 
