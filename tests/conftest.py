@@ -29,6 +29,7 @@ def pytest_report_header(config) -> list[str]:
     ``make test-other-cpus`` forces other CPUs' kernels (``OPENBLAS_CORETYPE``); this line
     shows that they were taken.
     """
+    import numpy  # noqa: F401 (loads OpenBLAS: threadpoolctl lists loaded libraries only)
     from threadpoolctl import threadpool_info
 
     blas = [
