@@ -312,7 +312,7 @@ _PARSING = threading.Lock()
 """Held while a file is parsed and converted: one frame at a time in a process.
 
 A FLAME node runs one hospital per process, so it never waits. Where several hospitals run as
-threads of one process (``pancreas-fl simulate``, the SDK's local tester), each would
+threads of one process (``pancreas-fl simulate``, a local tester), each would
 otherwise hold its parsed frame beside the others' at the same time; in turn, the process
 holds one frame beside the matrices kept.
 """

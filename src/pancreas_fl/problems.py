@@ -60,8 +60,11 @@ def as_problem(error: DataError) -> Problem:
     }
 
 
-def as_error(node: str, problems: list[Problem]) -> DataError:
-    """One hospital's problems as one error (one line): all problems, then all hints."""
+def as_error(node: str | None, problems: list[Problem]) -> DataError:
+    """One hospital's problems as one error (one line): all problems, then all hints.
+
+    ``node`` is ``None`` where the hospital is not known (a file read on its own).
+    """
     privacy = all(problem["privacy"] for problem in problems)
     cls = PrivacyError if privacy else DataError
     files = list(dict.fromkeys(problem["file"] for problem in problems if problem["file"]))
