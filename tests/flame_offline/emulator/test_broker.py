@@ -58,6 +58,12 @@ def subscribe(broker, spec, node):
     )
 
 
+def post(broker, spec, sender, recipients, sent):
+    """POST ``sent`` from ``sender`` to ``recipients`` (node ids) as the SDK does."""
+    body = {"recipients": recipients, "message": sent}
+    return broker.handle(sender, sdk_request(sender, "POST", f"{base(spec)}/messages", body))
+
+
 def message(sender, category, number=0, akn_id=None):
     return {
         "meta": {
@@ -132,8 +138,7 @@ def test_recipients_must_be_other_nodes(spec, recipients):
     node1 = spec.node("node1")
     if recipients == "self":
         recipients = [node1.node_id]
-    body = {"recipients": recipients, "message": message(node1, "ready_check")}
-    response = broker.handle(node1, sdk_request(node1, "POST", f"{base(spec)}/messages", body))
+    response = post(broker, spec, node1, recipients, message(node1, "ready_check"))
     assert response.status == 400
     broker.close()
 
@@ -145,8 +150,7 @@ def test_message_is_delivered_unchanged_to_each_recipient_webhook(spec):
     for node in spec.nodes:
         subscribe(broker, spec, node)
     sent = message(agg, "intermediate_data")
-    body = {"recipients": [node1.node_id, node2.node_id], "message": sent}
-    response = broker.handle(agg, sdk_request(agg, "POST", f"{base(spec)}/messages", body))
+    response = post(broker, spec, agg, [node1.node_id, node2.node_id], sent)
     assert response.status == 202
     calls = recorder.wait_for(2)
     assert sorted(call[0] for call in calls) == ["node1", "node2"]
@@ -178,11 +182,8 @@ def test_deliveries_to_one_recipient_keep_their_order(spec):
     subscribe(broker, spec, spec.aggregator)
     node1 = spec.node("node1")
     for number in range(5):
-        body = {
-            "recipients": [spec.aggregator.node_id],
-            "message": message(node1, "intermediate_data", number),
-        }
-        broker.handle(node1, sdk_request(node1, "POST", f"{base(spec)}/messages", body))
+        sent = message(node1, "intermediate_data", number)
+        post(broker, spec, node1, [spec.aggregator.node_id], sent)
     calls = recorder.wait_for(5)
     assert [c[2]["meta"]["id"] for c in calls] == [f"{node1.node_id}-{i}" for i in range(5)]
     broker.close()
@@ -193,8 +194,7 @@ def test_undeliverable_messages_are_dropped_not_retried(spec):
     broker = make_broker(spec, recorder)
     subscribe(broker, spec, spec.aggregator)
     node1 = spec.node("node1")
-    body = {"recipients": [spec.aggregator.node_id], "message": message(node1, "ready_check")}
-    broker.handle(node1, sdk_request(node1, "POST", f"{base(spec)}/messages", body))
+    post(broker, spec, node1, [spec.aggregator.node_id], message(node1, "ready_check"))
     recorder.wait_for(1)
     broker.close()
     [delivery] = broker.timeline.events("delivery")
@@ -209,8 +209,7 @@ def test_server_errors_are_retried(spec, monkeypatch):
     broker = make_broker(spec, recorder)
     subscribe(broker, spec, spec.aggregator)
     node1 = spec.node("node1")
-    body = {"recipients": [spec.aggregator.node_id], "message": message(node1, "ready_check")}
-    broker.handle(node1, sdk_request(node1, "POST", f"{base(spec)}/messages", body))
+    post(broker, spec, node1, [spec.aggregator.node_id], message(node1, "ready_check"))
     recorder.wait_for(3)
     broker.close()
     [delivery] = broker.timeline.events("delivery")
@@ -220,8 +219,7 @@ def test_server_errors_are_retried(spec, monkeypatch):
 def test_message_without_subscription_is_dropped(spec):
     broker = make_broker(spec, Recorder())
     node1 = spec.node("node1")
-    body = {"recipients": [spec.aggregator.node_id], "message": message(node1, "ready_check")}
-    broker.handle(node1, sdk_request(node1, "POST", f"{base(spec)}/messages", body))
+    post(broker, spec, node1, [spec.aggregator.node_id], message(node1, "ready_check"))
     broker.close()
     deliveries = broker.timeline.events("delivery")
     assert [d.data["error"] for d in deliveries] in ([], ["no subscription"])
@@ -234,11 +232,8 @@ def test_duplicate_fault_delivers_the_nth_matching_message_twice(spec):
     subscribe(broker, spec, spec.aggregator)
     node1 = spec.node("node1")
     for number in range(3):
-        body = {
-            "recipients": [spec.aggregator.node_id],
-            "message": message(node1, "intermediate_data", number),
-        }
-        broker.handle(node1, sdk_request(node1, "POST", f"{base(spec)}/messages", body))
+        sent = message(node1, "intermediate_data", number)
+        post(broker, spec, node1, [spec.aggregator.node_id], sent)
     calls = recorder.wait_for(4)
     broker.close()
     numbers = [c[2]["meta"]["id"].rsplit("-", 1)[1] for c in calls]
@@ -254,11 +249,8 @@ def test_delay_fault_lets_later_messages_overtake(spec):
     subscribe(broker, spec, spec.aggregator)
     node1 = spec.node("node1")
     for number in range(2):
-        body = {
-            "recipients": [spec.aggregator.node_id],
-            "message": message(node1, "intermediate_data", number),
-        }
-        broker.handle(node1, sdk_request(node1, "POST", f"{base(spec)}/messages", body))
+        sent = message(node1, "intermediate_data", number)
+        post(broker, spec, node1, [spec.aggregator.node_id], sent)
     calls = recorder.wait_for(2)
     broker.close()
     assert [c[2]["meta"]["id"][-1] for c in calls] == ["1", "0"]
