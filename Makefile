@@ -37,9 +37,9 @@ run: $(RUN_STAMP) ## run the pancreas analysis on data/sample/ (writes pancreas.
 	$(BIN)/pancreas-fl simulate $(NODES) --out pancreas.pkl
 
 lint: $(STAMP) ## ruff, formatting, Python 3.10 compatibility (vermin), Dockerfile (hadolint)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/vermin --no-tips --violations --eval-annotations --target=3.10- src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/vermin --no-tips --violations --eval-annotations --target=3.10- src tests benchmarks tools
 	$(BIN)/hadolint Dockerfile
 
 test: lint ## lint, then the test suite but the few slow tests (within a minute)
@@ -70,21 +70,20 @@ test-oldest: $(OLDEST_STAMP) ## the test suite on Python 3.10 with numpy 2.2, pa
 	$(OLDEST_VENV)/bin/python -c "import sys, numpy, pandas, sklearn; print('oldest:', sys.version.split()[0], 'numpy', numpy.__version__, 'pandas', pandas.__version__, 'scikit-learn', sklearn.__version__)"
 	$(OLDEST_VENV)/bin/python -m pytest
 
-# The real FLAME SDK, from the wheels in ../shared/wheels (built from its public release tags;
-# see their README), on Python 3.10 with the ml image's libraries: flame 0.6.4 with the core
-# it pins (flamesdk 0.5.0) or the newest core (FLAMESDK=0.6.0).
-WHEELS ?= ../shared/wheels
+# The real FLAME SDK on Python 3.10 with the ml image's libraries: flame 0.6.4 with the core
+# it pins (flamesdk 0.5.0) or the newest core (FLAMESDK=0.6.0). From its public git release
+# tags, as FLAME's images install it, or from a folder of wheels built from them (WHEELS=DIR,
+# for machines without GitHub; CI sets WHEELS=../shared/wheels). See tools/flame_sdk.py.
+WHEELS ?=
 FLAMESDK ?= 0.5.0
+FLAME_SDK = $(PYTHON) tools/flame_sdk.py install --flamesdk $(FLAMESDK) --wheels "$(WHEELS)"
 FLAME_VENV ?= .venv-flame-$(FLAMESDK)
 FLAME_STAMP := $(FLAME_VENV)/.installed
 
 $(FLAME_STAMP): pyproject.toml .ci/oldest-constraints.txt
 	@test -n "$(OLDEST_PYTHON)" || { echo "make flame-venv: no python3.10 found (set OLDEST_PYTHON)"; exit 1; }
-	@test -f "$(WHEELS)/flame-0.6.4-py3-none-any.whl" || { echo "make flame-venv: no SDK wheels in $(WHEELS) (set WHEELS)"; exit 1; }
-	$(OLDEST_PYTHON) -m venv $(FLAME_VENV)
-	$(FLAME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c .ci/oldest-constraints.txt \
-		-e '.[test]' "$(WHEELS)/flamesdk-$(FLAMESDK)-py3-none-any.whl" 'opendp>=0.12.1,<0.13'
-	$(FLAME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "$(WHEELS)/flame-0.6.4-py3-none-any.whl"
+	@$(FLAME_SDK) --for "make flame-venv" --base-python $(OLDEST_PYTHON) --venv $(FLAME_VENV) \
+		-- -c .ci/oldest-constraints.txt -e '.[test]'
 	$(FLAME_VENV)/bin/python -c "import flame.star, flamesdk"
 	@touch $(FLAME_STAMP)
 
@@ -106,9 +105,19 @@ hub: ## assemble the FLAME Hub upload in dist/hub/src/ (entrypoint + pancreas_fl
 	find "$(HUB_DIR)" -name __pycache__ -prune -exec rm -rf {} +
 	@echo "upload $(HUB_DIR)/src/ and select pancreas_analysis.py: $$(find "$(HUB_DIR)/src" -type f | wc -l | tr -d ' ') files, $$(du -sk "$(HUB_DIR)/src" | cut -f1) KiB"
 
+# The Dockerfile built on the Hub upload into $(IMAGE_NAME) with buildah (root; see the README's
+# "Building the image"): python:3.10, or a stand-in built from Debian's packages and the Python
+# 3.10 of `make test-oldest` when Docker Hub is out of reach; the SDK as for flame-venv.
+IMAGE ?=
+IMAGE_NAME = $(or $(IMAGE),localhost/pancreas-fl:latest)
+.PHONY: image
+image: hub ## build the Dockerfile into localhost/pancreas-fl:latest (root, buildah; WHEELS=DIR)
+	@$(PYTHON) tools/build_image.py --image $(IMAGE_NAME) --upload "$(HUB_DIR)/src" \
+		--flamesdk $(FLAMESDK) --wheels "$(WHEELS)" --standin-python "$(OLDEST_PYTHON)"
+
 format: $(STAMP) ## format and autofix the code
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks tools
+	$(BIN)/ruff check --fix src tests benchmarks tools
 
 bench: $(STAMP) ## run the benchmarks
 	$(BIN)/python benchmarks/engine_overhead.py
@@ -130,11 +139,8 @@ FLAME_NODE_OUT ?= build/flame-node
 
 $(FLAME_IMAGE_STAMP): .ci/oldest-constraints.txt
 	@test -n "$(OLDEST_PYTHON)" || { echo "make flame-image: no python3.10 found (set OLDEST_PYTHON)"; exit 1; }
-	@test -f "$(WHEELS)/flame-0.6.4-py3-none-any.whl" || { echo "make flame-image: no SDK wheels in $(WHEELS) (set WHEELS)"; exit 1; }
-	$(OLDEST_PYTHON) -m venv $(FLAME_IMAGE_VENV)
-	$(FLAME_IMAGE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c .ci/oldest-constraints.txt \
-		numpy pandas scikit-learn "$(WHEELS)/flamesdk-$(FLAMESDK)-py3-none-any.whl" 'opendp>=0.12.1,<0.13'
-	$(FLAME_IMAGE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "$(WHEELS)/flame-0.6.4-py3-none-any.whl"
+	@$(FLAME_SDK) --for "make flame-image" --base-python $(OLDEST_PYTHON) --venv $(FLAME_IMAGE_VENV) \
+		-- -c .ci/oldest-constraints.txt numpy pandas scikit-learn
 	$(FLAME_IMAGE_VENV)/bin/python -c "import flame.star, flamesdk, numpy, pandas, sklearn"
 	@! $(FLAME_IMAGE_VENV)/bin/python -c "import pancreas_fl" 2>/dev/null || { echo "make flame-image: pancreas_fl must not be importable in the image venv"; exit 1; }
 	@touch $(FLAME_IMAGE_STAMP)
@@ -142,8 +148,10 @@ $(FLAME_IMAGE_STAMP): .ci/oldest-constraints.txt
 flame-image: $(FLAME_IMAGE_STAMP) ## a venv like FLAME's ml image: Python 3.10, the SDK, no pancreas-fl
 	@echo "$(FLAME_IMAGE_VENV)/bin/python"
 
-flame-node: $(RUN_STAMP) $(FLAME_IMAGE_STAMP) ## run src/pancreas_analysis.py as a real FLAME analysis (NODES=...)
-	$(BIN)/python -m flame_offline.emulator $(NODES) --python $(FLAME_IMAGE_VENV)/bin/python --out-dir $(FLAME_NODE_OUT)
+# IMAGE=localhost/pancreas-fl:latest (make image) runs every pod in that image instead.
+flame-node: $(RUN_STAMP) $(if $(IMAGE),,$(FLAME_IMAGE_STAMP)) ## run src/pancreas_analysis.py as a real FLAME analysis (NODES=..., IMAGE=...)
+	$(BIN)/python -m flame_offline.emulator $(NODES) --out-dir $(FLAME_NODE_OUT) \
+		$(if $(IMAGE),--image $(IMAGE),--python $(FLAME_IMAGE_VENV)/bin/python)
 
 test-flame-node: $(STAMP) $(FLAME_IMAGE_STAMP) ## the flame_node scenarios (root: network namespaces)
 	FLAME_IMAGE_PYTHON=$(FLAME_IMAGE_VENV)/bin/python $(BIN)/python -m pytest -m flame_node -p no:cacheprovider --durations=0 tests/flame_offline/emulator

@@ -9,11 +9,13 @@ interrupted (Ctrl-C or SIGTERM). Every node process is ended in every case.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 from pathlib import Path
 
+from flame_offline.emulator import image as images
 from flame_offline.emulator.broker import Fault
 from flame_offline.emulator.netns import NamespaceUnavailable
 from flame_offline.emulator.report import describe
@@ -56,10 +58,17 @@ def _parser() -> argparse.ArgumentParser:
         default="pancreas_analysis.py",
         help="the uploaded file FLAME runs (default: %(default)s)",
     )
-    parser.add_argument(
+    nodes = parser.add_mutually_exclusive_group(required=True)
+    nodes.add_argument(
         "--python",
-        required=True,
         help="the nodes' interpreter: a Python 3.10 venv like FLAME's image (make flame-image)",
+    )
+    nodes.add_argument(
+        "--image",
+        metavar="NAME",
+        help="run every pod in this local image's root filesystem instead (make image: "
+        "localhost/pancreas-fl:latest): its python, its /opt/code, its entrypoint; "
+        "--upload does not apply",
     )
     parser.add_argument(
         "--out-dir",
@@ -111,7 +120,9 @@ def _config(args) -> RunConfig:
             )
         hospitals[name] = folder.resolve()
     upload = args.upload or [Path(p) for p in DEFAULT_UPLOAD]
-    if not args.upload and not all(p.exists() for p in upload):
+    if args.image and args.upload:
+        raise UsageError("--upload does not apply with --image: the image holds its /opt/code")
+    if not args.upload and not args.image and not all(p.exists() for p in upload):
         raise UsageError(
             "no src/pancreas_analysis.py and src/pancreas_fl here: run from the repository "
             "root or pass --upload"
@@ -137,7 +148,7 @@ def _config(args) -> RunConfig:
         hospitals=hospitals,
         upload=[p.resolve() for p in upload],
         entrypoint=args.entrypoint,
-        python=os.path.abspath(args.python),
+        python=os.path.abspath(args.python) if args.python else "python",
         out_dir=args.out_dir.resolve(),
         timeout=args.timeout,
         status_interval=args.status_interval,
@@ -162,11 +173,15 @@ def main(argv=None) -> int:
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {signum: signal.signal(signum, _interrupt) for signum in signals}
     try:
-        result = run(config)
+        with contextlib.ExitStack() as stack:
+            if args.image:
+                config.image = stack.enter_context(images.mounted(args.image))
+                config.python = config.image.which("python") or "python"
+            result = run(config)
     except NamespaceUnavailable as exc:
         print(f"flame-node: cannot isolate the nodes here: {exc}.", file=sys.stderr)
         return EXIT_CODES["no-namespaces"]
-    except UsageError as exc:
+    except (UsageError, images.ImageUnavailable) as exc:
         print(f"flame-node: {exc}", file=sys.stderr)
         return EXIT_CODES["usage"]
     except KeyboardInterrupt:

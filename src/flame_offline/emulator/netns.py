@@ -27,6 +27,7 @@ __all__ = [
     "bind_mount",
     "check_available",
     "loopback_up",
+    "mount",
     "mount_tmpfs",
     "unshare_command",
 ]
@@ -115,6 +116,13 @@ def _mount(
     if _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"mount {target}: {os.strerror(errno)}")
+
+
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+) -> None:
+    """``mount(2)``: raise ``OSError`` naming ``target`` when it fails."""
+    _mount(source, target, fstype, flags, data)
 
 
 def mount_tmpfs(target: str, *, size: str = "16m") -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from flame_offline.emulator import netns
 from flame_offline.emulator.gateway import Gateway
+from flame_offline.emulator.image import ImageRoot
 from flame_offline.emulator.spec import AnalysisSpec, NodeSpec
 from flame_offline.emulator.timeline import Timeline
 
@@ -56,6 +57,7 @@ class Pod:
         upload: Path,
         entrypoint: str,
         python: str,
+        image: ImageRoot | None = None,
     ) -> None:
         self.spec = spec
         self.node = node
@@ -87,6 +89,12 @@ class Pod:
             "python": python,
             "entrypoint": entrypoint,
             "env": spec.container_env(node, python_bin=str(Path(python).parent)),
+        }
+        if image is not None:  # the container: the image's root, environment and entrypoint
+            env = {**image.env, **spec.container_env(node, python_bin="/usr/local/bin")}
+            env["PATH"] = image.path
+            pod |= {"root": str(image.root), "env": env, "command": image.command(entrypoint)}
+        pod |= {
             "stdout": str(self.paths.stdout),
             "stderr": str(self.paths.stderr),
         }

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from flame_offline.emulator import netns
 from flame_offline.emulator.broker import Fault, MessageBroker
 from flame_offline.emulator.gateway import Gateway
+from flame_offline.emulator.image import ImageRoot
 from flame_offline.emulator.logs import LogStream
 from flame_offline.emulator.orchestrator import Orchestrator, Pod
 from flame_offline.emulator.report import summarize
@@ -70,6 +71,9 @@ class RunConfig:
     status_interval : float
         Seconds between the orchestrator's status checks.
     faults : list of Fault
+    image : ImageRoot, optional
+        Run every pod in this image's root filesystem (its python, its ``/opt/code``, its
+        entrypoint) instead of ``python`` on the ``upload``.
     """
 
     hospitals: dict[str, Path]
@@ -81,6 +85,7 @@ class RunConfig:
     status_interval: float = 1.0
     startup_timeout: float = 120.0
     faults: list[Fault] = field(default_factory=list)
+    image: ImageRoot | None = None
 
 
 @dataclass
@@ -91,16 +96,19 @@ class RunResult:
     summary: dict
 
 
-def probe_python(python: str) -> dict:
+def probe_python(python: str, image: ImageRoot | None = None) -> dict:
     """Versions in the node interpreter's environment (``UsageError`` when it does not run)."""
+    argv, path = [python, "-I", "-c", _PROBE], "/usr/bin:/bin"
+    if image is not None:  # the image's python, in the image's root
+        argv, path = [shutil.which("chroot") or "chroot", str(image.root), *argv], image.path
     try:
         done = subprocess.run(
-            [python, "-I", "-c", _PROBE],
+            argv,
             capture_output=True,
             timeout=60,
             check=False,
             cwd="/",
-            env={"PATH": "/usr/bin:/bin"},
+            env={"PATH": path},
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UsageError(f"--python {python}: cannot run it ({exc})") from None
@@ -108,9 +116,10 @@ def probe_python(python: str) -> dict:
         raise UsageError(f"--python {python}: does not run Python ({done.stderr.decode()[-200:]})")
     info = json.loads(done.stdout)
     if not info["sdk"]["flame"] or not info["sdk"]["flamesdk"]:
+        where = f"--image {image.name}" if image is not None else f"--python {python}"
         raise UsageError(
-            f"--python {python}: the FLAME SDK (flame, flamesdk) is not installed there; "
-            "build the image venv with 'make flame-image'"
+            f"{where}: the FLAME SDK (flame, flamesdk) is not installed there; "
+            "build the image venv with 'make flame-image' (or the image with 'make image')"
         )
     return info
 
@@ -158,7 +167,9 @@ def run(config: RunConfig) -> RunResult:
         The configuration cannot run (before anything starts).
     """
     netns.check_available()
-    info = probe_python(config.python)
+    if config.image is not None:
+        config.image.check(config.entrypoint)
+    info = probe_python(config.python, config.image)
     started = time.monotonic()
     run_dir = Path(tempfile.mkdtemp(prefix="flame-node-"))
     os.chmod(run_dir, 0o700)
@@ -166,7 +177,8 @@ def run(config: RunConfig) -> RunResult:
     gateways: list[Gateway] = []
     pods: list[Pod] = []
     try:
-        stage_upload(config.upload, config.entrypoint, run_dir / "upload")
+        if config.image is None:
+            stage_upload(config.upload, config.entrypoint, run_dir / "upload")
         _prepare_out_dir(config.out_dir)
         spec = AnalysisSpec.create(config.hospitals)
         timeline = Timeline()
@@ -203,6 +215,7 @@ def run(config: RunConfig) -> RunResult:
                     upload=run_dir / "upload",
                     entrypoint=config.entrypoint,
                     python=config.python,
+                    image=config.image,
                 )
             )
         orchestrator = Orchestrator(
@@ -219,7 +232,9 @@ def run(config: RunConfig) -> RunResult:
             "sdk": info["sdk"],
             "libraries": info["libraries"],
             "entrypoint": f"/opt/code/src/{config.entrypoint}",
-            "uploaded": sorted(p.name for p in (run_dir / "upload").iterdir()),
+            "uploaded": sorted(p.name for p in (run_dir / "upload").iterdir())
+            if config.image is None
+            else config.image.uploaded(),
             "hospitals": {name: str(path) for name, path in config.hospitals.items()},
             "status_interval": config.status_interval,
         }
@@ -232,6 +247,12 @@ def run(config: RunConfig) -> RunResult:
             wall_seconds=time.monotonic() - started,
             extra=extra,
         )
+        if config.image is not None:
+            extra_image = {
+                "image": config.image.name,
+                "command": config.image.command(config.entrypoint),
+            }
+            summary.update(extra_image)
         if info["has_pancreas_fl"]:
             summary["warning"] = (
                 "pancreas_fl is installed in the node interpreter's environment; FLAME's image "

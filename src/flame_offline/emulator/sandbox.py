@@ -9,6 +9,11 @@ Run by the emulator as ``unshare ... -- python -m flame_offline.emulator.sandbox
 3. starts the relays (127.0.0.1:80 -> the node's nginx; the analysis socket -> 127.0.0.1:8000);
 4. starts the analysis as FLAME does: ``python -u /opt/code/src/<entrypoint>``, working
    directory ``/``, only the container's environment, stdout and stderr to files;
+   with an image (``root`` in the pod's file), instead of 2., it gives the pod a private,
+   writable copy of the image's root filesystem (an overlay on it, the changes in a tmpfs),
+   with ``/proc``, ``/dev``, ``/sys`` and ``/tmp`` as a container has them and the pod's
+   ``/etc/hosts``, and runs the image's entrypoint chrooted there (see
+   :func:`flame_offline.emulator.rootfs.enter`);
 5. waits until the analysis exits, or until the emulator closes this process's stdin (or
    sends SIGTERM): then it stops the analysis (SIGTERM, then SIGKILL after a grace period)
    and exits, and with it the whole pod.
@@ -26,7 +31,7 @@ import subprocess
 import sys
 import threading
 
-from flame_offline.emulator import netns
+from flame_offline.emulator import netns, rootfs
 from flame_offline.emulator.relay import Relay
 
 SETUP_FAILED = 125
@@ -40,10 +45,15 @@ def main(argv: list[str]) -> int:
         pod = json.load(handle)
     try:
         netns.loopback_up()
-        netns.mount_tmpfs("/opt")
-        os.makedirs(CODE_DIR)
-        netns.bind_mount(pod["upload"], CODE_DIR, readonly=True)
-        netns.bind_mount(pod["hosts"], "/etc/hosts", readonly=True)
+        if pod.get("root"):
+            root = rootfs.prepare(pod["root"], pod["hosts"], os.path.dirname(argv[1]), pod["name"])
+            command = rootfs.enter(root, pod["command"])
+        else:
+            netns.mount_tmpfs("/opt")
+            os.makedirs(CODE_DIR)
+            netns.bind_mount(pod["upload"], CODE_DIR, readonly=True)
+            netns.bind_mount(pod["hosts"], "/etc/hosts", readonly=True)
+            command = [pod["python"], "-u", f"{CODE_DIR}/{pod['entrypoint']}"]
         relays = [
             Relay(("127.0.0.1", 80), pod["nginx_socket"]).start(),
             Relay(pod["analysis_socket"], ("127.0.0.1", 8000)).start(),
@@ -61,7 +71,7 @@ def main(argv: list[str]) -> int:
 
     with open(pod["stdout"], "ab") as out, open(pod["stderr"], "ab") as err:
         analysis = subprocess.Popen(
-            [pod["python"], "-u", f"{CODE_DIR}/{pod['entrypoint']}"],
+            command,
             cwd="/",
             env=pod["env"],
             stdin=subprocess.DEVNULL,
