@@ -151,6 +151,7 @@ def describe(summary: dict, out_dir) -> str:
             "  nodes ran "
             + ", ".join(f"{k} {v}" for k, v in sdk.items())
             + f" on {summary['python']}"
+            + (f" in image {summary['image']}" if summary.get("image") else "")
         )
     for node in summary["nodes"]:
         role = "aggregator" if node["role"] == AGGREGATOR else "hospital"

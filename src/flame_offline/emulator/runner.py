@@ -248,11 +248,8 @@ def run(config: RunConfig) -> RunResult:
             extra=extra,
         )
         if config.image is not None:
-            extra_image = {
-                "image": config.image.name,
-                "command": config.image.command(config.entrypoint),
-            }
-            summary.update(extra_image)
+            summary["image"] = config.image.name
+            summary["command"] = config.image.command(config.entrypoint)
         if info["has_pancreas_fl"]:
             summary["warning"] = (
                 "pancreas_fl is installed in the node interpreter's environment; FLAME's image "
