@@ -14,12 +14,14 @@ FROM ${BASE_IMAGE}
 
 # The FLAME SDK (distribution "flame", module flame.star), by default from its git repository
 # at a pinned tag, as FLAME's images install it (it pulls the core SDK, flamesdk, from git
-# itself). FLAME_SDK_SOURCE=wheels installs it from the build context's sdk-wheels/ folder
-# instead (flame, and flamesdk at FLAMESDK): for machines that cannot reach GitHub.
+# itself), or, with FLAMESDK=0.6.0, that core release from its own repository. For machines
+# that cannot reach GitHub, FLAME_SDK_SOURCE=wheels installs flame and flamesdk (FLAMESDK, by
+# default 0.5.0, what flame 0.6.4 pins) from the build context's sdk-wheels/ folder instead.
 ARG FLAME_SDK_SOURCE=git
 ARG FLAME_SDK_REPO=https://github.com/PrivateAIM/python-sdk-patterns.git
 ARG FLAME_SDK_REF=0.6.4
-ARG FLAMESDK=0.5.0
+ARG FLAMESDK_REPO=https://github.com/PrivateAIM/python-sdk.git
+ARG FLAMESDK=
 
 # The ml image's scientific stack, resolved for Python 3.10 (numpy 2.2, pandas 2.3,
 # scikit-learn 1.7). Pinned by git tag and release series (hadolint does not read either).
@@ -27,14 +29,20 @@ ARG FLAMESDK=0.5.0
 RUN --mount=type=bind,target=/tmp/context \
     if [ "$FLAME_SDK_SOURCE" = wheels ]; then \
         pip install --no-cache-dir \
-            "/tmp/context/sdk-wheels/flamesdk-${FLAMESDK}-py3-none-any.whl" "opendp>=0.12.1,<0.13" \
+            "/tmp/context/sdk-wheels/flamesdk-${FLAMESDK:-0.5.0}-py3-none-any.whl" \
+            "opendp>=0.12.1,<0.13" \
             "numpy==2.2.*" "pandas==2.3.*" "scikit-learn==1.7.*" \
         && pip install --no-cache-dir --no-deps \
             "/tmp/context/sdk-wheels/flame-${FLAME_SDK_REF}-py3-none-any.whl"; \
-    elif [ "$FLAME_SDK_SOURCE" = git ]; then \
+    elif [ "$FLAME_SDK_SOURCE" = git ] && [ -z "$FLAMESDK" ]; then \
         pip install --no-cache-dir \
             "flame @ git+${FLAME_SDK_REPO}@${FLAME_SDK_REF}" \
             "numpy==2.2.*" "pandas==2.3.*" "scikit-learn==1.7.*"; \
+    elif [ "$FLAME_SDK_SOURCE" = git ]; then \
+        pip install --no-cache-dir \
+            "flamesdk @ git+${FLAMESDK_REPO}@${FLAMESDK}" "opendp>=0.12.1,<0.13" \
+            "numpy==2.2.*" "pandas==2.3.*" "scikit-learn==1.7.*" \
+        && pip install --no-cache-dir --no-deps "flame @ git+${FLAME_SDK_REPO}@${FLAME_SDK_REF}"; \
     else \
         echo "FLAME_SDK_SOURCE must be git or wheels, not '${FLAME_SDK_SOURCE}'" >&2; exit 1; \
     fi

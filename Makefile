@@ -113,7 +113,8 @@ IMAGE_NAME = $(or $(IMAGE),localhost/pancreas-fl:latest)
 .PHONY: image
 image: hub ## build the Dockerfile into localhost/pancreas-fl:latest (root, buildah; WHEELS=DIR)
 	@$(PYTHON) tools/build_image.py --image $(IMAGE_NAME) --upload "$(HUB_DIR)/src" \
-		--flamesdk $(FLAMESDK) --wheels "$(WHEELS)" --standin-python "$(OLDEST_PYTHON)"
+		--flamesdk $(FLAMESDK) --wheels "$(WHEELS)" --standin-python "$(OLDEST_PYTHON)" \
+		$(if $(filter rebuild,$(STANDIN)),--rebuild-standin)
 
 format: $(STAMP) ## format and autofix the code
 	$(BIN)/ruff format src tests benchmarks tools
@@ -153,5 +154,6 @@ flame-node: $(RUN_STAMP) $(if $(IMAGE),,$(FLAME_IMAGE_STAMP)) ## run src/pancrea
 	$(BIN)/python -m flame_offline.emulator $(NODES) --out-dir $(FLAME_NODE_OUT) \
 		$(if $(IMAGE),--image $(IMAGE),--python $(FLAME_IMAGE_VENV)/bin/python)
 
-test-flame-node: $(STAMP) $(FLAME_IMAGE_STAMP) ## the flame_node scenarios (root: network namespaces)
-	FLAME_IMAGE_PYTHON=$(FLAME_IMAGE_VENV)/bin/python $(BIN)/python -m pytest -m flame_node -p no:cacheprovider --durations=0 tests/flame_offline/emulator
+test-flame-node: $(STAMP) $(if $(IMAGE),,$(FLAME_IMAGE_STAMP)) ## the flame_node scenarios (root: network namespaces; IMAGE=... in the image)
+	$(if $(IMAGE),FLAME_IMAGE=$(IMAGE),FLAME_IMAGE_PYTHON=$(FLAME_IMAGE_VENV)/bin/python) \
+		$(BIN)/python -m pytest -m flame_node -p no:cacheprovider --durations=0 tests/flame_offline/emulator

@@ -299,7 +299,7 @@ def choose_base(python: str, work: Path, *, rebuild: bool = False) -> str:
     if image_exists(STANDIN_BASE) and not rebuild:
         print(
             f"make image: base {STANDIN_BASE}, the stand-in for python:3.10 built earlier "
-            f"(python:3.10: {why}; STANDIN=rebuild builds it again)"
+            f"(python:3.10: {why}; make image STANDIN=rebuild builds it again)"
         )
         return STANDIN_BASE
     started = time.monotonic()
@@ -313,8 +313,14 @@ def choose_base(python: str, work: Path, *, rebuild: bool = False) -> str:
 
 # --------------------------------------------------------------------------------- the build
 def build_args(base: str, source: flame_sdk.SdkSource) -> list[str]:
-    """Return the Dockerfile's build arguments for ``base`` and the SDK ``source``."""
-    args = {"BASE_IMAGE": base, "FLAME_SDK_SOURCE": source.route, "FLAMESDK": source.flamesdk}
+    """Return the Dockerfile's build arguments for ``base`` and the SDK ``source``.
+
+    The git route installs ``flame`` as FLAME's images do, with the ``flamesdk`` its release
+    pins (0.5.0), unless another core release is asked for.
+    """
+    args = {"BASE_IMAGE": base, "FLAME_SDK_SOURCE": source.route}
+    if source.route == "wheels" or source.flamesdk != flame_sdk.FLAMESDK_RELEASES[0]:
+        args["FLAMESDK"] = source.flamesdk  # else the git route installs what flame pins
     return [f"--build-arg={key}={value}" for key, value in args.items()]
 
 

@@ -99,8 +99,14 @@ def test_the_sdk_source_is_a_build_argument(tmp_path):
         "--build-arg=FLAME_SDK_SOURCE=wheels",
         "--build-arg=FLAMESDK=0.6.0",
     ]
-    git = flame_sdk.choose("", "0.5.0")
-    assert "--build-arg=FLAME_SDK_SOURCE=git" in build_image.build_args("python:3.10", git)
+    # the git route: flame with the core it pins, as FLAME's images install it
+    assert build_image.build_args("python:3.10", flame_sdk.choose("", "0.5.0")) == [
+        "--build-arg=BASE_IMAGE=python:3.10",
+        "--build-arg=FLAME_SDK_SOURCE=git",
+    ]
+    assert build_image.build_args("python:3.10", flame_sdk.choose("", "0.6.0"))[-1] == (
+        "--build-arg=FLAMESDK=0.6.0"
+    )
 
 
 def test_the_context_holds_the_upload_and_only_the_chosen_wheels(tmp_path):
