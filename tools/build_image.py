@@ -176,6 +176,11 @@ def pull_failure(stderr: str) -> str:
 
 def standin_prefix(python: str) -> Path:
     """Return the installation prefix of ``python``, a CPython 3.10 (not a venv) to copy."""
+    if not python:
+        raise BuildError(
+            "python:3.10 cannot be had, and there is no CPython 3.10 here to build its stand-in "
+            "from: install one (e.g. pyenv install 3.10) or set OLDEST_PYTHON"
+        )
     info = _run(
         [
             python,
@@ -402,6 +407,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Build the image; return the exit status (1 with one line on stderr when it cannot)."""
     args = _parser().parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # our lines in order with the tools' output
     started = time.monotonic()
     try:
         check_root()

@@ -169,3 +169,26 @@ def test_the_closing_line_names_size_and_versions():
         "make image: img built in 51 s, 1.1 GB: Python 3.10.13, numpy 2.2.6, pandas 2.3.3, "
         "scikit-learn 1.7.2, flame 0.6.4, flamesdk 0.5.0"
     )
+
+
+def test_no_python_for_the_standin_is_one_line():
+    with pytest.raises(build_image.BuildError, match=r"no CPython 3\.10 here .*set OLDEST_PYTHON$"):
+        build_image.standin_prefix("")
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ('[[3, 11], "/usr"]', r"--standin-python .*: Python 3\.11, not 3\.10$"),
+        (
+            '[[3, 10], "/nowhere"]',
+            r"--standin-python .*: /nowhere is not a whole CPython installation$",
+        ),
+    ],
+)
+def test_the_standin_python_must_be_a_whole_cpython_3_10(tmp_path, answer, message):
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\necho '{answer}'\n")
+    python.chmod(0o755)
+    with pytest.raises(build_image.BuildError, match=message):
+        build_image.standin_prefix(str(python))
