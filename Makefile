@@ -37,9 +37,9 @@ run: $(RUN_STAMP) ## run the pancreas analysis on data/sample/ (writes pancreas.
 	$(BIN)/pancreas-fl simulate $(NODES) --out pancreas.pkl
 
 lint: $(STAMP) ## ruff, formatting, Python 3.10 compatibility (vermin), Dockerfile (hadolint)
-	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/ruff format --check src tests benchmarks tools
-	$(BIN)/vermin --no-tips --violations --eval-annotations --target=3.10- src tests benchmarks tools
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/vermin --no-tips --violations --eval-annotations --target=3.10- src tests benchmarks scripts
 	$(BIN)/hadolint Dockerfile
 
 test: lint ## lint, then the test suite but the few slow tests (within a minute)
@@ -73,10 +73,10 @@ test-oldest: $(OLDEST_STAMP) ## the test suite on Python 3.10 with numpy 2.2, pa
 # The real FLAME SDK on Python 3.10 with the ml image's libraries: flame 0.6.4 with the core
 # it pins (flamesdk 0.5.0) or the newest core (FLAMESDK=0.6.0). From its public git release
 # tags, as FLAME's images install it, or from a folder of wheels built from them (WHEELS=DIR,
-# for machines without GitHub; CI sets WHEELS=../shared/wheels). See tools/flame_sdk.py.
+# for machines without GitHub; CI sets WHEELS=../shared/wheels). See scripts/flame_sdk.py.
 WHEELS ?=
 FLAMESDK ?= 0.5.0
-FLAME_SDK = $(PYTHON) tools/flame_sdk.py install --flamesdk $(FLAMESDK) --wheels "$(WHEELS)"
+FLAME_SDK = $(PYTHON) scripts/flame_sdk.py install --flamesdk $(FLAMESDK) --wheels "$(WHEELS)"
 FLAME_VENV ?= .venv-flame-$(FLAMESDK)
 FLAME_STAMP := $(FLAME_VENV)/.installed
 
@@ -112,13 +112,13 @@ IMAGE ?=
 IMAGE_NAME = $(or $(IMAGE),localhost/pancreas-fl:latest)
 .PHONY: image
 image: hub ## build the Dockerfile into localhost/pancreas-fl:latest (root, buildah; WHEELS=DIR)
-	@$(PYTHON) tools/build_image.py --image $(IMAGE_NAME) --upload "$(HUB_DIR)/src" \
+	@$(PYTHON) scripts/build_image.py --image $(IMAGE_NAME) --upload "$(HUB_DIR)/src" \
 		--flamesdk $(FLAMESDK) --wheels "$(WHEELS)" --standin-python "$(OLDEST_PYTHON)" \
 		$(if $(filter rebuild,$(STANDIN)),--rebuild-standin)
 
 format: $(STAMP) ## format and autofix the code
-	$(BIN)/ruff format src tests benchmarks tools
-	$(BIN)/ruff check --fix src tests benchmarks tools
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 bench: $(STAMP) ## run the benchmarks
 	$(BIN)/python benchmarks/engine_overhead.py

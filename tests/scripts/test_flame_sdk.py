@@ -1,4 +1,4 @@
-"""tools/flame_sdk.py: where the FLAME SDK comes from, and the one line when it cannot."""
+"""scripts/flame_sdk.py: where the FLAME SDK comes from, and the one line when it cannot."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tools/build_image.py: the checks' one-line failures, the base and the build's arguments."""
+"""scripts/build_image.py: the checks' one-line failures, the base and the build's arguments."""
 
 from __future__ import annotations
 

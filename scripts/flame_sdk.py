@@ -9,11 +9,11 @@ route works, it says so in one line naming both, and installs nothing.
 dependencies, after ``flamesdk`` (the chosen release) and ``opendp``, its only other one.
 
 Used by the Makefile (``make flame-venv``, ``flame-image``, ``test-flame``, ``flame-node``)
-and by ``tools/build_image.py``; only the standard library, any Python 3.
+and by ``scripts/build_image.py``; only the standard library, any Python 3.
 
-    python3 tools/flame_sdk.py install --for "make flame-venv" --venv .venv-flame-0.5.0 \\
+    python3 scripts/flame_sdk.py install --for "make flame-venv" --venv .venv-flame-0.5.0 \\
         --base-python python3.10 --flamesdk 0.5.0 [--wheels DIR] [-- PIP ARGUMENTS]
-    python3 tools/flame_sdk.py check --for "make image" --flamesdk 0.5.0 [--wheels DIR]
+    python3 scripts/flame_sdk.py check --for "make image" --flamesdk 0.5.0 [--wheels DIR]
 """
 
 from __future__ import annotations
