@@ -23,7 +23,6 @@ from pancreas_fl.data import (
     DEFAULT_DATASET,
     MAX_ABS_VALUE,
     HospitalData,
-    check_same_columns,
     load_feature_table,
     load_hospital_data,
     read_hospital_data,
@@ -715,47 +714,6 @@ def test_text_checks_piece_by_piece_equal_decoding_at_once(pieces, bom, chunk) -
         assert data_module._has_line_after_header(raw) == _reference_line_after_header(text)
         rows = [row for _, row in data_module._rows(raw, DEFAULT_DATASET)]
         assert rows == [row for row in csv.reader(io.StringIO(text, newline="")) if row]
-
-
-# ------------------------------------------------------------------------------------------
-# check_same_columns
-
-
-def test_same_columns_pass() -> None:
-    cols = ("KRAS", "TP53", "diagnosis")
-    check_same_columns({"a": cols, "b": list(cols), "c": cols})
-    check_same_columns({"a": cols})
-    check_same_columns({})
-
-
-@pytest.mark.parametrize(
-    ("columns", "match"),
-    [
-        (
-            {"n1": ("a", "b", "y"), "n2": ("a", "y")},
-            r"hospital 'n2' lacks 'b' \(which 'n1' has\) \(no majority\)",
-        ),
-        (
-            {"n1": ("a", "b", "y"), "n2": ("a", "b", "c", "y")},
-            r"hospital 'n2' has extra 'c'",
-        ),
-        (
-            {"n1": ("a", "b", "y"), "n2": ("b", "a", "y")},
-            r"hospital 'n2' has the same columns as 'n1' in a different order",
-        ),
-        (
-            {"n1": ("a", "z", "y"), "n2": ("a", "b", "y"), "n3": ("a", "b", "y")},
-            r"hospital 'n1' lacks 'b' and has extra 'z' \(compared with 'n2', 'n3'\)",
-        ),
-    ],
-    ids=["missing", "extra", "order", "majority"],
-)
-def test_different_columns(columns: dict[str, tuple[str, ...]], match: str) -> None:
-    with pytest.raises(DataError, match=match) as info:
-        check_same_columns(columns, file="x.csv")
-    assert info.value.file == "x.csv"
-    assert info.value.hint == "All hospitals must export the same columns in the same order"
-    assert "\n" not in str(info.value)
 
 
 def test_hospital_data_pickles() -> None:

@@ -206,7 +206,7 @@ def test_the_dockerfile_runs_the_same_entrypoint_as_the_hub():
 
 
 def test_a_dataset_pattern_queries_every_object_and_a_key_only_itself():
-    from pancreas_fl.table import s3_query
+    from pancreas_fl.s3 import s3_query
 
     assert s3_query("site*_export.csv") == []
     assert s3_query("pancreasData.csv") == ["pancreasData.csv"]

@@ -26,11 +26,11 @@ from _clinical import (
 from _helpers import run_analysis
 from _star import crossing, run_by_hand
 from flame_offline import NodeFailedError
-from pancreas_fl.errors import ConfigError, DataError, PrivacyError
+from pancreas_fl.errors import ConfigError, DataError, HospitalProblemsError, PrivacyError
 from pancreas_fl.params import resolve_params
-from pancreas_fl.problems import HospitalProblemsError
 from pancreas_fl.results import model_from_result
-from pancreas_fl.table import prepare_table, resolve_key
+from pancreas_fl.s3 import resolve_key
+from pancreas_fl.table import prepare_table
 
 sm = pytest.importorskip("statsmodels.api")
 
@@ -264,7 +264,7 @@ CLI_OPTIONS = [
 
 
 def test_simulate_on_a_clinical_table_equals_statsmodels(tmp_path, capsys):
-    from pancreas_fl.cli import main
+    from pancreas_fl_tools.cli import main
 
     frames = clinical_frames()
     out = tmp_path / "model.pkl"
@@ -283,7 +283,7 @@ def test_simulate_on_a_clinical_table_equals_statsmodels(tmp_path, capsys):
 
 
 def test_simulate_reports_every_hospitals_problems_and_writes_nothing(tmp_path, capsys):
-    from pancreas_fl.cli import main
+    from pancreas_fl_tools.cli import main
 
     frames = clinical_frames()
     frames[0]["stage"] = frames[0]["stage"].where(frames[0].index > 0, "IV")  # 1 patient
@@ -312,7 +312,7 @@ def test_simulate_reports_every_hospitals_problems_and_writes_nothing(tmp_path, 
     ],
 )
 def test_bad_column_options_are_one_line(tmp_path, capsys, argv, match):
-    from pancreas_fl.cli import main
+    from pancreas_fl_tools.cli import main
 
     folders = write_sites(tmp_path, clinical_frames())
     code = main(["simulate", *folders, *argv, "--out", str(tmp_path / "m.pkl")])

@@ -28,15 +28,14 @@ from typing import NamedTuple
 
 from pancreas_fl.data import read_hospital_data
 from pancreas_fl.encoding import Encoding
-from pancreas_fl.errors import ConfigError, DataError, OutOfStepError
+from pancreas_fl.errors import ConfigError, DataError, OutOfStepError, as_problem
+from pancreas_fl.fedavg import FedAvgAggregator, FedAvgHospital
+from pancreas_fl.handshake import introduce
 from pancreas_fl.messages import HospitalMessage, Introduction, SetupBroadcast
 from pancreas_fl.params import resolve_params
 from pancreas_fl.privacy import check_disclosure
-from pancreas_fl.problems import as_problem
+from pancreas_fl.s3 import resolve_key
 from pancreas_fl.sdk import StarAggregator, StarAnalyzer
-from pancreas_fl.strategies import ExactAggregator, ExactHospital, FedAvgAggregator, FedAvgHospital
-from pancreas_fl.strategies.common import introduce
-from pancreas_fl.table import prepare_table, resolve_key, uses_table_options
 
 __all__ = ["FederatedLogisticRegression", "PancreasAnalyzer"]
 
@@ -63,6 +62,15 @@ def _check_round(messages: list[HospitalMessage], expected: int) -> None:
                 "twice or out of order, and combining it would mix rounds. Start the "
                 "analysis again."
             )
+
+
+def _hospital_side(strategy: str) -> type:
+    """Return the strategy's hospital side; the exact strategy is imported only when chosen."""
+    if strategy == "fedavg":
+        return FedAvgHospital
+    from pancreas_fl.exact import ExactHospital
+
+    return ExactHospital
 
 
 class _Reading(NamedTuple):
@@ -168,8 +176,8 @@ class PancreasAnalyzer(StarAnalyzer):
         once the levels are agreed (:meth:`_encode`, next round).
         """
         self.params_ = p = resolve_params(**self.params)
-        Hospital = FedAvgHospital if p.strategy == "fedavg" else ExactHospital
-        read = self._read_prepared if uses_table_options(p) else self._read_plain
+        Hospital = _hospital_side(p.strategy)
+        read = self._read_prepared if p.uses_column_options else self._read_plain
         reading = read(data, Hospital.requires_both_classes)
         self._log_reading(reading)
         if self.data_ is not None and not reading.problems:
@@ -190,6 +198,8 @@ class PancreasAnalyzer(StarAnalyzer):
         Without categorical columns the data are encoded at once; with them, the levels held
         here are what the introduction sends.
         """
+        from pancreas_fl.table import prepare_table  # only with column options
+
         p = self.params_
         self.table_ = table = prepare_table(data, p, require_both_classes=require_both_classes)
         levels = None
@@ -262,8 +272,7 @@ class PancreasAnalyzer(StarAnalyzer):
         encoding = Encoding(table.features, levels=levels, fill=p.fill or {}, missing=p.missing)
         self.data_ = table.hospital_data(encoding)
         self._check_disclosure(table.file)
-        Hospital = FedAvgHospital if p.strategy == "fedavg" else ExactHospital
-        self.strategy_ = Hospital(self.data_, p)
+        self.strategy_ = _hospital_side(p.strategy)(self.data_, p)
 
     def _check_disclosure(self, file: str) -> None:
         p, d = self.params_, self.data_
@@ -396,6 +405,8 @@ class FederatedLogisticRegression(StarAggregator):
         if p.strategy == "fedavg":
             self.strategy_ = FedAvgAggregator(p, self.cohort_, log)
         else:
+            from pancreas_fl.exact import ExactAggregator  # only with strategy="exact"
+
             max_iter_given = self.params.get("max_iter") is not None
             self.strategy_ = ExactAggregator(p, self.cohort_, log, max_iter_given=max_iter_given)
         self.params_ = self.strategy_.params

@@ -64,7 +64,7 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -72,23 +72,22 @@ import numpy as np
 import pandas as pd
 
 from pancreas_fl._warnings import ignoring
-from pancreas_fl.errors import ConfigError, DataError
+from pancreas_fl.errors import ConfigError, DataError, as_error, as_problem
+from pancreas_fl.params import DEFAULT_DATASET
 from pancreas_fl.privacy import DEFAULT_MIN_CLASS_SIZE
-from pancreas_fl.problems import as_error, as_problem
+from pancreas_fl.s3 import find_object
+from pancreas_fl.wording import listed, listed_counts
 
 __all__ = [
     "DEFAULT_DATASET",
     "MAX_ABS_VALUE",
     "MAX_NAME_LENGTH",
     "HospitalData",
-    "check_same_columns",
     "load_feature_table",
     "load_hospital_data",
     "read_hospital_data",
 ]
 
-DEFAULT_DATASET = "pancreasData.csv"
-"""The object key of the tutorial's data file."""
 
 MAX_NAME_LENGTH = 255
 """Longest column name accepted (characters). Names travel to the aggregator and into
@@ -300,7 +299,7 @@ def read_hospital_data(
     try:
         with _PARSING:
             hospital, problems = _load(
-                _find_object(data, dataset), dataset, label, require_both_classes
+                find_object(data, dataset), dataset, label, require_both_classes
             )
             _release_freed_memory()  # the parsed frame's, now that only the matrix is left
     except DataError as err:  # the file cannot be read as a table: that one problem
@@ -467,7 +466,7 @@ def load_feature_table(
             missing = [name for name in feature_names if name not in present]
             if missing:
                 raise DataError(
-                    f"lacks the model's feature column(s) {_names(missing)}",
+                    f"lacks the model's feature column(s) {listed(missing)}",
                     file=dataset,
                     hint="Give the columns the model was trained on, with the same names",
                 )
@@ -489,116 +488,8 @@ def load_feature_table(
     return features
 
 
-def check_same_columns(
-    columns_by_node: Mapping[str, Sequence[str]], *, file: str = DEFAULT_DATASET
-) -> None:
-    """Check that all hospitals have the same columns in the same order.
-
-    Called by the aggregator with each hospital's column names (only names cross the
-    network, never data).
-
-    Parameters
-    ----------
-    columns_by_node : dict of str to tuple of str
-        Hospital (node id) → its column names, e.g. ``HospitalData.columns``.
-    file : str, default "pancreasData.csv"
-        The dataset key, for the message.
-
-    Raises
-    ------
-    DataError
-        Naming every hospital that differs from the most common column layout and how
-        (missing, extra or reordered columns).
-    """
-    layouts = {str(node): tuple(str(c) for c in cols) for node, cols in columns_by_node.items()}
-    if len(set(layouts.values())) <= 1:
-        return
-    counts = Counter(layouts.values())
-    reference = max(layouts.values(), key=lambda cols: counts[cols])
-    agreeing = [node for node, cols in layouts.items() if cols == reference]
-    # Without a strict majority nobody can tell which hospital is "wrong": the first one is
-    # only a point of comparison, and the message says so.
-    majority = len(agreeing) * 2 > len(layouts)
-    first = agreeing[0]
-    differences = []
-    for node, cols in layouts.items():
-        if cols == reference:
-            continue
-        missing = [c for c in reference if c not in cols]
-        extra = [c for c in cols if c not in reference]
-        if not missing and not extra:
-            differences.append(
-                f"hospital {node!r} has the same columns as {first!r} in a different order"
-            )
-        elif majority:
-            parts = [f"lacks {_names(missing)}"] if missing else []
-            parts += [f"has extra {_names(extra)}"] if extra else []
-            differences.append(f"hospital {node!r} " + " and ".join(parts))
-        elif missing and extra:
-            differences.append(
-                f"hospital {node!r} has {_names(extra)} where {first!r} has {_names(missing)}"
-            )
-        elif missing:
-            differences.append(f"hospital {node!r} lacks {_names(missing)} (which {first!r} has)")
-        else:
-            differences.append(
-                f"hospital {node!r} has extra {_names(extra)} (which {first!r} lacks)"
-            )
-    compared = f"compared with {_names(agreeing, kind='hospital')}" if majority else "no majority"
-    raise DataError(
-        f"hospitals' columns differ: {'; '.join(differences)} ({compared})",
-        file=file,
-        hint="All hospitals must export the same columns in the same order",
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # checks
-
-
-def _find_object(data: object, dataset: str) -> bytes | bytearray | memoryview:
-    what = (
-        "FLAME delivers s3 data as a list with one dict per data source, "
-        "mapping object keys (file names) to bytes"
-    )
-    if not isinstance(data, (list, tuple)) or not all(isinstance(d, Mapping) for d in data):
-        raise DataError(
-            f"data must be a list of dicts, got {_type_name(data)}",
-            file=dataset,
-            hint=f"{what}; run the analysis with data_type='s3'",
-        )
-    if len(data) == 0:
-        raise DataError(
-            "data is an empty list (this hospital has no data source)",
-            file=dataset,
-            hint=f"{what}; ask the data owner to attach the dataset to the project",
-        )
-    for source in data:
-        if dataset in source:
-            raw = source[dataset]
-            break
-    else:
-        keys = sorted({str(k) for source in data for k in source})
-        found = _names(keys, kind="object key") if keys else "no object at all"
-        raise DataError(
-            f"object key {dataset!r} not found in {len(data)} data source(s); found {found}",
-            file=dataset,
-            hint="Pass dataset=<one of the keys found>, or ask the data owner to upload the file",
-        )
-    if not isinstance(raw, (bytes, bytearray, memoryview)):
-        raise DataError(
-            f"the object is {_type_name(raw)}, not bytes",
-            file=dataset,
-            hint="FLAME's s3 data maps each key to the file's raw bytes; pass bytes "
-            "(e.g. Path(...).read_bytes())",
-        )
-    if re.fullmatch(rb"\s*", raw) is not None:  # scans without copying the file
-        raise DataError(
-            f"the file is empty ({len(raw)} bytes, no header)",
-            file=dataset,
-            hint="Export the data again with a header row and one row per patient",
-        )
-    return raw
 
 
 def _read_table(raw, dataset: str, *, no_rows_hint: str, check_width):
@@ -866,7 +757,7 @@ def _read_header(raw: bytes, dataset: str) -> list[str]:
     duplicated = sorted(name for name, n in Counter(header).items() if n > 1)
     if duplicated:
         raise DataError(
-            f"header has duplicate column name(s) {_names(duplicated)}",
+            f"header has duplicate column name(s) {listed(duplicated)}",
             file=dataset,
             hint="Give every column a unique name",
         )
@@ -946,7 +837,7 @@ def _label_position(label: str | int | None, names: list[str], dataset: str) -> 
     if isinstance(label, str):
         if label not in names:
             raise DataError(
-                f"label column {label!r} not found; columns are {_names(names)}",
+                f"label column {label!r} not found; columns are {listed(names)}",
                 file=dataset,
                 hint="Pass label=<column name> or a column position; the default is the "
                 "last column",
@@ -977,7 +868,7 @@ def _check_features(features: pd.DataFrame, dataset: str) -> None:
     ]
     if bad:
         raise DataError(
-            f"{len(bad)} feature column(s) {_names(bad)} are not numeric",
+            f"{len(bad)} feature column(s) {listed(bad)} are not numeric",
             file=dataset,
             hint="Export numbers only ('.' as decimal separator), encode categories as 0/1 "
             "columns, or drop those columns",
@@ -1029,7 +920,7 @@ def _check_magnitudes(features: pd.DataFrame, dataset: str) -> None:
     if infinite:
         counts = {name: int(np.isinf(features[name].to_numpy()).sum()) for name in infinite}
         raise DataError(
-            f"has {sum(counts.values())} infinite value(s) in column(s) {_counts(counts)}",
+            f"has {sum(counts.values())} infinite value(s) in column(s) {listed_counts(counts)}",
             file=dataset,
             hint="Replace 'inf' values (often a division by zero or a log of 0 upstream) "
             "before export",
@@ -1043,7 +934,8 @@ def _check_magnitudes(features: pd.DataFrame, dataset: str) -> None:
         }
         raise DataError(
             f"has {sum(counts.values())} value(s) beyond ±{_MAX_ABS_TEXT} in column(s) "
-            f"{_counts(counts)}: their squares, summed over patients, overflow floating point",
+            f"{listed_counts(counts)}: their squares, summed over patients, overflow "
+            "floating point",
             file=dataset,
             hint="Rescale those columns (other units, or a log scale) before export",
         )
@@ -1086,29 +978,6 @@ def _check_labels(labels: pd.Series, dataset: str, require_both_classes: bool) -
 
 # --------------------------------------------------------------------------------------------
 # formatting helpers (names and counts only)
-
-
-def _names(names: Sequence[str], *, kind: str = "column") -> str:
-    shown = ", ".join(repr(str(n)) for n in names[:_MAX_LISTED])
-    if len(names) > _MAX_LISTED:
-        shown += f" and {len(names) - _MAX_LISTED} more {kind}s"
-    return shown
-
-
-def _type_name(obj: object) -> str:
-    if isinstance(obj, (list, tuple)):
-        inner = sorted({type(d).__name__ for d in obj if not isinstance(d, Mapping)})
-        return f"a {type(obj).__name__} containing {', '.join(inner)}"
-    return type(obj).__name__
-
-
-def _counts(counts: Mapping[str, int]) -> str:
-    """Format per-column counts as ``'a' (2), 'b' (1)``, at most ``_MAX_LISTED`` columns."""
-    items = list(counts.items())
-    detail = ", ".join(f"{str(name)!r} ({n})" for name, n in items[:_MAX_LISTED])
-    if len(items) > _MAX_LISTED:
-        detail += f" and {len(items) - _MAX_LISTED} more column(s)"
-    return detail
 
 
 def _sort_key(value: object) -> tuple[int, float, str]:

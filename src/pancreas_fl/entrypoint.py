@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
 from pancreas_fl.params import default
+from pancreas_fl.s3 import s3_query
 from pancreas_fl.sdk import StarModel
-from pancreas_fl.table import s3_query
 
 __all__ = ["main"]
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 
-from pancreas_fl._validation import check_int
+from pancreas_fl.constraints import check_int
 from pancreas_fl.errors import ConfigError, PrivacyError
 from pancreas_fl.params import check_parameter, default
 

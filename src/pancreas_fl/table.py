@@ -27,7 +27,6 @@ one object key at each hospital.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -42,85 +41,17 @@ from pancreas_fl.encoding import Encoding, as_levels
 from pancreas_fl.errors import DataError, PrivacyError
 from pancreas_fl.params import Params
 from pancreas_fl.privacy import check_disclosure
+from pancreas_fl.s3 import find_object, resolve_key
+from pancreas_fl.wording import listed, listed_counts
 
 __all__ = [
     "PreparedTable",
-    "is_pattern",
     "prepare_table",
     "read_raw_features",
-    "resolve_key",
-    "s3_query",
-    "uses_table_options",
 ]
 
 _MAX_LISTED = 20
 _AGREE = "with the data owner's agreement"
-
-
-def is_pattern(dataset: str) -> bool:
-    """Whether ``dataset`` is a glob pattern (holds ``*``, ``?`` or ``[``)."""
-    return any(c in dataset for c in "*?[")
-
-
-def s3_query(dataset) -> list[str]:
-    """Return the s3 query a node makes for ``dataset``, as the entrypoint does.
-
-    A production FLAME node fetches only the objects named in the query: the dataset's key.
-    A glob pattern cannot be queried, so it fetches every object of the hospital's bucket
-    (``[]``) and the analysis picks the one match; a malformed ``dataset`` fetches nothing
-    extra and is refused by the parameter check.
-    """
-    if not isinstance(dataset, str):
-        return []
-    return [] if is_pattern(dataset) else [dataset]
-
-
-def uses_table_options(params: Params) -> bool:
-    """Check whether the hospital prepares its table here rather than as the tutorial reads it.
-
-    It does with any of ``features``, ``categorical``, ``fill`` or ``missing="complete-case"``.
-    """
-    return (
-        params.features is not None
-        or bool(params.categorical)
-        or bool(params.fill)
-        or params.missing != "error"
-    )
-
-
-def resolve_key(data: object, dataset: str) -> str:
-    """Return the object key the analysis reads: ``dataset`` itself, or the one key it matches.
-
-    A key equal to ``dataset`` wins (a file may be named ``data[1].csv``). Otherwise, when
-    ``dataset`` is a glob pattern, exactly one key of the hospital's s3 data must match it
-    (:func:`fnmatch.fnmatchcase`: ``*``, ``?``, ``[...]``, case-sensitive).
-
-    Raises
-    ------
-    DataError
-        No key or several keys match; the message lists the keys.
-    """
-    if not is_pattern(dataset) or not isinstance(data, (list, tuple)):
-        return dataset
-    sources = [source for source in data if isinstance(source, Mapping)]
-    keys = sorted({str(key) for source in sources for key in source})
-    if dataset in keys:
-        return dataset
-    matches = [key for key in keys if fnmatch.fnmatchcase(key, dataset)]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise DataError(
-            f"{len(matches)} object keys match the pattern: {_data._names(matches, kind='key')}",
-            file=dataset,
-            hint="Make 'dataset' match exactly one file at each hospital",
-        )
-    found = _data._names(keys, kind="object key") if keys else "no object at all"
-    raise DataError(
-        f"no object key matches the pattern; found {found}",
-        file=dataset,
-        hint="Pass a pattern (or key) that matches the hospital's data file",
-    )
 
 
 @dataclass(eq=False)
@@ -240,7 +171,7 @@ def _read_file(
     """Find and parse the hospital's file, or record why it cannot be read (``None``)."""
     try:
         file = table.file = resolve_key(data, dataset)
-        raw = _data._find_object(data, file)
+        raw = find_object(data, file)
         _, df = _data._read_table(
             raw,
             file,
@@ -267,7 +198,7 @@ def _choose_columns(table: PreparedTable, params: Params, names: list[str]) -> b
     absent = [c for c in (*features, *(params.fill or {})) if c not in names]
     if absent:
         table.problem(
-            f"lacks column(s) {_data._names(list(dict.fromkeys(absent)))}",
+            f"lacks column(s) {listed(list(dict.fromkeys(absent)))}",
             "Check the column names (they are case-sensitive) or export those columns",
         )
         return False
@@ -327,7 +258,7 @@ def _complete_rows(
     if missing == "error":
         table.problem(
             f"has {sum(counts.values())} missing value(s) in {int(rows.sum())} row(s), in "
-            f"column(s) {_data._counts(counts)}",
+            f"column(s) {listed_counts(counts)}",
             "Pass missing='complete-case' (--missing complete-case) to drop incomplete "
             "rows, or fill={column: value} (--fill NAME=VALUE) where a blank means a value",
         )
@@ -337,7 +268,7 @@ def _complete_rows(
     if len(frame) == 0:
         table.problem(
             f"has no complete row: each of its {table.n_rows} row(s) has a missing "
-            f"value, in column(s) {_data._counts(counts)}",
+            f"value, in column(s) {listed_counts(counts)}",
             "Fill the columns where a blank means a value (fill={column: value}), or "
             "leave the columns with many blanks out of 'features'",
         )
@@ -444,7 +375,7 @@ def _check_numeric(table: PreparedTable, frame: pd.DataFrame, numeric) -> None:
     bad = [c for c in numeric if not _is_numeric(frame[c])]
     if bad:
         table.problem(
-            f"{len(bad)} feature column(s) {_data._names(bad)} are not numeric",
+            f"{len(bad)} feature column(s) {listed(bad)} are not numeric",
             "Pass text columns as categorical (--categorical NAME), leave them out of "
             "'features', or export numbers only ('.' as decimal separator)",
         )
@@ -465,7 +396,7 @@ def _check_values(table: PreparedTable, frame: pd.DataFrame) -> None:
         named = {c: int(n) for c, n in zip(frame.columns, counts, strict=True) if n}
         if named:
             table.problem(
-                f"has {sum(named.values())} {what} in column(s) {_data._counts(named)}", hint
+                f"has {sum(named.values())} {what} in column(s) {listed_counts(named)}", hint
             )
 
 
@@ -480,7 +411,7 @@ def read_raw_features(raw: bytes, *, dataset: str, encoding: Encoding) -> pd.Dat
         absent = [c for c in encoding.features if c not in header]
         if absent:
             raise DataError(
-                f"lacks the model's feature column(s) {_data._names(absent)}",
+                f"lacks the model's feature column(s) {listed(absent)}",
                 file=dataset,
                 hint="Give the columns the model was trained on, with the same names",
             )
