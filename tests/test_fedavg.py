@@ -16,16 +16,19 @@ from sklearn.linear_model import LogisticRegression
 import _tutorial
 from _helpers import sample_splits
 from _star import StubCore
-from pancreas_fl.data import load_hospital_data
 from pancreas_fl.fedavg import (
+    MAX_ITER,
+    TOL,
     FedAvgAggregator,
     FedAvgHospital,
     GlobalModel,
     federated_mean,
+    l2_change,
     stop_rule,
 )
 from pancreas_fl.handshake import Cohort
 from pancreas_fl.params import resolve_params
+from pancreas_fl.reader import load_hospital_data
 
 
 def hospital(**params) -> FedAvgHospital:
@@ -125,12 +128,15 @@ rows = hnp.arrays(np.float64, (1, 3), elements=st.floats(-1.0, 1.0))
 @given(
     result=rows, last=st.one_of(st.none(), rows), step=st.floats(0.0, 1e-7), k=st.integers(0, 12)
 )
-def test_stop_reason_decides_as_the_tutorials_has_converged(result, last, step, k):
+def test_the_stop_rule_with_its_defaults_decides_as_the_tutorials_has_converged(
+    result, last, step, k
+):
     if last is not None:
         last = result + step * np.sign(last)  # changes around the tolerance, too
     tutorial = _tutorial.FederatedLogisticRegression(StubCore("agg", "aggregator"))
     tutorial.num_iterations = k
-    ours = aggregator().stop_reason(result, last, k)
+    change = None if last is None else l2_change(result, last)
+    ours = stop_rule(change, k, max_iter=MAX_ITER, tol=TOL)
     assert (ours is not None) == tutorial.has_converged(result, last)
 
 
@@ -164,7 +170,6 @@ def test_the_last_round_of_a_model_output_returns_the_model_dict():
     assert model["stop_reason"] == "max_iter"
     assert model["n_samples"] == {"a": 30, "b": 10}
     assert model["rounds"] == 2
-    assert agg.stop_reason(model, first, 1) == "max_iter"
 
 
 @pytest.mark.parametrize(
@@ -176,3 +181,18 @@ def test_the_last_round_of_a_model_output_returns_the_model_dict():
 )
 def test_stop_messages_are_the_tutorials(reason, message):
     assert aggregator().stop_message(reason) == (message, "info")
+
+
+def test_the_rules_defaults_are_the_tutorials():
+    assert (MAX_ITER, TOL) == (10, 1e-8)
+
+
+@pytest.mark.parametrize(("shift", "reason"), [(1e-3, None), (1e-9, "tolerance")])
+def test_the_change_includes_the_intercept(shift, reason):
+    agg = aggregator(fit_intercept=True, max_iter=50, output="model")
+    update = {"coef": np.zeros((1, 3)), "intercept": np.zeros(1), "loss": 1.0}
+    agg.aggregate({"a": update, "b": update}, 0)
+    moved = {**update, "intercept": np.array([shift])}
+    agg.aggregate({"a": moved, "b": moved}, 1)
+    assert agg.stop_reason_ == reason
+    assert agg.rounds.history[1]["delta"] == pytest.approx(shift)

@@ -1,4 +1,4 @@
-"""FedAvg: the FLAME tutorial's algorithm, step by step.
+"""FedAvg: the FLAME tutorial's algorithm, step by step, and its messages.
 
 The FLAME pancreas tutorial (``pancreas-analysis-tutorial.txt``), and where each of its steps
 lives in pancreas-fl::
@@ -7,21 +7,37 @@ lives in pancreas-fl::
     --------------------------------------------------  -----------------------------------
     2.2    LogisticRegression(max_iter=1,               FedAvgHospital.clf
            fit_intercept=False, warm_start=True)
-    2.2.1  parse the CSV, split off the last column     PancreasAnalyzer (once, in round 0;
-                                                        load_hospital_data)
+    2.2.1  parse the CSV, split off the last column     pancreas_fl.reader (once, in round 0)
     2.2.1  clf.coef_ = aggregator_results; clf.fit;     FedAvgHospital.update
            return clf.coef_
     2.3.1  np.stack(coefs, axis=0).mean(axis=0)         FedAvgAggregator.aggregate,
                                                         federated_mean
-    2.3.2  has_converged: L2 change <= 1e-8, or         FedAvgAggregator.stop_reason,
-           num_iterations > max_iter - 1 (11 rounds)    l2_change, stop_rule
+    2.3.2  has_converged: L2 change <= 1e-8, or         stop_rule (with MAX_ITER and TOL),
+           num_iterations > max_iter - 1 (11 rounds)    applied once per round in aggregate
 
-With the default parameters the result is the tutorial's, bit for bit: the same estimator fit
-on the same numbers (the parsed frame, converted once as the estimator converts it in each of
-the tutorial's fits), the same mean, the same norm and the same rule. The parameters
-generalise it without changing that: ``local_steps`` (lbfgs iterations per round, the
-tutorial's ``max_iter=1``), ``C``, ``fit_intercept``, ``weighted`` (average by patient counts)
-and ``max_iter``/``tol`` of the rule. What crosses is in :mod:`pancreas_fl.messages`.
+What a hospital sends in round ``k``: :class:`FedAvgUpdate`, its coefficients after one
+warm-started lbfgs step from the global model of round ``k - 1`` (from zero in round 0), and
+the sum of its patients' log-loss there. What it gets back: the mean coefficients
+(:data:`FedAvgBroadcast`).
+
+Why the default result is the tutorial's, bit for bit:
+
+1. **The same numbers.** The reader parses the file with the tutorial's
+   ``pd.read_csv(BytesIO(raw))``, splits it with its ``iloc`` and converts the features once
+   exactly as ``LogisticRegression.fit`` converts that frame in each of the tutorial's fits
+   (:func:`pancreas_fl.reader.read_hospital_data`): each fit here sees the tutorial's array.
+2. **The same estimator and step.** ``LogisticRegression(max_iter=1, fit_intercept=False,
+   warm_start=True)``, its ``coef_`` set to the broadcast, one ``fit`` per round.
+3. **The same mean.** ``np.stack(coefs, axis=0).mean(axis=0)`` over the hospitals in the
+   order of their node ids (:func:`federated_mean`).
+4. **The same rule.** ``norm(result - last_result, ord=2) <= TOL``, else
+   ``num_iterations > MAX_ITER - 1`` (:func:`stop_rule`), on the same two models.
+5. **The same output.** The bare ``(1, n_features)`` mean coefficients, pickled.
+
+The parameters generalise it without changing that: ``local_steps`` (lbfgs iterations per
+round, the tutorial's ``max_iter=1``), ``C``, ``fit_intercept``, ``weighted`` (average by
+patient counts) and ``max_iter``/``tol`` of the rule. The log-loss each hospital adds is for
+the aggregator's history only; it changes nothing in the model.
 """
 
 from __future__ import annotations
@@ -33,13 +49,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from pancreas_fl._warnings import ignoring
-from pancreas_fl.data import HospitalData
 from pancreas_fl.handshake import Cohort
 from pancreas_fl.logistic import log_loss_sum
-from pancreas_fl.params import Params
+from pancreas_fl.params import Params, default
+from pancreas_fl.reader import HospitalData
 from pancreas_fl.rounds import MAX_ITER_MESSAGE, Log, RoundLog, final_model
 
 __all__ = [
+    "MAX_ITER",
+    "TOL",
     "FedAvgAggregator",
     "FedAvgBroadcast",
     "FedAvgHospital",
@@ -49,6 +67,13 @@ __all__ = [
     "l2_change",
     "stop_rule",
 ]
+
+
+#: The tutorial's stopping rule (2.3.2), as the defaults of ``max_iter`` and ``tol`` in the
+#: parameter table: stop when the L2 change of the global model is at most ``TOL`` (1e-8),
+#: else after ``MAX_ITER + 1`` rounds (10, so 11 rounds).
+MAX_ITER = default("max_iter", "fedavg")
+TOL = default("tol", "fedavg")
 
 
 # ----------------------------------------------------------------------- messages
@@ -211,18 +236,6 @@ def stop_rule(change: float | None, num_iterations: int, *, max_iter: int, tol: 
     return None
 
 
-def _parameters(result: FedAvgBroadcast | dict) -> np.ndarray:
-    """Return the global parameters of a result.
-
-    The bare coefficient array itself, or coefficients and intercept side by side (a
-    :class:`GlobalModel` or the final model dict).
-    """
-    if not isinstance(result, dict):
-        return result
-    coef, intercept = result["coef"], result["intercept"]
-    return coef if intercept is None else np.hstack([coef, intercept[:, None]])
-
-
 class FedAvgAggregator:
     """The aggregator side: average the hospitals' models, stop by the tutorial's rule.
 
@@ -276,30 +289,18 @@ class FedAvgAggregator:
         intercept = None
         if p.fit_intercept:
             intercept = federated_mean([u["intercept"] for u in local], weights)
-        current = _parameters({"coef": coef, "intercept": intercept})
+        current = coef if intercept is None else np.hstack([coef, intercept[:, None]])
         change = None if self.previous_ is None else l2_change(current, self.previous_)
         self.previous_ = current
         self.rounds.record(num_iterations, change, sum(u["loss"] for u in local))
-        # has_converged applies this rule to the result; it is applied here too, on the same
-        # numbers, because the last round returns the model dict rather than the broadcast.
+        # Tutorial 2.3.2 (has_converged), applied here, once, to the same two models: the last
+        # round returns the model dict rather than the broadcast. has_converged reports it.
         self.stop_reason_ = stop_rule(change, num_iterations, max_iter=p.max_iter, tol=p.tol)
         if p.output == "coef":
             return coef  # the tutorial's result, and its broadcast
         if self.stop_reason_ is None:
             return GlobalModel(coef=coef, intercept=intercept)  # the hospitals get the model only
         return final_model(p, self.cohort, self.rounds, self.stop_reason_, coef, intercept)
-
-    def stop_reason(self, result, last_result, num_iterations: int) -> str | None:
-        """Tutorial 2.3.2 (``has_converged``), decided from the two results themselves.
-
-        ``last_result`` is ``None`` in the first round, which never stops; otherwise the L2
-        change of the global parameters between the two results decides, then the round
-        counter.
-        """
-        change = None
-        if last_result is not None:
-            change = l2_change(_parameters(result), _parameters(last_result))
-        return stop_rule(change, num_iterations, max_iter=self.params.max_iter, tol=self.params.tol)
 
     def stop_message(self, reason: str) -> tuple[str, str]:
         """Return the log line (message, log type) for ``reason``: the tutorial's words."""

@@ -184,7 +184,7 @@ def _run(args, splits, names, folders, params) -> tuple[dict, float]:
 def _predict(args) -> int:
     from sklearn.pipeline import Pipeline
 
-    from pancreas_fl.data import load_feature_table
+    from pancreas_fl_tools.patients import load_feature_table, read_raw_features
 
     path = Path(args.csv)
     check_outputs({"--out": args.out}, [("the --model file", args.model), ("the input CSV", path)])
@@ -197,7 +197,6 @@ def _predict(args) -> int:
         raise UsageError(f"{quote_path(path)}: cannot read the file ({exc.strerror}).") from None
     if isinstance(clf, Pipeline):  # categorical features or fill values: raw columns
         from pancreas_fl.encoding import Encoding, encode_frame
-        from pancreas_fl.table import read_raw_features
 
         spec, model = Encoding.from_dict(clf[0].encoding), clf[-1]
         frame = read_raw_features(raw, dataset=str(path), encoding=spec)

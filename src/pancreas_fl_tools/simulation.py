@@ -19,14 +19,14 @@ from sklearn.pipeline import Pipeline
 
 from flame_offline import StarModelTester
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
-from pancreas_fl.data import DEFAULT_DATASET, HospitalData, load_hospital_data
+from pancreas_fl.column_options import prepare_table
 from pancreas_fl.encoding import Encoding
 from pancreas_fl.errors import DataError, HospitalProblemsError, UsageError, quote_path
 from pancreas_fl.files import NotARegularFileError, read_regular_file
-from pancreas_fl.params import resolve_params
+from pancreas_fl.params import DEFAULT_DATASET, resolve_params
+from pancreas_fl.reader import HospitalData, load_hospital_data
 from pancreas_fl.results import model_from_result
 from pancreas_fl.s3 import is_pattern, resolve_key, s3_query
-from pancreas_fl.table import prepare_table
 from pancreas_fl_tools.metrics import accuracy, roc_auc
 
 __all__ = [

@@ -7,11 +7,11 @@ import pytest
 
 from _helpers import cohort_splits, sample_splits
 from _star import StubCore
-from pancreas_fl.data import load_hospital_data
 from pancreas_fl.exact import combine_moments, local_terms, scale_from_var, standardize
 from pancreas_fl.exact.strategy import ExactAggregator, ExactHospital
 from pancreas_fl.handshake import Cohort
 from pancreas_fl.params import LBFGS_MAX_ITER, resolve_params
+from pancreas_fl.reader import load_hospital_data
 
 PRODUCTION_LOG_TYPES = {"debug", "info", "notice", "warn", "alert", "emerg", "error", "crit"}
 
@@ -74,13 +74,6 @@ def test_the_default_max_iter_follows_the_solver(n_features, given, solver, expe
     agg = aggregator(n_features, given, solver=solver)
     assert agg.params.max_iter == expected
     assert agg.solver.max_rounds == expected + 1
-
-
-def test_the_stop_reason_is_the_solvers_decision_whatever_the_results():
-    agg = aggregator()
-    assert agg.stop_reason(np.zeros(3), np.zeros(3), 5) is None  # equal results do not stop it
-    agg.stop_reason_ = "line_search"
-    assert agg.stop_reason(None, None, 0) == "line_search"
 
 
 @pytest.mark.parametrize(

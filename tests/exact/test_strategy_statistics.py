@@ -305,9 +305,9 @@ def test_the_clean_unpenalized_note_and_fields_are_unchanged():
 # ------------------------------------------------------------------- the hospital's count
 @pytest.mark.parametrize("fit_intercept", [False, True])
 def test_the_hospital_sends_the_count_of_extreme_fitted_probabilities(fit_intercept):
-    from pancreas_fl.data import load_hospital_data
     from pancreas_fl.exact.strategy import ExactHospital
     from pancreas_fl.params import resolve_params
+    from pancreas_fl.reader import load_hospital_data
 
     split = as_hospitals(separated_cohort("quasi"), 1)[0]
     data = load_hospital_data(split, dataset="pancreasData.csv", label=None)

@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
-from pancreas_fl.data import DEFAULT_DATASET, load_hospital_data
 from pancreas_fl.errors import ConfigError
 from pancreas_fl.handshake import check_same_columns
+from pancreas_fl.params import DEFAULT_DATASET
 from pancreas_fl.privacy import check_disclosure
+from pancreas_fl.reader import load_hospital_data
 from pancreas_fl_tools.sample import (
     GENE_PANEL,
     LABEL_COLUMN,

@@ -26,7 +26,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from pancreas_fl.data import HospitalData
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactBroadcast, ExactUpdate
 from pancreas_fl.exact.separation import column_rms, count_extreme
@@ -40,6 +39,7 @@ from pancreas_fl.exact.standardize import (
 from pancreas_fl.exact.sums import aggregate_terms, local_terms
 from pancreas_fl.handshake import Cohort
 from pancreas_fl.params import LBFGS_MAX_ITER, Params
+from pancreas_fl.reader import HospitalData
 from pancreas_fl.rounds import MAX_ITER_MESSAGE, Log, RoundLog, final_model
 
 __all__ = ["ExactAggregator", "ExactHospital"]
@@ -267,16 +267,6 @@ class ExactAggregator:
         if step.done or num_iterations > self.params.max_iter - 1:
             return "max_iter"
         return None
-
-    def stop_reason(self, result, last_result, num_iterations: int) -> str | None:
-        """Why the analysis stops after this round, or ``None``.
-
-        Unlike FedAvg's, the decision cannot be read off ``result`` and ``last_result``: the
-        solver's state decides (its convergence test at the best point, a line search that
-        cannot progress, or the round limit), in :meth:`aggregate`, which returns the model
-        dict in the last round. This reports that decision.
-        """
-        return self.stop_reason_
 
     def stop_message(self, reason: str) -> tuple[str, str]:
         """Return the log line (message, log type) for ``reason``."""

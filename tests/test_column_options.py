@@ -26,11 +26,11 @@ from _clinical import (
 from _helpers import run_analysis
 from _star import crossing, run_by_hand
 from flame_offline import NodeFailedError
+from pancreas_fl.column_options import prepare_table
 from pancreas_fl.errors import ConfigError, DataError, HospitalProblemsError, PrivacyError
 from pancreas_fl.params import resolve_params
 from pancreas_fl.results import model_from_result
 from pancreas_fl.s3 import resolve_key
-from pancreas_fl.table import prepare_table
 
 sm = pytest.importorskip("statsmodels.api")
 

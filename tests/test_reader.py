@@ -1,4 +1,4 @@
-"""Tests of pancreas_fl.data: parsing exactly like the tutorial, and every bad-data case."""
+"""pancreas_fl.reader, csvfile and columns: parsing exactly like the tutorial, every bad case."""
 
 from __future__ import annotations
 
@@ -18,16 +18,12 @@ from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from pancreas_fl import data as data_module
-from pancreas_fl.data import (
-    DEFAULT_DATASET,
-    MAX_ABS_VALUE,
-    HospitalData,
-    load_feature_table,
-    load_hospital_data,
-    read_hospital_data,
-)
+from pancreas_fl import _memory, csvfile
+from pancreas_fl.columns import MAX_ABS_VALUE
 from pancreas_fl.errors import ConfigError, DataError
+from pancreas_fl.params import DEFAULT_DATASET
+from pancreas_fl.reader import HospitalData, load_hospital_data, read_hospital_data
+from pancreas_fl_tools.patients import load_feature_table
 
 # 123.456 and 987.654 are "patient values" that must never appear in a message
 GOOD = (
@@ -133,7 +129,7 @@ def test_freed_memory_is_given_back_once_the_frame_is_gone(monkeypatch) -> None:
     gc.collect()  # only reachable frames are left: the count below cannot drop by itself
     before = _frames_alive()
     calls = []
-    monkeypatch.setattr(data_module, "_MALLOC_TRIM", lambda pad: calls.append(_frames_alive()))
+    monkeypatch.setattr(_memory, "_MALLOC_TRIM", lambda pad: calls.append(_frames_alive()))
     load(GOOD)
     assert calls == [before]  # once, with the parsed frame already freed
     with pytest.raises(DataError, match="must be 0/1"):
@@ -145,9 +141,9 @@ def test_without_malloc_trim_nothing_is_given_back(monkeypatch) -> None:
     def no_c_library(name):
         raise OSError(name)
 
-    monkeypatch.setattr(data_module.ctypes, "CDLL", no_c_library)
-    assert data_module._find_malloc_trim() is None
-    monkeypatch.setattr(data_module, "_MALLOC_TRIM", None)
+    monkeypatch.setattr(_memory.ctypes, "CDLL", no_c_library)
+    assert _memory._find_malloc_trim() is None
+    monkeypatch.setattr(_memory, "_MALLOC_TRIM", None)
     assert load(GOOD).n_samples == 4
 
 
@@ -656,7 +652,7 @@ def test_no_pandas_warning_leaks() -> None:
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1 << 20])
 def test_text_pieces_of_any_size_read_the_same(monkeypatch, chunk: int) -> None:
-    monkeypatch.setattr(data_module, "_CHUNK", chunk)
+    monkeypatch.setattr(csvfile, "_CHUNK", chunk)
     raw = "\ufeffGröße,ß€,y\n1.5,2,0\n2.5,1,1\n".encode()
     assert load(raw).feature_names == ("Größe", "ß€")
     # blank lines of non-ASCII whitespace (ideographic space, no-break space) are blank
@@ -703,16 +699,16 @@ def test_text_checks_piece_by_piece_equal_decoding_at_once(pieces, bom, chunk) -
     raw = (b"\xef\xbb\xbf" if bom else b"") + b"".join(pieces)
     n_chars, bad = _reference_text(raw)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(data_module, "_CHUNK", chunk)
+        mp.setattr(csvfile, "_CHUNK", chunk)
         if bad is not None:
             with pytest.raises(DataError, match=rf"invalid byte at offset {bad}, line"):
-                data_module._check_text(raw, DEFAULT_DATASET)
+                csvfile._check_text(raw, DEFAULT_DATASET)
             return
-        assert data_module._check_text(raw, DEFAULT_DATASET) == n_chars
+        assert csvfile._check_text(raw, DEFAULT_DATASET) == n_chars
         text = raw.decode("utf-8-sig")
-        assert "".join(data_module._text_pieces(raw)) == text
-        assert data_module._has_line_after_header(raw) == _reference_line_after_header(text)
-        rows = [row for _, row in data_module._rows(raw, DEFAULT_DATASET)]
+        assert "".join(csvfile._text_pieces(raw)) == text
+        assert csvfile._has_line_after_header(raw) == _reference_line_after_header(text)
+        rows = [row for _, row in csvfile._rows(raw, DEFAULT_DATASET)]
         assert rows == [row for row in csv.reader(io.StringIO(text, newline="")) if row]
 
 

@@ -1,14 +1,12 @@
-"""A hospital's own table: choose the columns, fill blanks, drop incomplete rows.
-
-Every problem is found at once.
+"""The column options: a hospital's own table, its columns chosen, blanks filled, rows complete.
 
 The tutorial's CSV is numeric, complete and laid out alike at every hospital; real hospital
 exports are not. With the parameters ``features``, ``categorical``, ``missing`` and ``fill``
-(see :mod:`pancreas_fl.params`) a hospital prepares its table here instead of with
-:func:`pancreas_fl.data.load_hospital_data`:
+(see :mod:`pancreas_fl.params`) the reader (:func:`pancreas_fl.reader.read_hospital`) prepares
+a hospital's table here instead of reading it as the tutorial does:
 
-1. the file passes the same structural checks (encoding, header, ragged rows: see
-   :mod:`pancreas_fl.data`); a file that fails them has one problem and no table;
+1. the file passes the same structural checks (:func:`pancreas_fl.csvfile.read_table`); a
+   file that fails them has one problem and no table;
 2. only the chosen columns are taken, by name (``features``, default every column but the
    label; columns not chosen are never checked nor used);
 3. ``fill`` replaces blanks in its columns by the value a blank stands for;
@@ -16,13 +14,11 @@ exports are not. With the parameters ``features``, ``categorical``, ``missing`` 
    (R's ``na.omit``), and counted;
 5. every check runs and every problem is collected (missing columns, non-numeric columns,
    missing, infinite or huge values, the label's coding, levels held by fewer than
-   ``min_cell`` patients, the disclosure guards on the rows used), so that the aggregator can
-   report all of them, for all hospitals, in one run.
+   ``min_cell`` patients), so that the aggregator can report all of them, for all hospitals,
+   in one run. The reader then checks the disclosure guards on the rows used.
 
-Problems name columns and count rows; never a value, never a level.
-
-:func:`resolve_key` also lives here: ``dataset`` may be a glob pattern that must match exactly
-one object key at each hospital.
+Problems name columns and count rows; never a value, never a level. This module is imported
+only when a column option is set: the tutorial's run never loads it.
 """
 
 from __future__ import annotations
@@ -34,20 +30,22 @@ from io import BytesIO
 import numpy as np
 import pandas as pd
 
-from pancreas_fl import data as _data
+from pancreas_fl._memory import one_file_at_a_time
 from pancreas_fl._warnings import ignoring
-from pancreas_fl.data import MAX_ABS_VALUE, HospitalData
+from pancreas_fl.columns import MAX_ABS_VALUE, check_labels, label_position
+from pancreas_fl.csvfile import read_table
 from pancreas_fl.encoding import Encoding, as_levels
 from pancreas_fl.errors import DataError, PrivacyError
 from pancreas_fl.params import Params
-from pancreas_fl.privacy import check_disclosure
+from pancreas_fl.reader import HospitalData, Reading
 from pancreas_fl.s3 import find_object, resolve_key
 from pancreas_fl.wording import listed, listed_counts
 
 __all__ = [
     "PreparedTable",
+    "categorical_text",
     "prepare_table",
-    "read_raw_features",
+    "read_with_column_options",
 ]
 
 _MAX_LISTED = 20
@@ -137,10 +135,34 @@ def prepare_table(data: object, params: Params, *, require_both_classes: bool) -
     PreparedTable
         With ``problems`` empty when the table can be used.
     """
-    with _data._PARSING:  # one hospital's frames at a time in a process, as in data.py
-        table = _prepare(data, params, require_both_classes)
-        _data._release_freed_memory()
-    return table
+    with one_file_at_a_time():
+        return _prepare(data, params, require_both_classes)
+
+
+def read_with_column_options(reading: Reading, data: object, require_both_classes: bool):
+    """Fill ``reading`` from the prepared table (the reader's column-option configuration).
+
+    Returns
+    -------
+    int or None
+        The number of the model's parameters the rows must support (with categorical
+        columns, counted with the levels held here until they are agreed); ``None`` when
+        the table has problems.
+    """
+    p = reading.params
+    table = prepare_table(data, p, require_both_classes=require_both_classes)
+    reading.file, reading.problems, reading.table = table.file, table.problems, table
+    reading.n, reading.n_pos, reading.n_dropped = table.n_used, table.n_positive, table.n_dropped
+    reading.columns = [*table.features, table.label]
+    if table.problems:
+        return None
+    categorical = p.categorical or ()
+    if categorical:
+        reading.levels = table.levels
+    else:
+        reading.data = table.hospital_data(Encoding(table.features, fill=p.fill or {}))
+    n_levels = sum(len(names) - 1 for names in table.levels.values())
+    return len(table.features) - len(categorical) + n_levels + p.fit_intercept
 
 
 def _prepare(data: object, params: Params, require_both_classes: bool) -> PreparedTable:
@@ -159,9 +181,6 @@ def _prepare(data: object, params: Params, require_both_classes: bool) -> Prepar
         return table
     table.frame = frame.reset_index(drop=True)
     table.labels = labels.reset_index(drop=True).astype(np.int64)
-    _check_table_disclosure(table, params, n_numeric=len(numeric))
-    if table.problems:
-        table.frame = table.labels = None
     return table
 
 
@@ -172,7 +191,7 @@ def _read_file(
     try:
         file = table.file = resolve_key(data, dataset)
         raw = find_object(data, file)
-        _, df = _data._read_table(
+        _, df = read_table(
             raw,
             file,
             no_rows_hint="Export the patients' rows too, or leave this hospital out",
@@ -188,7 +207,7 @@ def _read_file(
 def _choose_columns(table: PreparedTable, params: Params, names: list[str]) -> bool:
     """Set the label and feature columns, or record why they cannot be used (``False``)."""
     try:
-        position = _data._label_position(params.label, names, table.file)
+        position = label_position(params.label, names, table.file)
     except DataError as err:
         table.problems.append(err)
         return False
@@ -229,7 +248,7 @@ def _take_columns(
     fill = params.fill or {}
     frame = df[list(table.features)].copy()
     if categorical:
-        text = _categorical_text(raw, categorical)
+        text = categorical_text(raw, categorical)
         for column in categorical:
             frame[column] = as_levels(text[column])
     labels = df[table.label]
@@ -287,7 +306,7 @@ def _check_rows(
         _check_values(table, frame[numeric])
     if len(frame) and not labels.isna().any():
         try:
-            _data._check_labels(labels, table.file, require_both_classes)
+            check_labels(labels, table.file, require_both_classes)
         except DataError as err:
             table.problems.append(err)
 
@@ -314,28 +333,7 @@ def _held_levels(
     return levels
 
 
-def _check_table_disclosure(table: PreparedTable, params: Params, *, n_numeric: int) -> None:
-    """Record a breach of the disclosure guards by the rows used.
-
-    With categorical columns the number of parameters is known only once the levels are agreed
-    (checked again then).
-    """
-    levels = table.levels.values()
-    n_params = n_numeric + sum(len(v) - 1 for v in levels) + params.fit_intercept
-    try:
-        check_disclosure(
-            table.n_used,
-            n_params,
-            n_positive=table.n_positive,
-            min_patients=params.min_patients,
-            max_param_ratio=params.max_param_ratio,
-            file=table.file,
-        )
-    except PrivacyError as err:
-        table.problems.append(err)
-
-
-def _categorical_text(raw, columns) -> pd.DataFrame:
+def categorical_text(raw, columns) -> pd.DataFrame:
     """Return the categorical columns as the text in the file.
 
     pandas would read ``1``, ``2`` and a blank as floats ``1.0``, ``2.0``, ``NaN``, and one
@@ -398,30 +396,3 @@ def _check_values(table: PreparedTable, frame: pd.DataFrame) -> None:
             table.problem(
                 f"has {sum(named.values())} {what} in column(s) {listed_counts(named)}", hint
             )
-
-
-def read_raw_features(raw: bytes, *, dataset: str, encoding: Encoding) -> pd.DataFrame:
-    """Read a CSV to predict for with a model's encoding.
-
-    Return the raw feature columns, the categorical ones as level names (as the hospitals read
-    them).
-    """
-
-    def check_width(header, max_rows) -> None:
-        absent = [c for c in encoding.features if c not in header]
-        if absent:
-            raise DataError(
-                f"lacks the model's feature column(s) {listed(absent)}",
-                file=dataset,
-                hint="Give the columns the model was trained on, with the same names",
-            )
-
-    _, df = _data._read_table(
-        raw, dataset, no_rows_hint="Give at least one patient's row", check_width=check_width
-    )
-    frame = df[list(encoding.features)].copy()
-    if encoding.levels:
-        text = _categorical_text(raw, list(encoding.levels))
-        for column in encoding.levels:
-            frame[column] = as_levels(text[column])
-    return frame
