@@ -59,13 +59,10 @@ class _MovedModule(importlib.abc.Loader, importlib.abc.MetaPathFinder):
         """Return a spec for an old path (``None`` for every other module)."""
         if fullname not in MOVED:
             return None
-        return importlib.machinery.ModuleSpec(
-            fullname, self, is_package=fullname in _PACKAGES
-        )
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=fullname in _PACKAGES)
 
-    def create_module(self, spec):
-        """Use the default module creation."""
-        return None
+    def create_module(self, spec) -> None:
+        """Use the default module creation (a plain module)."""
 
     def exec_module(self, module) -> None:
         """Warn, then copy the public names of the new modules into the old one."""

@@ -87,7 +87,7 @@ def find_object(data: object, dataset: str) -> bytes | bytearray | memoryview:
             "this hospital received no data (data=None): the analysis asked for no s3 object",
             file=dataset,
             hint=(
-                f"start the analysis with query=[{dataset!r}] (the dataset's object key), or "
+                f"Start the analysis with query=[{dataset!r}] (the dataset's object key), or "
                 "query=[] for every object of the bucket, as pancreas_fl.main() does"
             ),
         )

@@ -94,7 +94,7 @@ def dataset_path(folder, dataset: str = DEFAULT_DATASET) -> Path:
     """Return the path of a hospital's data file.
 
     That is ``folder/dataset``, or the one file in ``folder`` whose name matches the glob
-    pattern ``dataset`` (as :func:`pancreas_fl.table.resolve_key` matches object keys; a file
+    pattern ``dataset`` (as :func:`pancreas_fl.s3.resolve_key` matches object keys; a file
     named like the pattern itself wins).
 
     Only names are listed, nothing is read.
