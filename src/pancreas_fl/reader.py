@@ -282,24 +282,38 @@ def read_hospital(data: object, params: Params, *, require_both_classes: bool) -
     except DataError as err:
         reading.problems.append(err)
         return reading
-    if params.uses_column_options:
-        n_params = _read_with_column_options(reading, data, require_both_classes)
-    else:
-        reading.data, reading.problems = read_hospital_data(
-            data,
-            dataset=reading.file,
-            label=params.label,
-            require_both_classes=require_both_classes,
-        )
-        d = reading.data
-        if d is not None:
-            reading.n, reading.n_pos, reading.columns = d.n_samples, d.n_positive, list(d.columns)
-        n_params = None if d is None else d.n_features + params.fit_intercept
+    read = _read_with_column_options if params.uses_column_options else _read_as_the_tutorial
+    n_params = read(reading, data, require_both_classes)
     if n_params is not None and not reading.problems:
         reading.guard(n_params)
     if reading.problems:
         reading.data = None
     return reading
+
+
+def _read_as_the_tutorial(reading: Reading, data: object, require_both_classes: bool):
+    """Fill ``reading`` as the tutorial reads the file (:func:`read_hospital_data`).
+
+    Returns
+    -------
+    int or None
+        The number of the model's parameters; ``None`` when the file has problems.
+    """
+    d, reading.problems = read_hospital_data(
+        data,
+        dataset=reading.file,
+        label=reading.params.label,
+        require_both_classes=require_both_classes,
+    )
+    if d is None:
+        return None
+    reading.data, reading.n, reading.n_pos, reading.columns = (
+        d,
+        d.n_samples,
+        d.n_positive,
+        list(d.columns),
+    )
+    return d.n_features + reading.params.fit_intercept
 
 
 def _read_with_column_options(reading: Reading, data: object, require_both_classes: bool):
