@@ -307,12 +307,8 @@ def _read_as_the_tutorial(reading: Reading, data: object, require_both_classes: 
     )
     if d is None:
         return None
-    reading.data, reading.n, reading.n_pos, reading.columns = (
-        d,
-        d.n_samples,
-        d.n_positive,
-        list(d.columns),
-    )
+    reading.data, reading.columns = d, list(d.columns)
+    reading.n, reading.n_pos = d.n_samples, d.n_positive
     return d.n_features + reading.params.fit_intercept
 
 
