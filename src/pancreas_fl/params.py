@@ -246,7 +246,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "l2",
         "both",
         'exact: `"l2"` (with `C`), or `"firth"`: Firth\'s bias-reduced fit (R\'s `logistf`, '
-        "`brglm2`), finite under separation; needs `C=inf` and the Newton solver",
+        "`brglm2`), finite under separation; `C` becomes `inf`; Newton solver only",
         strategy="exact",
         shared=True,
     ),
