@@ -161,7 +161,7 @@ class PancreasAnalyzer(StarAnalyzer):
             err = err.with_context(node=self.id)
             _fail(self.flame, err)
             raise err from None
-        except ConfigError as err:
+        except (ConfigError, OutOfStepError) as err:  # e.g. a damaged Firth request
             _fail(self.flame, err)
             raise
         return {"node": self.id, "round": self.num_iterations, "intro": intro, "update": update}

@@ -12,8 +12,9 @@ from _firth_data import FIXTURES
 
 from _helpers import DATASET, run_analysis
 from flame_offline import NodeFailedError
-from pancreas_fl.errors import ConfigError
-from pancreas_fl.exact import firth, local_terms
+from pancreas_fl.errors import ConfigError, OutOfStepError
+from pancreas_fl.exact import HESSIAN_LIMIT, ExactAggregator, firth, local_terms
+from pancreas_fl.handshake import Cohort
 from pancreas_fl.logistic import design_matrix, sigmoid
 from pancreas_fl.params import resolve_params
 
@@ -106,6 +107,24 @@ def test_the_null_model_closed_form_is_the_restricted_maximum(fit_intercept):
     assert closed == pytest.approx(top, abs=1e-9)
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"send": "fourth", "info_inv": None},
+        {"send": "hat", "info_inv": None},
+        {"send": "hat", "info_inv": np.eye(3)},
+        {"send": "hat", "info_inv": np.full((4, 4), np.nan)},
+        {"send": "third", "info_inv": np.eye(4)},
+        "third",
+    ],
+)
+def test_a_damaged_firth_request_is_refused_at_the_hospital(request_):
+    with pytest.raises(OutOfStepError, match=r"^the aggregator's broadcast .* damaged"):
+        firth.check_request(request_, 4)
+    assert firth.check_request({"send": "hat", "info_inv": np.eye(4)}, 4)["send"] == "hat"
+    assert firth.check_request(None, 4) is None
+
+
 # ---------------------------------------------------------------------------- parameters
 def test_firth_sets_c_to_inf():
     p = resolve_params(strategy="exact", penalty="firth")
@@ -177,3 +196,25 @@ def test_the_separated_unpenalized_fit_points_to_firth():
     ]
     assert not s["wald"]
     assert "penalty='firth'" in s["note"]
+
+
+def test_more_parameters_than_the_newton_solver_takes_are_refused():
+    cohort = Cohort(
+        feature_names=[f"g{j}" for j in range(HESSIAN_LIMIT)],
+        label="y",
+        n_samples={"a": 10_000},
+        n_positive=5_000,
+    )
+    params = resolve_params(strategy="exact", penalty="firth", fit_intercept=True)
+    with pytest.raises(ConfigError, match=r"^penalty='firth' needs the information matrix"):
+        ExactAggregator(params, cohort, lambda *a, **k: None, max_iter_given=False)
+
+
+def test_a_firth_fit_stopped_by_max_iter_says_so():
+    frame = pd.read_csv(FIXTURES / "complete-data.csv")
+    run = run_analysis(
+        splits(frame), strategy="exact", penalty="firth", fit_intercept=True, max_iter=3
+    )
+    s = run.result["statistics"]
+    assert run.result["stop_reason"] == "max_iter"
+    assert re.search(r"stopped before converging \(max_iter\).* Raise max_iter\.$", s["note"])

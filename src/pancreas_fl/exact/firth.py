@@ -75,12 +75,14 @@ from typing import Any
 
 import numpy as np
 
+from pancreas_fl.errors import OutOfStepError
 from pancreas_fl.exact.glm import chi2_sf
 from pancreas_fl.logistic import BLOCK_BYTES, design_rows, sigmoid
 
 __all__ = [
     "NOTE",
     "TENSOR_LIMIT",
+    "check_request",
     "first_request",
     "firth_summary",
     "inverse_information",
@@ -359,3 +361,28 @@ def firth_summary(
         "lr_p_value": chi2_sf(lr, df) if df >= 1 else None,
         "note": NOTE,
     }
+
+
+def check_request(request: Any, n_params: int) -> dict | None:
+    """Check the aggregator's Firth request where a hospital receives it; return it.
+
+    Raises
+    ------
+    OutOfStepError
+        A request that is not one of :class:`~pancreas_fl.exact.messages.FirthRequest`'s
+        (a damaged message): one line naming the aggregator.
+    """
+    if request is None:
+        return None
+    send = request.get("send") if isinstance(request, dict) else None
+    info_inv = request.get("info_inv") if isinstance(request, dict) else None
+    valid = send in ("third", "terms") and info_inv is None
+    if send == "hat" and isinstance(info_inv, np.ndarray):
+        valid = info_inv.shape == (n_params, n_params) and bool(np.all(np.isfinite(info_inv)))
+    if not valid:
+        raise OutOfStepError(
+            "the aggregator's broadcast asks for Firth's sums in no known form (expected "
+            f"'third', 'terms', or 'hat' with a finite {n_params} x {n_params} inverse "
+            "information): the message is damaged. Start the analysis again."
+        )
+    return request

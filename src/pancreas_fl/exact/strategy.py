@@ -108,7 +108,7 @@ class ExactHospital:
         else:
             self.scaler_ = broadcast["scaler"]
             theta, curvature = broadcast["next_theta"], broadcast["curvature"]
-            request = broadcast.get("firth")
+            request = firth.check_request(broadcast.get("firth"), len(theta))
         if request is not None and request["send"] == "hat":  # Firth, two rounds per step
             correction = firth.local_hat_correction(
                 self.X,
