@@ -19,6 +19,8 @@ import pandas as pd
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "firth"
 R_SCRIPT = FIXTURES / "brglm2_fit.R"
 HOSPITALS = 3
+#: Markers of the ``"wide"`` table: with the exposure and the intercept, 52 parameters.
+WIDE = 50
 
 #: The committed cases: name -> (kind, seed, fit_intercept).
 CASES = {
@@ -35,7 +37,9 @@ def separated_table(kind: str, seed: int, n: int = 60) -> pd.DataFrame:
     ``"quasi"``: a rare binary exposure ``exposed`` seen only in cases (quasi-complete
     separation) beside two continuous markers; ``"complete"``: the marker ``ca19_9`` above a
     threshold exactly in the cases (complete separation). Either way the maximum-likelihood
-    estimate does not exist; Firth's does.
+    estimate does not exist; Firth's does. ``"wide"``: the quasi-separating exposure beside
+    :data:`WIDE` markers, more parameters than :data:`~pancreas_fl.exact.firth.TENSOR_LIMIT`
+    (two rounds per step).
     """
     rng = np.random.default_rng(seed)
     age = np.round(rng.normal(size=n), 6)
@@ -49,6 +53,13 @@ def separated_table(kind: str, seed: int, n: int = 60) -> pd.DataFrame:
         marker = np.round(rng.normal(size=n), 6)
         y = (marker > 0.2).astype(int)
         frame = pd.DataFrame({"age": age, "ca19_9": marker, "y": y})
+    elif kind == "wide":
+        markers = np.round(rng.normal(size=(n, WIDE)), 6)
+        exposed = (rng.random(n) < 0.1).astype(int)
+        y = (rng.random(n) < 1 / (1 + np.exp(-0.3 * markers[:, :5].sum(1)))).astype(int)
+        y[exposed == 1] = 1
+        frame = pd.DataFrame(markers, columns=[f"m{j}" for j in range(WIDE)])
+        frame["exposed"], frame["y"] = exposed, y
     else:
         raise ValueError(f"unknown kind {kind!r}")
     frame["hospital"] = np.arange(n) % HOSPITALS

@@ -110,6 +110,17 @@ def test_firth_is_equivariant_under_the_pooled_standardization():
     assert scaled["statistics"]["lr_stat"] == pytest.approx(raw["statistics"]["lr_stat"], rel=1e-8)
 
 
+@pytest.mark.brglm2
+def test_firth_equals_brglm2_live_with_two_rounds_per_step(tmp_path):
+    _require_rscript()
+    frame = separated_table("wide", 104, n=600)
+    reference = brglm2(frame, True, tmp_path)
+    result = firth_fit(frame, True)
+    history = result["history"]
+    assert all(entry["log_loss"] is None for entry in history[::2])  # the sums' rounds
+    assert max(compare(result, reference, True).values()) < RTOL
+
+
 def _require_rscript() -> None:
     if shutil.which("Rscript") is None:
         if os.environ.get("PANCREAS_FL_REQUIRE_R") == "1":
