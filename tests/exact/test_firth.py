@@ -218,3 +218,34 @@ def test_a_firth_fit_stopped_by_max_iter_says_so():
     s = run.result["statistics"]
     assert run.result["stop_reason"] == "max_iter"
     assert re.search(r"stopped before converging \(max_iter\).* Raise max_iter\.$", s["note"])
+
+
+@pytest.mark.parametrize(
+    "third",
+    [None, np.zeros((4, 4)), np.full((4, 4, 4), np.nan), "a tensor"],
+    ids=["missing", "shape", "nan", "text"],
+)
+def test_a_damaged_third_moment_sum_names_its_sender(third):
+    X, y, _ = data(3)
+    cohort = Cohort(
+        feature_names=["a", "b", "c"], label="y", n_samples={"h1": 40}, n_positive=int(y.sum())
+    )
+    params = resolve_params(strategy="exact", penalty="firth", fit_intercept=True)
+    aggregator = ExactAggregator(params, cohort, lambda *a, **k: None, max_iter_given=False)
+    terms = local_terms(X, y, np.zeros(4), fit_intercept=True)
+    update = {"terms": terms, "moments": None, "n_extreme": 0, "firth": third}
+    with pytest.raises(OutOfStepError, match=r"^hospital 'h1' sent no valid Firth sum"):
+        aggregator.aggregate({"h1": update}, 0)
+
+
+@pytest.mark.parametrize("n_hospitals", [1, 2, 3])
+def test_the_estimate_does_not_depend_on_how_patients_are_split(n_hospitals):
+    frame = pd.read_csv(FIXTURES / "quasi-data.csv")
+    frame["hospital"] = np.arange(len(frame)) % n_hospitals
+    result = run_analysis(
+        splits(frame), strategy="exact", penalty="firth", fit_intercept=True, tol=1e-12
+    ).result
+    reference = pd.read_csv(FIXTURES / "quasi.csv").set_index("term")["estimate"]
+    np.testing.assert_allclose(
+        result["coef"][0], reference[["age", "exposed", "bmi"]].to_numpy(float), rtol=1e-9
+    )

@@ -48,8 +48,10 @@ The aggregator minimises :math:`F = -\ell^*` with the federated solver's Newton 
 Armijo line search, with :math:`\mathcal I` in place of the Hessian of :math:`F` (the
 modified Fisher scoring of ``logistf`` and ``brglm2``: the penalty's own curvature would need
 fourth moments; it is :math:`O(p/n)` relative to :math:`\mathcal I`, so the iteration still
-converges fast, linearly). :math:`\mathcal I` is positive definite wherever :math:`\ell^*`
-is finite, so every step is a descent direction. A point where :math:`\mathcal I` is
+converges fast, linearly: 7 to 35 rounds on the tested tables, the most under complete
+separation; the step criterion then leaves a relative error of a few times ``tol``, 3e-8 at
+the default). :math:`\mathcal I` is positive definite wherever :math:`\ell^*` is finite, so
+every step is a descent direction. A point where :math:`\mathcal I` is
 numerically singular has :math:`F = +\infty` and is rejected by the line search.
 
 Statistics

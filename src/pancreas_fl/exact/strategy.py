@@ -14,6 +14,11 @@ Rounds:
   point, and the fit begins in round 1.
 * then: one evaluation per round, until the solver converges, the line search cannot lower
   the objective, or ``max_iter + 1`` rounds have run.
+* ``penalty="firth"`` (:mod:`~pancreas_fl.exact.firth`): the hospitals add their
+  third-moment sum to their sums, and the solver (unpenalized, ``C=inf``) is handed Firth's
+  objective :math:`-\ell^*` and its gradient in place of the log-loss sum and its gradient.
+  Above :data:`~pancreas_fl.exact.firth.TENSOR_LIMIT` parameters an evaluation takes two
+  rounds (the sums, then the hat-weighted sums), and ``max_iter`` counts evaluations.
 
 What crosses is in :mod:`pancreas_fl.exact.messages` (:class:`ExactUpdate`,
 :class:`ExactBroadcast`).
@@ -324,7 +329,8 @@ class ExactAggregator:
         total = np.zeros(shape)
         for node, update in updates.items():
             part = update.get("firth") if isinstance(update, dict) else None
-            part = None if part is None else np.asarray(part, dtype=np.float64)
+            if not isinstance(part, np.ndarray) or part.dtype.kind != "f":
+                part = None
             if part is None or part.shape != shape or not np.all(np.isfinite(part)):
                 raise OutOfStepError(
                     f"hospital {node!r} sent no valid Firth sum (expected {shape} finite "
