@@ -89,6 +89,7 @@ __all__ = [
     "firth_summary",
     "inverse_information",
     "local_hat_correction",
+    "local_sums",
     "local_third_moments",
     "logdet",
     "null_penalized_loglik",
@@ -174,6 +175,31 @@ def local_hat_correction(
         h = prob * rest * np.einsum("ij,ij->i", Xd @ info_inv, Xd)
         total += Xd.T @ (h * (0.5 - prob))
     return total
+
+
+def local_sums(
+    X: Any,
+    theta: Any,
+    request: dict | None,
+    *,
+    fit_intercept: bool,
+    mean: Any = None,
+    scale: Any = None,
+) -> np.ndarray | None:
+    """Return what the aggregator's request asks of a hospital (checked by :func:`check_request`).
+
+    The third-moment sum (``"third"``), the hat-weighted sums (``"hat"``), or ``None``
+    (``"terms"``, or no request: ``penalty="l2"``).
+    """
+    send = None if request is None else request["send"]
+    scaler = {"mean": mean, "scale": scale}
+    if send == "third":
+        return local_third_moments(X, theta, fit_intercept=fit_intercept, **scaler)
+    if send == "hat":
+        return local_hat_correction(
+            X, theta, request["info_inv"], fit_intercept=fit_intercept, **scaler
+        )
+    return None
 
 
 def _scaled_cholesky(info: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

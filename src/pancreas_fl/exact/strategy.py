@@ -31,13 +31,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from pancreas_fl.errors import ConfigError, OutOfStepError
 from pancreas_fl.exact import firth
-from pancreas_fl.exact.aliasing import find_aliased
+from pancreas_fl.exact.firth_rounds import FirthRounds
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactBroadcast, ExactUpdate
 from pancreas_fl.exact.separation import column_rms, count_extreme
-from pancreas_fl.exact.solver import HESSIAN_LIMIT, FederatedSolver, SolverStep, resolve_method
+from pancreas_fl.exact.solver import FederatedSolver, SolverStep, resolve_method
 from pancreas_fl.exact.standardize import (
     combine_moments,
     local_moments,
@@ -114,20 +113,11 @@ class ExactHospital:
             self.scaler_ = broadcast["scaler"]
             theta, curvature = broadcast["next_theta"], broadcast["curvature"]
             request = firth.check_request(broadcast.get("firth"), len(theta))
-        if request is not None and request["send"] == "hat":  # Firth, two rounds per step
-            correction = firth.local_hat_correction(
-                self.X,
-                theta,
-                request["info_inv"],
-                fit_intercept=self.fit_intercept,
-                **(self.scaler_ or {}),
-            )
-            return {"terms": None, "moments": None, "n_extreme": None, "firth": correction}
-        third = None
-        if request is not None and request["send"] == "third":  # Firth, one round per step
-            third = firth.local_third_moments(
-                self.X, theta, fit_intercept=self.fit_intercept, **(self.scaler_ or {})
-            )
+        extra = firth.local_sums(  # Firth's sums, as the request asks (else None)
+            self.X, theta, request, fit_intercept=self.fit_intercept, **(self.scaler_ or {})
+        )
+        if request is not None and request["send"] == "hat":  # the 2nd of two rounds
+            return {"terms": None, "moments": None, "n_extreme": None, "firth": extra}
         terms = local_terms(
             self.X,
             self.y,
@@ -140,7 +130,7 @@ class ExactHospital:
             "terms": terms,
             "moments": None,
             "n_extreme": self._n_extreme(theta),
-            "firth": third,
+            "firth": extra,
         }
 
     def _n_extreme(self, theta: np.ndarray) -> int:
@@ -235,16 +225,10 @@ class ExactAggregator:
         self.n_extreme_: int | None = None
         self.info0_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
-        # Firth's penalty (exact/firth.py): one round per step, or two above TENSOR_LIMIT
-        self.firth_ = params.penalty == "firth"
-        if self.firth_ and method != "newton":
-            raise ConfigError(
-                f"penalty='firth' needs the information matrix, which the hospitals share up "
-                f"to {HESSIAN_LIMIT} parameters; this model has {n_params}. Use fewer features."
-            )
-        self.two_round_ = self.firth_ and n_params > firth.TENSOR_LIMIT
-        self.first_half_: tuple[dict, dict] | None = None
-        self.firth_request_: dict | None = None
+        self.firth_: FirthRounds | None = None  # penalty="firth" (exact/firth_rounds.py)
+        if params.penalty == "firth":
+            terms = [*cohort.feature_names, *(["intercept"] if params.fit_intercept else [])]
+            self.firth_ = FirthRounds(n_params, method, terms, fit_intercept=params.fit_intercept)
 
     def aggregate(self, updates: dict[str, ExactUpdate], num_iterations: int):
         """One round at the aggregator.
@@ -265,10 +249,11 @@ class ExactAggregator:
         if self.params.standardize and self.scaler_ is None:
             return self._pool_moments(updates, num_iterations)
         theta = self.solver.pending
-        if self.firth_:
-            pooled = self._firth_pooled(updates, theta, num_iterations)
-            if pooled is None:  # the first round of a two-round Firth step
-                return self._broadcast(theta, "full", self.firth_request_)
+        if self.firth_ is not None:
+            pooled = self.firth_.pool(updates, num_iterations)
+            if pooled is None:  # the first round of a two-round Firth evaluation
+                self.rounds.record(num_iterations, None, None)
+                return self._broadcast(theta, "full")
             total, updates, loss, grad = pooled
         else:
             total = aggregate_terms([update["terms"] for update in updates.values()])
@@ -279,79 +264,15 @@ class ExactAggregator:
         self.previous_ = theta
         # a rejected trial point (line search) is evaluated but not taken
         self.rounds.record(num_iterations, delta, total["loss"], accepted=step.accepted)
-        # a two-round Firth step counts once against max_iter
+        # a two-round Firth evaluation counts once against max_iter
+        two_round = self.firth_ is not None and self.firth_.two_round
         self.stop_reason_ = self._decide(
-            step, self.solver.round - 1 if self.two_round_ else num_iterations
+            step, self.solver.round - 1 if two_round else num_iterations
         )
         if self.stop_reason_ is None:
             return self._broadcast(step.next_theta, step.curvature)
         model = self._model()
         return model if self.params.output == "model" else model["coef"]
-
-    def _firth_pooled(self, updates: dict[str, ExactUpdate], theta: np.ndarray, round_: int):
-        """Firth: the pooled sums, and the penalized objective and gradient at ``theta``.
-
-        Returns ``None`` after the first round of a two-round step (then
-        ``firth_request_`` asks for the hat-weighted sums), else ``(total, updates, F,
-        grad F)`` with the updates that carried the sums.
-        """
-        if self.first_half_ is not None:  # the second round of a two-round step
-            (total, first), self.first_half_ = self.first_half_, None
-            correction = self._firth_sum(updates, (theta.size,), round_)
-            return (
-                total,
-                first,
-                *firth.penalized_terms(total["loss"], total["grad"], total["hess"], correction),
-            )
-        total = aggregate_terms([update["terms"] for update in updates.values()])
-        if self.solver.theta is None:
-            self._check_firth_design(total["hess"])
-        if self.two_round_:
-            info_inv = firth.inverse_information(total["hess"])
-            if info_inv is not None:
-                self.first_half_ = (total, updates)
-                self.firth_request_ = {"send": "hat", "info_inv": info_inv}
-                self.rounds.record(round_, None, None)
-                return None
-            correction = None  # not positive definite: F = inf, the line search steps back
-        else:
-            third = self._firth_sum(updates, (theta.size,) * 3, round_)
-            correction = firth.third_moment_correction(third, total["hess"])
-        return (
-            total,
-            updates,
-            *firth.penalized_terms(total["loss"], total["grad"], total["hess"], correction),
-        )
-
-    @staticmethod
-    def _firth_sum(updates: dict[str, ExactUpdate], shape: tuple, round_: int) -> np.ndarray:
-        """Add the hospitals' Firth sums, each checked where it is received."""
-        total = np.zeros(shape)
-        for node, update in updates.items():
-            part = update.get("firth") if isinstance(update, dict) else None
-            if not isinstance(part, np.ndarray) or part.dtype.kind != "f":
-                part = None
-            if part is None or part.shape != shape or not np.all(np.isfinite(part)):
-                raise OutOfStepError(
-                    f"hospital {node!r} sent no valid Firth sum (expected {shape} finite "
-                    f"numbers) in round {round_}: the message is damaged or of another "
-                    "round. Start the analysis again."
-                )
-            total += part
-        return total
-
-    def _check_firth_design(self, info0: np.ndarray) -> None:
-        """Refuse Firth's penalty on a design without full rank (its log det I is -inf)."""
-        if np.isfinite(firth.logdet(info0)):
-            return
-        aliasing = find_aliased(info0, fit_intercept=self.params.fit_intercept)
-        terms = [*self.cohort.feature_names, *(["intercept"] if self.params.fit_intercept else [])]
-        names = ", ".join(repr(terms[j]) for j in aliasing.aliased) or "some terms"
-        raise ConfigError(
-            f"penalty='firth' needs every term estimable, but {names} "
-            f"{'is' if len(aliasing.aliased) == 1 else 'are'} a linear combination of earlier "
-            "terms (aliased); leave them out of 'features'."
-        )
 
     def _remember(self, theta: np.ndarray, total: dict, updates, *, accepted: bool) -> None:
         """Keep what the statistics need of an accepted point (aggregates only)."""
@@ -375,17 +296,13 @@ class ExactAggregator:
         self.rounds.record(num_iterations, None, None)
         return self._broadcast(self.solver.initial_theta(), self.solver.curvature)
 
-    def _broadcast(
-        self, theta: np.ndarray, curvature: str, request: dict | None = None
-    ) -> ExactBroadcast:
+    def _broadcast(self, theta: np.ndarray, curvature: str) -> ExactBroadcast:
         """Return what the hospitals need for the next round (no patient-level content)."""
-        if request is None and self.firth_:
-            request = firth.first_request(theta.size)
         return {
             "next_theta": theta,
             "curvature": curvature,
             "scaler": self.scaler_,
-            "firth": request,
+            "firth": None if self.firth_ is None else self.firth_.request,
         }
 
     def _decide(self, step: SolverStep, num_iterations: int) -> str | None:
@@ -450,8 +367,17 @@ class ExactAggregator:
             )
             return None
         p, n = self.params, self.cohort.n_total
-        if self.firth_:
-            return self._firth_statistics(theta, info)
+        if self.firth_ is not None:
+            return self.firth_.statistics(
+                theta,
+                info,
+                self.step_.best_objective,
+                design_info=self.info0_,
+                feature_names=self.cohort.feature_names,
+                n=n,
+                n_positive=self.cohort.n_positive,
+                rounds=len(self.rounds.history),
+            )
         return glm_summary(
             theta,
             info,
@@ -472,27 +398,6 @@ class ExactAggregator:
             origin=self.origin_,
             design_info=self.info0_,
         )
-
-    def _firth_statistics(self, theta: np.ndarray, info: np.ndarray) -> dict:
-        """Return the Wald table from I^-1 at Firth's estimate, and the penalized statistics."""
-        p, n = self.params, self.cohort.n_total
-        penalized_loglik = -self.step_.best_objective
-        loss = -penalized_loglik - 0.5 * firth.logdet(info)  # sum of the log-losses
-        summary = glm_summary(
-            theta,
-            info,
-            feature_names=self.cohort.feature_names,
-            fit_intercept=p.fit_intercept,
-            n=n,
-            deviance=2.0 * loss,
-            null_deviance=null_deviance(n, self.cohort.n_positive, fit_intercept=p.fit_intercept),
-            penalty=None,
-            rounds=len(self.rounds.history),
-        )
-        null = firth.null_penalized_loglik(
-            n, self.cohort.n_positive, self.info0_, fit_intercept=p.fit_intercept
-        )
-        return firth.firth_summary(summary, penalized_loglik, null, fit_intercept=p.fit_intercept)
 
     def _report(self, statistics: dict) -> None:
         """Log what the analyst must know about the statistics.
@@ -521,7 +426,7 @@ class ExactAggregator:
     def _warn_unconverged(self, statistics: dict) -> None:
         advice = (
             "Raise max_iter."
-            if self.firth_
+            if self.firth_ is not None
             else "Without a penalty (C=inf) this usually means the classes are "
             "(quasi-)separable; use penalty='firth' (or a finite C)."
         )
