@@ -97,14 +97,18 @@ test-flame: $(FLAME_STAMP) ## the SDK tests under the real FLAME SDK (FLAMESDK=0
 	$(FLAME_VENV)/bin/python -c "import flame, flamesdk, importlib.metadata as m; print('FLAME SDK: flame', m.version('flame'), 'flamesdk', m.version('flamesdk'))"
 	PANCREAS_FL_SDK=flame $(FLAME_VENV)/bin/python -m pytest $(FLAME_TESTS)
 
-# What analysts upload to the FLAME Hub: the entrypoint and the analysis package, nothing else
-# (the offline engine and the node emulator are tools for running off FLAME).
+# What analysts upload to the FLAME Hub: the entrypoint and the analysis package, nothing else.
+# The local tools (pancreas_fl_tools), the offline engine and the node emulator are not node
+# code, and neither is pancreas_fl/__main__.py (`python -m pancreas_fl` is for local use; FLAME
+# runs pancreas_analysis.py). benchmarks/upload_share.py reads what this target assembles.
 HUB_DIR ?= dist/hub
-hub: ## assemble the FLAME Hub upload in dist/hub/src/ (entrypoint + pancreas_fl)
-	rm -rf "$(HUB_DIR)" && mkdir -p "$(HUB_DIR)/src"
-	cp -R src/pancreas_analysis.py src/pancreas_fl "$(HUB_DIR)/src/"
-	find "$(HUB_DIR)" -name __pycache__ -prune -exec rm -rf {} +
-	@echo "upload $(HUB_DIR)/src/ and select pancreas_analysis.py: $$(find "$(HUB_DIR)/src" -type f | wc -l | tr -d ' ') files, $$(du -sk "$(HUB_DIR)/src" | cut -f1) KiB"
+hub: ## assemble the FLAME Hub upload in dist/hub/src/ and list it (files, lines)
+	@rm -rf "$(HUB_DIR)" && mkdir -p "$(HUB_DIR)/src"
+	@cp -R src/pancreas_analysis.py src/pancreas_fl "$(HUB_DIR)/src/"
+	@find "$(HUB_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+	@rm -f "$(HUB_DIR)/src/pancreas_fl/__main__.py"
+	@cd "$(HUB_DIR)/src" && find . -type f | sort | xargs wc -l | sed -e 's|\./||' -e '$$d'
+	@echo "upload $(HUB_DIR)/src/ and select pancreas_analysis.py: $$(find "$(HUB_DIR)/src" -type f | wc -l | tr -d ' ') files, $$(find "$(HUB_DIR)/src" -type f -exec cat {} + | wc -l | tr -d ' ') lines, $$(du -sk "$(HUB_DIR)/src" | cut -f1) KiB"
 
 format: $(STAMP) ## format and autofix the code
 	$(BIN)/ruff format src tests benchmarks
@@ -115,6 +119,7 @@ bench: $(STAMP) $(FLAME_STAMP) ## run the benchmarks (the engine's next to the F
 	$(BIN)/python benchmarks/isolation.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/upload_share.py
 
 clean: ## remove the virtual environments and caches
 	rm -rf $(VENV) $(OLDEST_VENV) .venv-flame-* .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info

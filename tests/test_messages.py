@@ -13,7 +13,8 @@ import pytest
 
 from _helpers import cohort_splits
 from _star import run_by_hand
-from pancreas_fl import messages
+from pancreas_fl import fedavg, messages
+from pancreas_fl.exact import messages as exact_messages
 
 # 3 hospitals of 170, 60 and 110 patients, 6 features: no aggregate has a patient dimension
 SPLITS = {"n_nodes": 3, "rows": [170, 60, 110], "n_features": 6, "seed": 12}
@@ -72,28 +73,28 @@ def test_hospital_messages_have_the_documented_keys(run):
                 assert message["intro"] is None
             update = message["update"]
             if strategy == "fedavg":
-                assert set(update) == keys(messages.FedAvgUpdate)
+                assert set(update) == keys(fedavg.FedAvgUpdate)
                 continue
-            assert set(update) == keys(messages.ExactUpdate)
+            assert set(update) == keys(exact_messages.ExactUpdate)
             if update["terms"] is None:  # round 0 of a standardized fit
-                assert set(update["moments"]) == keys(messages.FeatureMoments)
+                assert set(update["moments"]) == keys(exact_messages.FeatureMoments)
                 continue
-            assert set(update["terms"]) == keys(messages.LocalTerms)
+            assert set(update["terms"]) == keys(exact_messages.LocalTerms)
             if isinstance(update["terms"]["hess"], dict):
-                assert set(update["terms"]["hess"]) == keys(messages.DiagMoments)
+                assert set(update["terms"]["hess"]) == keys(exact_messages.DiagMoments)
 
 
 def test_broadcasts_have_the_documented_keys(run):
     p = run.aggregator.params_
     for broadcast in run.broadcasts:
         if p.strategy == "exact":
-            assert set(broadcast) == keys(messages.ExactBroadcast)
+            assert set(broadcast) == keys(exact_messages.ExactBroadcast)
             if p.standardize:
-                assert set(broadcast["scaler"]) == keys(messages.Scaler)
+                assert set(broadcast["scaler"]) == keys(exact_messages.Scaler)
         elif p.output == "coef":
             assert isinstance(broadcast, np.ndarray)
         else:
-            assert set(broadcast) == keys(messages.GlobalModel)
+            assert set(broadcast) == keys(fedavg.GlobalModel)
 
 
 def test_every_message_survives_a_pickle_round_trip(run):
@@ -110,8 +111,9 @@ def test_messages_carry_only_aggregates_counts_and_names(run):
     }
     field_names = {
         name
-        for cls in (getattr(messages, n) for n in messages.__all__)
-        if hasattr(cls, "__annotations__")
+        for module in (messages, exact_messages, fedavg)
+        for cls in (getattr(module, n) for n in module.__all__)
+        if isinstance(cls, type) and issubclass(cls, dict) and hasattr(cls, "__annotations__")
         for name in cls.__annotations__
     }
     allowed_text = columns | names | settings | field_names | {"full", "diag"}

@@ -6,7 +6,7 @@ needs. :data:`PARAMETERS` is the one home of every parameter: its default, its c
 uses it, the strategy it applies to and its help text. Everything else derives from it:
 
 * :func:`resolve_params` validates a node's keyword arguments against it (one wording per
-  check, from :mod:`pancreas_fl._validation`) and fills in the defaults;
+  check, from :mod:`pancreas_fl.constraints`) and fills in the defaults;
 * ``pancreas-fl simulate`` builds its options from it (names, choices, defaults, help);
 * the README's parameter table is :func:`markdown_table`, checked by a test.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pancreas_fl._validation import (
+from pancreas_fl.constraints import (
     Boolean,
     ColumnNames,
     ColumnRef,
@@ -29,9 +29,9 @@ from pancreas_fl._validation import (
     Options,
 )
 from pancreas_fl.errors import ConfigError
-from pancreas_fl.stats.solver import DEFAULT_TOL as SOLVER_TOL
 
 __all__ = [
+    "DEFAULT_DATASET",
     "LBFGS_MAX_ITER",
     "MISSING",
     "PARAMETERS",
@@ -44,6 +44,9 @@ __all__ = [
     "markdown_table",
     "resolve_params",
 ]
+
+DEFAULT_DATASET = "pancreasData.csv"
+"""The object key of the tutorial's data file."""
 
 STRATEGIES = ("fedavg", "exact")
 
@@ -115,7 +118,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "dataset",
         NonEmptyStr("the s3 object key"),
-        "pancreasData.csv",
+        DEFAULT_DATASET,
         "hospitals",
         "the s3 object key of the CSV, or a glob pattern (`*`, `?`, `[...]`) matching exactly "
         "one key at each hospital",
@@ -177,7 +180,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "tol",
         Interval(float, 0.0),
-        {"fedavg": 1e-8, "exact": SOLVER_TOL},
+        {"fedavg": 1e-8, "exact": 1e-8},
         "aggregator",
         "fedavg: stop when the L2 change of the coefficients is <= `tol`; exact: relative step",
         default_doc="1e-8",
@@ -314,6 +317,20 @@ class Params:
         """Return the parameters both roles must agree on as a plain dict (for the aggregator)."""
         values = asdict(self)
         return {name: values[name] for name in SHARED_PARAMS}
+
+    @property
+    def uses_column_options(self) -> bool:
+        """Whether a hospital prepares its table with the column options.
+
+        It does with any of ``features``, ``categorical``, ``fill`` or
+        ``missing="complete-case"``; otherwise it reads the file as the tutorial does.
+        """
+        return (
+            self.features is not None
+            or bool(self.categorical)
+            or bool(self.fill)
+            or self.missing != "error"
+        )
 
 
 def resolve_params(**kwargs) -> Params:

@@ -61,7 +61,7 @@ def run_emulator(python, out_dir, hospitals=HOSPITALS, upload=None, extra=()):
 
 _REFERENCE = """\
 import pickle, sys
-from pancreas_fl.simulation import read_hospital, simulate
+from pancreas_fl_tools.simulation import read_hospital, simulate
 from pancreas_fl import sdk
 assert sdk.BACKEND == "local", sdk.describe()
 folders, node_ids, params = eval(sys.argv[1])
