@@ -232,7 +232,28 @@ PARAMETERS: tuple[Parameter, ...] = (
         Options(("auto", "newton", "lbfgs")),
         "auto",
         "both",
-        'exact: `"newton"`, `"lbfgs"`, or `"auto"` (L-BFGS above 1,000 parameters)',
+        'exact: `"newton"`, `"lbfgs"`, or `"auto"`: Newton while its curvature fits the two '
+        "budgets below, else L-BFGS (see *Wide data*)",
+        strategy="exact",
+        shared=True,
+    ),
+    Parameter(
+        "max_message_mb",
+        Interval(float, 0.0),
+        64.0,
+        "both",
+        "exact: most megabytes of curvature one hospital sends per round (at 64, Newton "
+        "packs it in float32 above 3,999 parameters, and `auto` uses L-BFGS above 5,656)",
+        strategy="exact",
+        shared=True,
+    ),
+    Parameter(
+        "max_memory_mb",
+        Interval(float, 0.0),
+        4096.0,
+        "both",
+        "exact: most megabytes of curvature a node holds (the aggregator's pooled Hessian "
+        "and its factorization, 16 p² bytes)",
         strategy="exact",
         shared=True,
     ),
@@ -308,6 +329,8 @@ class Params:
     local_steps: int
     standardize: bool
     solver: str
+    max_message_mb: float
+    max_memory_mb: float
     min_patients: int
     max_param_ratio: float
     min_cell: int

@@ -26,10 +26,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from pancreas_fl.exact.curvature import is_packed, plan_curvature, unpack_upper
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactBroadcast, ExactUpdate
 from pancreas_fl.exact.separation import column_rms, count_extreme
-from pancreas_fl.exact.solver import FederatedSolver, SolverStep, resolve_method
+from pancreas_fl.exact.solver import FederatedSolver, SolverStep
 from pancreas_fl.exact.standardize import (
     combine_moments,
     local_moments,
@@ -73,6 +74,10 @@ class ExactHospital:
         self.fit_intercept = params.fit_intercept
         self.standardize = params.standardize
         self.solver = params.solver
+        self.budgets = {
+            "max_message_mb": params.max_message_mb,
+            "max_memory_mb": params.max_memory_mb,
+        }
         self.scaler_: dict | None = None
 
     def update(self, broadcast: ExactBroadcast | None) -> ExactUpdate:
@@ -91,10 +96,8 @@ class ExactHospital:
             if self.standardize:  # per-feature moments first; the fit starts next round
                 return {"terms": None, "moments": local_moments(self.X), "n_extreme": None}
             theta = np.zeros(self.X.shape[1] + self.fit_intercept)
-            # No broadcast yet: resolve the solver as the aggregator will, to send the
-            # curvature it needs.
-            newton = resolve_method(theta.size, self.solver) == "newton"
-            curvature = "full" if newton else "diag"
+            # No broadcast yet: plan as the aggregator will, to send the curvature it needs.
+            curvature = plan_curvature(theta.size, self.solver, **self.budgets).encoding
         else:
             self.scaler_ = broadcast["scaler"]
             theta, curvature = broadcast["next_theta"], broadcast["curvature"]
@@ -175,7 +178,13 @@ class ExactAggregator:
 
     def __init__(self, params: Params, cohort: Cohort, log: Log, *, max_iter_given: bool):
         n_params = len(cohort.feature_names) + params.fit_intercept
-        method = resolve_method(n_params, params.solver)
+        self.plan = plan_curvature(
+            n_params,
+            params.solver,
+            max_message_mb=params.max_message_mb,
+            max_memory_mb=params.max_memory_mb,
+        )
+        method = self.plan.method
         if method == "lbfgs" and not max_iter_given:
             params = replace(params, max_iter=LBFGS_MAX_ITER)
         self.params = params
@@ -200,6 +209,8 @@ class ExactAggregator:
         self.n_extreme_: int | None = None
         self.info0_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
+        # why the fit stopped, while the statistics round runs (see ExactAggregator._refined)
+        self.refining_: str | None = None
 
     def aggregate(self, updates: dict[str, ExactUpdate], num_iterations: int):
         """One round at the aggregator.
@@ -220,6 +231,10 @@ class ExactAggregator:
         if self.params.standardize and self.scaler_ is None:
             return self._pool_moments(updates, num_iterations)
         total = aggregate_terms([update["terms"] for update in updates.values()])
+        if is_packed(total["hess"]):  # the summed triangles, as the p x p matrix
+            total["hess"] = unpack_upper(total["hess"]["upper"], self.solver.n_params)
+        if self.refining_:
+            return self._refined(total, num_iterations)
         theta = self.solver.pending
         self.step_ = step = self.solver.update(theta, total["loss"], total["grad"], total["hess"])
         self._remember(theta, total, updates, accepted=step.accepted)
@@ -230,6 +245,22 @@ class ExactAggregator:
         self.stop_reason_ = self._decide(step, num_iterations)
         if self.stop_reason_ is None:
             return self._broadcast(step.next_theta, step.curvature)
+        if self.plan.statistics_round and self.params.output == "model":
+            # the statistics need the Hessian at the estimate to full precision: one round
+            # for the float32 residual of the triangles sent at that point
+            self.refining_, self.stop_reason_ = self.stop_reason_, None
+            return self._broadcast(step.best_theta, "residual32")
+        return self._final()
+
+    def _refined(self, total: dict, num_iterations: int):
+        """Close the statistics round: add the residuals to the information at the estimate."""
+        self.solver.hess_loglik += total["hess"]
+        self.rounds.record(num_iterations, 0.0, total["loss"], accepted=False)
+        self.stop_reason_ = self.refining_
+        return self._final()
+
+    def _final(self):
+        """Return the final result: the model dict, or its bare coefficients."""
         model = self._model()
         return model if self.params.output == "model" else model["coef"]
 
@@ -256,7 +287,12 @@ class ExactAggregator:
         return self._broadcast(self.solver.initial_theta(), self.solver.curvature)
 
     def _broadcast(self, theta: np.ndarray, curvature: str) -> ExactBroadcast:
-        """Return what the hospitals need for the next round (no patient-level content)."""
+        """Return what the hospitals need for the next round (no patient-level content).
+
+        Newton's curvature (the solver's ``"full"``) crosses in the plan's encoding.
+        """
+        if curvature == "full":
+            curvature = self.plan.encoding
         return {"next_theta": theta, "curvature": curvature, "scaler": self.scaler_}
 
     def _decide(self, step: SolverStep, num_iterations: int) -> str | None:
