@@ -275,8 +275,12 @@ def newton_direction(g: np.ndarray, H: np.ndarray) -> np.ndarray:
     """
     diag = np.diag(H).copy()
     scale = np.sqrt(np.where(diag > 0, diag, 1.0))
-    Hs = H / scale[:, None] / scale[None, :]
-    Hs = 0.5 * (Hs + Hs.T)
+    if len(g) > _ONE_SOLVE_ABOVE:  # one scaled copy (Cholesky reads only one triangle)
+        Hs = H / scale[:, None]
+        Hs /= scale[None, :]
+    else:
+        Hs = H / scale[:, None] / scale[None, :]
+        Hs = 0.5 * (Hs + Hs.T)
     gs = g / scale
     ridge = 0.0
     for _ in range(_RIDGE_TRIES):
@@ -837,7 +841,9 @@ class FederatedSolver:
         H = np.asarray(hess_sum, dtype=np.float64)
         if H.shape != (p, p):
             raise ValueError(f"hess_sum must have shape ({p}, {p}). Got {H.shape}.")
-        return theta, g_raw, self._scale() * H + np.diag(self._pen), None
+        penalized = self._scale() * H  # + diag(pen), in place: the same numbers, one copy
+        penalized[np.diag_indices(p)] += self._pen
+        return theta, g_raw, penalized, None
 
     def _accepts(self, f: float, g: np.ndarray, finite: bool) -> bool:
         """Whether the evaluated point becomes the new accepted point (the line search)."""
