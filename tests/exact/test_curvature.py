@@ -58,6 +58,13 @@ def test_auto_takes_newton_whenever_its_curvature_fits_the_budgets(p, budgets, m
     assert ("fits" in plan.reason) == (method == "newton")
 
 
+def test_without_float32_newton_stops_at_the_float64_triangle():
+    assert plan_curvature(4000, float32=False).method == "lbfgs"
+    plan = plan_curvature(4000, "newton", float32=False)
+    assert (plan.method, plan.encoding) == ("newton", "triangle")
+    assert plan_curvature(3999, float32=False).encoding == "triangle"
+
+
 def test_the_analyst_s_choice_holds_beyond_the_budgets():
     assert plan_curvature(9, "lbfgs").method == "lbfgs"
     forced = plan_curvature(8000, "newton")

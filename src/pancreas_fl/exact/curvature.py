@@ -142,7 +142,12 @@ class CurvaturePlan:
 
 
 def plan_curvature(
-    n_params: int, solver: str = "auto", *, max_message_mb: float = 64.0, max_memory_mb=4096.0
+    n_params: int,
+    solver: str = "auto",
+    *,
+    max_message_mb: float = 64.0,
+    max_memory_mb: float = 4096.0,
+    float32: bool = True,
 ) -> CurvaturePlan:
     """Choose the method and the curvature's encoding for ``n_params`` parameters.
 
@@ -160,6 +165,9 @@ def plan_curvature(
     max_message_mb, max_memory_mb : float
         The budgets (megabytes, 10^6 bytes): the curvature per hospital and round, and
         what a node holds of it.
+    float32 : bool, default=True
+        Whether the float32 triangle may be used (not for Firth's penalty, whose every
+        round needs the Hessian to full precision).
 
     Returns
     -------
@@ -168,7 +176,7 @@ def plan_curvature(
     p = int(n_params)
     budget_message, budget_memory = max_message_mb * _MB, max_memory_mb * _MB
     if solver != "lbfgs":
-        candidates = ["triangle", "triangle32"]
+        candidates = ["triangle", "triangle32"] if float32 else ["triangle"]
         if message_bytes(p, "full") <= SQUARE_LIMIT_BYTES:
             candidates.insert(0, "full")
         for encoding in candidates:
@@ -184,10 +192,11 @@ def plan_curvature(
                     f"{max_memory_mb:g}",
                 )
         if solver == "newton":
-            size, memory = message_bytes(p, "triangle32"), node_memory_bytes(p, "triangle32")
+            smallest = candidates[-1]
+            size, memory = message_bytes(p, smallest), node_memory_bytes(p, smallest)
             return CurvaturePlan(
                 "newton",
-                "triangle32",
+                smallest,
                 size,
                 memory,
                 f"Newton as asked, beyond the budgets ({_mb(size)} per hospital and round)",
