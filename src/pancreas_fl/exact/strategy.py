@@ -26,7 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from pancreas_fl.exact.curvature import is_packed, plan_curvature, unpack_upper
+from pancreas_fl.exact.curvature import plan_curvature
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactBroadcast, ExactUpdate
 from pancreas_fl.exact.separation import column_rms, count_extreme
@@ -231,8 +231,6 @@ class ExactAggregator:
         if self.params.standardize and self.scaler_ is None:
             return self._pool_moments(updates, num_iterations)
         total = aggregate_terms([update["terms"] for update in updates.values()])
-        if is_packed(total["hess"]):  # the summed triangles, as the p x p matrix
-            total["hess"] = unpack_upper(total["hess"]["upper"], self.solver.n_params)
         if self.refining_:
             return self._refined(total, num_iterations)
         theta = self.solver.pending

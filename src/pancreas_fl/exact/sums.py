@@ -35,6 +35,7 @@ from pancreas_fl.exact.curvature import (
     gram_of_weighted_rows,
     is_packed,
     pack_upper,
+    unpack_upper,
 )
 from pancreas_fl.logistic import BLOCK_BYTES, design_rows, log_loss_terms, sigmoid
 
@@ -220,7 +221,8 @@ def aggregate_terms(terms: list[dict[str, Any]]) -> dict[str, Any]:
     -------
     dict
         Same keys as :func:`local_terms`; every value is the sum over hospitals
-        (``hess`` stays ``None`` if any hospital sent none). Sums are accumulated in the given
+        (``hess`` stays ``None`` if any hospital sent none; packed triangles are summed in
+        float64 and returned as the symmetric ``(p, p)`` matrix). Sums are accumulated in the given
         order; the result does not depend on the order beyond floating-point rounding.
     """
     if not terms:
@@ -234,8 +236,8 @@ def aggregate_terms(terms: list[dict[str, Any]]) -> dict[str, Any]:
     }
     hess = [t.get("hess") for t in terms]
     if all(h is not None for h in hess):
-        if all(is_packed(h) for h in hess):  # packed triangles: summed packed, in float64
-            out["hess"] = {"upper": add_packed(hess), "encoding": hess[0]["encoding"]}
+        if all(is_packed(h) for h in hess):  # packed triangles: summed in float64, unpacked
+            out["hess"] = unpack_upper(add_packed(hess), out["grad"].shape[0])
         elif all(isinstance(h, dict) for h in hess):
             out["hess"] = {
                 "s": float(sum(float(h["s"]) for h in hess)),
