@@ -50,6 +50,9 @@ DEFAULT_DATASET = "pancreasData.csv"
 
 STRATEGIES = ("fedavg", "exact")
 
+#: The exact strategy's penalties: scikit-learn's L2 (with ``C``) or Firth's (Jeffreys prior).
+PENALTIES = ("l2", "firth")
+
 #: What a hospital does with a missing value in a column the analysis uses.
 MISSING = ("error", "complete-case")
 
@@ -192,6 +195,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "both",
         "inverse L2 strength as in scikit-learn; `inf` = no penalty",
         shared=True,
+        default_doc='1.0 (`inf` with `penalty="firth"`)',
     ),
     Parameter(
         "fit_intercept",
@@ -233,7 +237,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "auto",
         "both",
         'exact: `"newton"`, `"lbfgs"`, or `"auto"`: Newton while its curvature fits the two '
-        "budgets below, else L-BFGS (see *Wide data*)",
+        "budgets below, else L-BFGS (see *Wide gene panels*)",
         strategy="exact",
         shared=True,
     ),
@@ -254,6 +258,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         "both",
         "exact: most megabytes of curvature a node holds (the aggregator's pooled Hessian "
         "and its factorization, 16 p² bytes)",
+        strategy="exact",
+        shared=True,
+    ),
+    Parameter(
+        "penalty",
+        Options(PENALTIES),
+        "l2",
+        "both",
+        'exact: `"l2"` (with `C`), or `"firth"`: Firth\'s bias-reduced fit (R\'s `logistf`, '
+        "`brglm2`), finite under separation; `C` becomes `inf`; Newton solver only",
         strategy="exact",
         shared=True,
     ),
@@ -331,6 +345,7 @@ class Params:
     solver: str
     max_message_mb: float
     max_memory_mb: float
+    penalty: str
     min_patients: int
     max_param_ratio: float
     min_cell: int
@@ -409,7 +424,31 @@ def resolve_params(**kwargs) -> Params:
                 f"{name!r} applies to strategy={parameter.strategy!r} only; "
                 f"got {name}={values[name]!r} with strategy={strategy!r}."
             )
+    _check_firth(values, kwargs.get("C"))
     return Params(**values)
+
+
+def _check_firth(values: dict, given_C: Any) -> None:
+    """Firth's penalty is the whole penalty: ``C`` becomes ``inf``, a finite one is refused.
+
+    Jeffreys' prior and an L2 penalty could be added, but the sum is neither Firth's estimate
+    (bias-reduced, as R's ``logistf``/``brglm2``) nor scikit-learn's, and its Wald table would
+    be that of no established method. The penalty needs the information matrix: the Newton
+    solver.
+    """
+    if values["penalty"] != "firth":
+        return
+    if given_C is not None and values["C"] != float("inf"):
+        raise ConfigError(
+            f"penalty='firth' is the whole penalty and cannot be combined with "
+            f"C={values['C']!r}; leave C out (it becomes inf) or use penalty='l2' for the L2 fit."
+        )
+    if values["solver"] == "lbfgs":
+        raise ConfigError(
+            "penalty='firth' needs the information matrix, which solver='lbfgs' does not "
+            "share; use solver='newton' or 'auto'."
+        )
+    values["C"] = float("inf")
 
 
 def _check_columns(values: dict) -> None:

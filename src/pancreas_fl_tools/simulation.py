@@ -382,4 +382,4 @@ def _encoded_data(split, encoding: Encoding, *, dataset: str, label) -> Hospital
     table = prepare_table(split, params, require_both_classes=False)
     if table.problems:
         raise table.problems[0]
-    return table.hospital_data(encoding)
+    return HospitalData.from_table(table, encoding)

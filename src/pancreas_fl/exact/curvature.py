@@ -55,6 +55,7 @@ import numpy as np
 
 __all__ = [
     "ENCODINGS",
+    "FLOAT64_TRIANGLE_LIMIT",
     "ROUND_SECONDS",
     "SQUARE_LIMIT_BYTES",
     "CurvaturePlan",
@@ -73,6 +74,8 @@ ROUND_SECONDS = 1.1
 SQUARE_LIMIT_BYTES = 2**20
 #: What a hospital can send as its curvature, per entry of the matrix it stands for.
 ENCODINGS = ("full", "triangle", "triangle32", "residual32")
+#: The most parameters whose float64 triangle fits the default message budget (64 MB).
+FLOAT64_TRIANGLE_LIMIT = 3999
 #: Rows per block of the hospital's Gram product: fewer make many passes over the p x p sum.
 GRAM_ROWS = 1024
 _MB = 1e6
