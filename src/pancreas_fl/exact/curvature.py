@@ -21,9 +21,9 @@ hundreds of extra polling rounds. So :func:`plan_curvature` chooses Newton whene
 curvature fits two budgets, and the gradient-only solver (L-BFGS) only above them:
 
 * ``max_message_mb``: the curvature one hospital sends in one round;
-* ``max_memory_mb``: the curvature a node holds: at the aggregator the pooled Hessian and
-  its factorization, :math:`2 \cdot 8 p^2` bytes (the hospitals' messages are counted by the
-  message budget); at a hospital its Hessian sum, one product block and its message.
+* ``max_memory_mb``: the curvature a node holds: at the aggregator, the busiest node, about
+  12 float64 ``p x p`` matrices at its peak (:func:`node_memory_bytes`); a hospital holds
+  its Hessian sum, one product block and its message.
 
 Encodings
 ---------
@@ -104,15 +104,17 @@ def message_bytes(n_params: int, encoding: str) -> int:
 
 
 def node_memory_bytes(n_params: int, encoding: str) -> int:
-    r"""Return the bytes of curvature the busiest node holds (the aggregator's working set).
+    r"""Return the bytes of curvature the busiest node holds (the aggregator's peak).
 
-    The pooled Hessian and its factorization, :math:`2 \cdot 8 p^2` bytes, for every Newton
-    encoding; the L-BFGS memory (20 pairs of two vectors) for ``"diag"``.
+    For every Newton encoding :math:`12 \cdot 8 p^2` bytes: ``benchmarks/wide.py`` measured
+    the aggregator's peak at about 11 float64 ``p x p`` matrices (the pooled Hessian, the
+    solver's copies and factorization, and at the end the covariance and its checks: 2.25 GB
+    at p = 5,000). For ``"diag"``, the L-BFGS memory (20 pairs of two vectors).
     """
     p = int(n_params)
     if encoding == "diag":
         return 8 * p * (2 * 20 + 4)
-    return 2 * 8 * p * p
+    return 12 * 8 * p * p
 
 
 @dataclass(frozen=True)
