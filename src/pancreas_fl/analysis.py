@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from pancreas_fl.data import read_hospital_data
 from pancreas_fl.encoding import Encoding
-from pancreas_fl.errors import ConfigError, DataError, OutOfStepError
+from pancreas_fl.errors import ConfigError, DataError, MessageError, OutOfStepError
 from pancreas_fl.messages import HospitalMessage, Introduction, SetupBroadcast
 from pancreas_fl.params import resolve_params
 from pancreas_fl.privacy import check_disclosure
@@ -37,6 +37,7 @@ from pancreas_fl.sdk import StarAggregator, StarAnalyzer
 from pancreas_fl.strategies import ExactAggregator, ExactHospital, FedAvgAggregator, FedAvgHospital
 from pancreas_fl.strategies.common import introduce
 from pancreas_fl.table import prepare_table, resolve_key, uses_table_options
+from pancreas_fl.wire import AggregatorInbox, HospitalInbox, UpdateSpec, check_final_result
 
 __all__ = ["FederatedLogisticRegression", "PancreasAnalyzer"]
 
@@ -113,6 +114,7 @@ class PancreasAnalyzer(StarAnalyzer):
         self.table_ = None
         self.data_ = None
         self.strategy_ = None
+        self.inbox_: HospitalInbox | None = None
 
     def analysis_method(self, data, aggregator_results) -> HospitalMessage:
         """Compute this hospital's message for the current round.
@@ -141,6 +143,9 @@ class PancreasAnalyzer(StarAnalyzer):
         """
         try:
             intro, update = None, None
+            if self.num_iterations > 0:  # the broadcast is checked before anything uses it
+                d = None if self.data_ is None else self.data_.n_features
+                self.inbox_.receive(aggregator_results, self.num_iterations, d)
             if self.num_iterations == 0:
                 intro = self._start(data)
                 if self.strategy_ is not None:  # no problems and no setup round
@@ -154,7 +159,7 @@ class PancreasAnalyzer(StarAnalyzer):
             err = err.with_context(node=self.id)
             _fail(self.flame, err)
             raise err from None
-        except ConfigError as err:
+        except (ConfigError, MessageError) as err:
             _fail(self.flame, err)
             raise
         return {"node": self.id, "round": self.num_iterations, "intro": intro, "update": update}
@@ -171,6 +176,14 @@ class PancreasAnalyzer(StarAnalyzer):
         Hospital = FedAvgHospital if p.strategy == "fedavg" else ExactHospital
         read = self._read_prepared if uses_table_options(p) else self._read_plain
         reading = read(data, Hospital.requires_both_classes)
+        self.inbox_ = HospitalInbox(
+            p.strategy,
+            p.fit_intercept,
+            p.standardize,
+            p.output,
+            solver=p.solver,
+            levels=reading.levels,
+        )
         self._log_reading(reading)
         if self.data_ is not None and not reading.problems:
             self.strategy_ = Hospital(self.data_, p)
@@ -314,6 +327,7 @@ class FederatedLogisticRegression(StarAggregator):
         self.cohort_ = None
         self.setup_rounds_ = None
         self.strategy_ = None
+        self.inbox_: AggregatorInbox | None = None
 
     def aggregation_method(self, analysis_results):
         """Combine the hospitals' messages of the current round into the global result.
@@ -336,12 +350,19 @@ class FederatedLogisticRegression(StarAggregator):
             array by default), exact the next point to evaluate; in the last round the final
             result (see :class:`pancreas_fl.params.Params`, ``output``).
         """
-        messages = sorted(analysis_results, key=lambda message: message["node"])
-        try:
-            _check_round(messages, self.num_iterations)
-            if self.num_iterations == 0:
+        k = self.num_iterations
+        if k == 0:
+            self.inbox_ = AggregatorInbox(frozenset(self.partner_node_ids or ()))
+        try:  # every message is checked before anything uses it (pancreas_fl.wire)
+            messages = self.inbox_.open(analysis_results, k)
+            _check_round(messages, k)
+            if k == 0:
                 self._start(messages)
-        except (ConfigError, DataError, OutOfStepError) as err:
+            setup = k < self._setup_rounds()
+            self.inbox_.check_updates(
+                messages, k, UpdateSpec("none") if setup else self.strategy_.update_spec()
+            )
+        except (ConfigError, DataError, OutOfStepError, MessageError) as err:
             _fail(self.flame, err)
             raise
         if self.num_iterations < self._setup_rounds():
@@ -354,7 +375,15 @@ class FederatedLogisticRegression(StarAggregator):
             )
             return SetupBroadcast(levels={c: list(names) for c, names in levels.items()})
         updates = {message["node"]: message["update"] for message in messages}
-        return self.strategy_.aggregate(updates, self.num_iterations - self._setup_rounds())
+        result = self.strategy_.aggregate(updates, self.num_iterations - self._setup_rounds())
+        if self.strategy_.stop_reason_ is not None:  # the final result, before it is submitted
+            try:
+                d = len(self.cohort_.feature_names)
+                check_final_result(result, k, d, self.params_.fit_intercept)
+            except MessageError as err:
+                _fail(self.flame, err)
+                raise
+        return result
 
     def has_converged(self, result, last_result) -> bool:
         """Whether the analysis stops after this round; logs why when it does.

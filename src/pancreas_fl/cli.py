@@ -31,7 +31,7 @@ from pancreas_fl._io import (
     write_outputs,
 )
 from pancreas_fl._validation import Boolean, ColumnNames, ColumnRef, FillValues, Interval, Options
-from pancreas_fl.errors import ConfigError, DataError, UsageError
+from pancreas_fl.errors import ConfigError, DataError, MessageError, UsageError
 from pancreas_fl.params import PARAMETERS, resolve_params
 from pancreas_fl.problems import HospitalProblemsError
 
@@ -81,7 +81,7 @@ def _failure(exc, folders_by_node) -> tuple[int, list[str]]:
         return 2, [_failure_line(report, folders_by_node) for report in error.reports]
     if isinstance(error, DataError):
         return 2, [_failure_line(error, folders_by_node)]
-    if isinstance(error, ConfigError):
+    if isinstance(error, (ConfigError, MessageError)):  # a damaged message names its sender
         return 2, [str(error)]
     where = _where(exc.role, exc.node_id)
     return 1, [f"the analysis failed at {where}: {exc.error_type}: {error if error else exc}"]

@@ -110,6 +110,10 @@ class FedAvgUpdate(TypedDict):
     loss: float
     """Sum of the patients' log-loss at the global model the round started from (for the
     aggregator's history)."""
+    sum_abs: np.ndarray | None
+    r"""First model round only (else ``None``): ``(n_features,)``, :math:`\sum_i |x_{ij}|` per
+    feature, an aggregate like a mean. The aggregator bounds the intercept and the loss of
+    every later update with it (:mod:`pancreas_fl.wire`)."""
 
 
 class DiagMoments(TypedDict):

@@ -19,6 +19,7 @@ _STOP_REASONS = {
     "tolerance": "the change fell below tol",
     "max_iter": "max_iter was reached",
     "line_search": "no step could lower the objective any further",
+    "uncertified": "NOT converged: the gradient at the estimate does not certify it",
 }
 
 

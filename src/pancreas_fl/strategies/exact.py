@@ -20,6 +20,7 @@ What crosses is in :mod:`pancreas_fl.messages` (:class:`ExactUpdate`, :class:`Ex
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import replace
 
@@ -44,6 +45,7 @@ from pancreas_fl.stats import (
 from pancreas_fl.stats.glm import format_aliases
 from pancreas_fl.stats.separation import column_rms, count_extreme
 from pancreas_fl.strategies.common import MAX_ITER_MESSAGE, Cohort, Log, RoundLog, final_model
+from pancreas_fl.wire import UpdateSpec, certify
 
 __all__ = ["ExactAggregator", "ExactHospital"]
 
@@ -203,6 +205,15 @@ class ExactAggregator:
         self.n_extreme_: int | None = None
         self.info0_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
+        self.trace0_: float | None = None
+
+    def update_spec(self) -> UpdateSpec:
+        """Return what this round's updates must be: moments, or the sums at the point asked for."""
+        d, p = len(self.cohort.feature_names), self.params
+        if p.standardize and self.scaler_ is None:
+            return UpdateSpec("moments", d, p.fit_intercept)
+        at_zero = not np.any(self.solver.pending)
+        return UpdateSpec("terms", d, p.fit_intercept, self.solver.curvature, at_zero=at_zero)
 
     def aggregate(self, updates: dict[str, ExactUpdate], num_iterations: int):
         """One round at the aggregator.
@@ -239,6 +250,9 @@ class ExactAggregator:
     def _remember(self, theta: np.ndarray, total: dict, updates, *, accepted: bool) -> None:
         """Keep what the statistics need of an accepted point (aggregates only)."""
         hess = total["hess"]
+        if self.trace0_ is None and not np.any(theta):  # the certificate's curvature bound
+            diag = hess if isinstance(hess, dict) else {"s": 0.0, "sxx": np.diag(hess)}
+            self.trace0_ = float(diag["s"] + np.sum(diag["sxx"]))
         if self.info0_ is None and isinstance(hess, np.ndarray) and not np.any(theta):
             self.info0_ = np.array(hess, dtype=np.float64)
             self.scale_ = column_rms(hess, self.cohort.n_total)
@@ -263,6 +277,8 @@ class ExactAggregator:
         return {"next_theta": theta, "curvature": curvature, "scaler": self.scaler_}
 
     def _decide(self, step: SolverStep, num_iterations: int) -> str | None:
+        if step.converged and not self._certified(step):
+            return "uncertified"
         if step.converged:
             return "tolerance"
         if step.status == "line_search_failed":
@@ -270,6 +286,24 @@ class ExactAggregator:
         if step.done or num_iterations > self.params.max_iter - 1:
             return "max_iter"
         return None
+
+    def _certified(self, step: SolverStep) -> bool:
+        """Whether the hospitals' gradient sums at the best point certify convergence.
+
+        :func:`pancreas_fl.wire.certify`: no extra round, since the best point is one the
+        hospitals evaluated, and the solver keeps the penalized gradient they sent there.
+        """
+        C, finite = self.params.C, math.isfinite(self.params.C)
+        d = len(self.cohort.feature_names)
+        return certify(
+            self.solver.g,
+            step.best_theta,
+            C=C if finite else 1.0,
+            trace0=self.trace0_ or 0.0,
+            n_penalized=d if finite else 0,
+            tol=self.params.tol,
+            n_total=self.cohort.n_total,
+        )
 
     def stop_reason(self, result, last_result, num_iterations: int) -> str | None:
         """Why the analysis stops after this round, or ``None``.
@@ -285,6 +319,13 @@ class ExactAggregator:
         """Return the log line (message, log type) for ``reason``."""
         if reason == "tolerance":
             return "The solver step is smaller than the tolerance: converged", "info"
+        if reason == "uncertified":
+            return (
+                "The solver reported convergence, but the hospitals' gradient sums at the "
+                "final estimate are larger than a converged fit allows: the fit did not "
+                "converge (a damaged message?). Do not use the result.",
+                "warn",
+            )
         if reason == "line_search":
             return (
                 "The line search cannot lower the objective any further (floating-point "
