@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from pancreas_fl.data import read_hospital_data
 from pancreas_fl.encoding import Encoding
 from pancreas_fl.errors import ConfigError, DataError, MessageError, OutOfStepError
@@ -143,9 +145,10 @@ class PancreasAnalyzer(StarAnalyzer):
         """
         try:
             intro, update = None, None
+            received = None
             if self.num_iterations > 0:  # the broadcast is checked before anything uses it
                 d = None if self.data_ is None else self.data_.n_features
-                self.inbox_.receive(aggregator_results, self.num_iterations, d)
+                received = self.inbox_.receive(aggregator_results, self.num_iterations, d)
             if self.num_iterations == 0:
                 intro = self._start(data)
                 if self.strategy_ is not None:  # no problems and no setup round
@@ -154,7 +157,10 @@ class PancreasAnalyzer(StarAnalyzer):
                 self._encode(aggregator_results)
                 update = self.strategy_.update(None)
             else:
-                update = self.strategy_.update(aggregator_results)
+                # A broadcast of the right form but altered on its way can overflow here: the
+                # aggregator names it from the digest this message echoes, without warnings.
+                with np.errstate(all="ignore"):
+                    update = self.strategy_.update(aggregator_results)
         except DataError as err:
             err = err.with_context(node=self.id)
             _fail(self.flame, err)
@@ -162,7 +168,8 @@ class PancreasAnalyzer(StarAnalyzer):
         except (ConfigError, MessageError) as err:
             _fail(self.flame, err)
             raise
-        return {"node": self.id, "round": self.num_iterations, "intro": intro, "update": update}
+        k = self.num_iterations
+        return {"node": self.id, "round": k, "intro": intro, "update": update, "received": received}
 
     def _start(self, data) -> Introduction:
         """First round: validate, read the table once, collect its problems, pick the strategy.
@@ -373,7 +380,9 @@ class FederatedLogisticRegression(StarAggregator):
                 + "); the model rounds start next",
                 log_type="info",
             )
-            return SetupBroadcast(levels={c: list(names) for c, names in levels.items()})
+            setup = SetupBroadcast(levels={c: list(names) for c, names in levels.items()})
+            self.inbox_.sent(setup)
+            return setup
         updates = {message["node"]: message["update"] for message in messages}
         result = self.strategy_.aggregate(updates, self.num_iterations - self._setup_rounds())
         if self.strategy_.stop_reason_ is not None:  # the final result, before it is submitted
@@ -383,6 +392,7 @@ class FederatedLogisticRegression(StarAggregator):
             except MessageError as err:
                 _fail(self.flame, err)
                 raise
+        self.inbox_.sent(result)  # the hospitals echo its digest next round
         return result
 
     def has_converged(self, result, last_result) -> bool:

@@ -16,9 +16,11 @@ No value a message holds is ever shown: types, shapes, counts and key names only
 The schema, per message kind (``k`` is the SDK's round, ``d`` the number of model features,
 ``p = d + fit_intercept``)::
 
-    hospital -> aggregator (HospitalMessage): exactly node, round, intro, update
+    hospital -> aggregator (HospitalMessage): exactly node, round, intro, update, received
       node      str, a participant of the analysis, once per round, the same set every round
       round     int >= 0 (that it is the round being combined: OutOfStepError)
+      received  None in round 0; then the digest of the broadcast the hospital computed
+                from, equal to that of the broadcast the aggregator sent (:func:`digest`)
       intro     k = 0: exactly n, n_pos, n_dropped (int >= 0, n_pos <= n), columns (list of
                 str), params (dict of the shared parameters), problems (list of Problem),
                 levels (None or dict of str to list of str); else None
@@ -103,6 +105,7 @@ checks stop damage, not a hostile hospital that knows the protocol.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +122,7 @@ __all__ = [
     "UpdateSpec",
     "certify",
     "check_final_result",
+    "digest",
     "slack",
 ]
 
@@ -154,6 +158,39 @@ def _message_error(sender: str, k: int, kind: str, damage: _Damage) -> MessageEr
     )
 
 
+# ------------------------------------------------------------------------- the digest
+def digest(broadcast: Any) -> str:
+    """Return the SHA-256 digest of a broadcast's content (its arrays' bytes, keys, numbers).
+
+    Every hospital echoes the digest of the broadcast it computed from (``received``), and
+    the aggregator compares it with the digest of what it sent: a broadcast altered on the
+    way, even into one of the right form, is caught, naming the hospital that received it.
+    A digest reveals nothing of the data.
+    """
+    h = hashlib.sha256()
+    _feed(h, broadcast)
+    return h.hexdigest()
+
+
+def _feed(h, value: Any) -> None:
+    if isinstance(value, dict):
+        h.update(b"{")
+        for key in sorted(value, key=repr):
+            _feed(h, key)
+            _feed(h, value[key])
+        h.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[")
+        for item in value:
+            _feed(h, item)
+        h.update(b"]")
+    elif isinstance(value, np.ndarray) and value.dtype != object:
+        h.update(f"array{value.dtype.str}{value.shape}".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    else:
+        h.update(f"{type(value).__name__}:{value!r}".encode())
+
+
 # ------------------------------------------------------------------------- the checks
 def _type_name(value: Any) -> str:
     return type(value).__name__
@@ -182,8 +219,12 @@ def _int(value: Any, path: str, low: int = 0, high: int | None = None) -> int:
     """``value`` is an int (numpy's too, never a bool) in ``[low, high]``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise _Damage(path, f"is a {_type_name(value)} instead of an int")
+    if value < 0:
+        raise _Damage(path, "is negative")
+    if low == high and value != low:
+        raise _Damage(path, f"differs from the count of round 0 ({low})")
     if value < low:
-        raise _Damage(path, f"is negative (below {low})" if low == 0 else f"is below {low}")
+        raise _Damage(path, f"is below {low}")
     if high is not None and value > high:
         raise _Damage(path, f"is larger than {high}")
     return int(value)
@@ -278,6 +319,8 @@ class AggregatorInbox:
         The hospitals of round 0, in the order of their ids.
     counts : dict of str to (int, int)
         ``(n, n_pos)`` per hospital, from the introductions.
+    broadcast : str or None
+        The digest of the last broadcast (:func:`digest`).
     sum_abs : dict of str to numpy.ndarray
         FedAvg: :math:`\sum_i |x_{ij}|` per feature and hospital (its first model round).
     energy : dict of str to numpy.ndarray
@@ -290,6 +333,7 @@ class AggregatorInbox:
     counts: dict = field(default_factory=dict)
     energy: dict = field(default_factory=dict)
     sum_abs: dict = field(default_factory=dict)
+    broadcast: str | None = None
 
     def open(self, messages: Any, k: int) -> list[dict]:
         """Check the envelopes (and the introductions in round 0); sort by node id.
@@ -319,8 +363,9 @@ class AggregatorInbox:
                 )
             seen.add(node)
             try:
-                _dict(message, None, ("node", "round", "intro", "update"))
+                _dict(message, None, ("node", "round", "intro", "update", "received"))
                 _int(message["round"], "round")
+                self._received(message["received"], k)
                 if k == 0:
                     self._intro(node, message["intro"])
                 elif message["intro"] is not None:
@@ -336,6 +381,24 @@ class AggregatorInbox:
         if k == 0:
             self.nodes = tuple(sorted(seen))
         return sorted(messages, key=lambda message: message["node"])
+
+    def sent(self, broadcast: Any) -> None:
+        """Remember what the aggregator broadcasts (its digest), to compare the echoes with."""
+        self.broadcast = digest(broadcast)
+
+    def _received(self, echo: Any, k: int) -> None:
+        if k == 0:
+            if echo is not None:
+                raise _Damage("received", f"is a {_type_name(echo)}, not None (round 0)")
+            return
+        if not isinstance(echo, str):
+            raise _Damage("received", f"is a {_type_name(echo)} instead of a str")
+        if echo != self.broadcast:
+            raise _Damage(
+                "received",
+                "is the digest of another broadcast than the aggregator sent (the broadcast "
+                "was altered on its way to the hospital)",
+            )
 
     def _known(self, node: str, k: int) -> bool:
         if self.nodes is not None:
@@ -565,8 +628,8 @@ class HospitalInbox:
     levels: dict | None = None
     scaler: dict | None = None
 
-    def receive(self, broadcast: Any, k: int, n_features: int | None) -> None:
-        """Check the broadcast received for round ``k``.
+    def receive(self, broadcast: Any, k: int, n_features: int | None) -> str:
+        """Check the broadcast received for round ``k``; return its digest (to echo).
 
         ``n_features`` is ``None`` for the answer to the setup round (no model yet).
 
@@ -584,6 +647,7 @@ class HospitalInbox:
                 self._exact(broadcast, n_features)
         except _Damage as damage:
             raise _message_error("the aggregator", k, "broadcast", damage) from None
+        return digest(broadcast)
 
     def _setup(self, broadcast: Any) -> None:
         levels = _dict(broadcast, None, ("levels",))["levels"]
