@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _damage import KINDS, Damage, run_damaged
-from _helpers import sample_splits
+from _helpers import SAMPLE, sample_splits
 from pancreas_fl.data import HospitalData
 from pancreas_fl.errors import MessageError, PancreasFLError
 from pancreas_fl.params import resolve_params
@@ -258,3 +258,46 @@ def test_a_hospital_checks_the_setup_broadcast_against_its_own_levels():
         inbox.receive({"levels": {"site": ["a", "c"]}}, 1, None)
     with pytest.raises(MessageError, match=r"whose levels lacks the key\(s\) 'site'"):
         inbox.receive({"levels": {}}, 1, None)
+
+
+def test_the_command_reports_a_damaged_message_as_a_data_error(tmp_path, capsys, monkeypatch):
+    from pancreas_fl.analysis import PancreasAnalyzer
+    from pancreas_fl.cli import main
+
+    honest = PancreasAnalyzer.analysis_method
+
+    def damaging(self, data, aggregator_results):
+        message = honest(self, data, aggregator_results)
+        if self.id == "node1" and self.num_iterations == 2:
+            message["update"]["coef"] = np.full_like(message["update"]["coef"], np.nan)
+        return message
+
+    monkeypatch.setattr(PancreasAnalyzer, "analysis_method", damaging)
+    folders = [str(SAMPLE / "node1"), str(SAMPLE / "node2")]
+    out = tmp_path / "m.pkl"
+    code = main(["simulate", *folders, "--isolation", "thread", "--out", str(out), "--quiet"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err == (
+        "pancreas-fl: error: hospital 'node1' sent a round-2 update whose coef holds 8 "
+        "non-finite value(s); its data or installation is faulty. The analysis is stopped; no "
+        "result is written.\n"
+    )
+    assert not out.exists()
+
+
+def test_a_fooled_solver_ends_as_not_converged_not_as_a_converged_model(monkeypatch):
+    """A solver that declares convergence too early (as a too large curvature would make it)."""
+    from pancreas_fl.stats.solver import FederatedSolver
+
+    def fooled(self, theta, g, step_norm, taken, precondition):
+        if self.iteration >= 2:
+            self.converged, self.done, self.status = True, True, "converged"
+
+    monkeypatch.setattr(FederatedSolver, "check_convergence", fooled)
+    run = run_damaged(SPLITS, None, **CONFIGS["exact-intercept"])
+    assert run.result["stop_reason"] == "uncertified"
+    assert ("warn", run.aggregator.strategy_.stop_message("uncertified")[0]) in (
+        run.aggregator.flame.logs
+    )
+    assert "unreliable" in run.result["statistics"]["note"]

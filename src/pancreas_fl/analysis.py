@@ -385,14 +385,15 @@ class FederatedLogisticRegression(StarAggregator):
             return setup
         updates = {message["node"]: message["update"] for message in messages}
         result = self.strategy_.aggregate(updates, self.num_iterations - self._setup_rounds())
-        if self.strategy_.stop_reason_ is not None:  # the final result, before it is submitted
-            try:
-                d = len(self.cohort_.feature_names)
-                check_final_result(result, k, d, self.params_.fit_intercept)
-            except MessageError as err:
-                _fail(self.flame, err)
-                raise
-        self.inbox_.sent(result)  # the hospitals echo its digest next round
+        if self.strategy_.stop_reason_ is None:
+            self.inbox_.sent(result)  # a broadcast: the hospitals echo its digest next round
+            return result
+        try:  # the final result, before it is submitted
+            d = len(self.cohort_.feature_names)
+            check_final_result(result, k, d, self.params_.fit_intercept)
+        except MessageError as err:
+            _fail(self.flame, err)
+            raise
         return result
 
     def has_converged(self, result, last_result) -> bool:

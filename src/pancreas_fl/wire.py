@@ -143,18 +143,19 @@ def slack(n: int) -> float:
 class _Damage(Exception):
     """A check failed: the field (dotted path) and what is wrong with it."""
 
-    def __init__(self, field: str | None, what: str) -> None:
+    def __init__(self, field: str | None, what: str, faulty: str | None = None) -> None:
         super().__init__(field, what)
         self.field = field
         self.what = what
+        self.faulty = faulty
 
 
 def _message_error(sender: str, k: int, kind: str, damage: _Damage) -> MessageError:
     faulty = "its installation" if sender == "the aggregator" else "its data or installation"
     where = f"whose {damage.field} " if damage.field else "that "
     return MessageError(
-        f"{sender} sent a round-{k} {kind} {where}{damage.what}; {faulty} is faulty. "
-        "The analysis is stopped; no result is written."
+        f"{sender} sent a round-{k} {kind} {where}{damage.what}; {damage.faulty or faulty} is "
+        "faulty. The analysis is stopped; no result is written."
     )
 
 
@@ -396,8 +397,9 @@ class AggregatorInbox:
         if echo != self.broadcast:
             raise _Damage(
                 "received",
-                "is the digest of another broadcast than the aggregator sent (the broadcast "
-                "was altered on its way to the hospital)",
+                "is the digest of another broadcast than the aggregator sent: the broadcast "
+                "was altered on its way to this hospital",
+                faulty="the transfer or an installation",
             )
 
     def _known(self, node: str, k: int) -> bool:

@@ -1,0 +1,159 @@
+"""The cost of checking every message where it is received (pancreas_fl.wire), per round.
+
+Runs the analysis round by round in this process (the star pattern by hand, every message
+pickled across as in production) and times, separately, everything the checks add: the
+aggregator's envelope, update and final-result checks and its broadcast digest, each
+hospital's broadcast check and digest, FedAvg's one-off sum of |x| and the exact fit's
+certificate. Prints, per configuration, the median over repeats of the checks' seconds as a
+share of the round's seconds (hospitals' updates, one after the other, plus the aggregation;
+the engine's messaging is left out, so the share is an upper bound of what a node sees).
+
+Budgets (issue 16): < 2 % of a round on data/sample, < 1 % on 4 x 100,000 x 30.
+
+Run: ``python benchmarks/wire_checks.py [--repeats 5] [--rows 100000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from pancreas_fl import wire
+from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
+from pancreas_fl.sample import make_cohort
+from pancreas_fl.strategies import exact, fedavg
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = "pancreasData.csv"
+
+CONFIGS = {
+    "fedavg (tutorial)": {},
+    "fedavg + intercept": {"fit_intercept": True, "output": "model"},
+    "exact + intercept": {"strategy": "exact", "fit_intercept": True},
+    "exact, lbfgs": {"strategy": "exact", "solver": "lbfgs", "fit_intercept": True},
+}
+
+
+class _Core:
+    def __init__(self, node_id: str, role: str) -> None:
+        self.node_id, self.role = node_id, role
+
+    def get_id(self):
+        return self.node_id
+
+    def get_role(self):
+        return self.role
+
+    def get_participant_ids(self):
+        return []
+
+    def flame_log(self, *args, **kwargs):
+        pass
+
+
+class _Clock:
+    """Seconds spent in the wrapped functions (the checks)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.patched: list[tuple] = []
+
+    def wrap(self, owner, name: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        self.patched.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self.patched):
+            setattr(owner, name, original)
+
+
+def _checks(clock: _Clock) -> None:
+    for name in ("open", "check_updates", "sent"):
+        clock.wrap(wire.AggregatorInbox, name)
+    clock.wrap(wire.HospitalInbox, "receive")
+    clock.wrap(fedavg, "_sum_abs")
+    # names bound in other modules at import: wrap them where they are looked up
+    import pancreas_fl.analysis as analysis
+
+    clock.wrap(analysis, "check_final_result")
+    clock.wrap(exact, "certify")
+
+
+def one_run(splits, params) -> tuple[float, float, int]:
+    """Return (seconds of the checks, seconds of the rounds, rounds) of one analysis."""
+    clock = _Clock()
+    _checks(clock)
+    try:
+        hospitals = [
+            PancreasAnalyzer(_Core(f"node-{i + 1}", "default"), **params)
+            for i in range(len(splits))
+        ]
+        aggregator = FederatedLogisticRegression(_Core("aggregator", "aggregator"), **params)
+        busy = 0.0
+        for rounds in range(1, 10_000):
+            start = time.perf_counter()
+            sent = [h.analyze(data) for h, data in zip(hospitals, splits, strict=True)]
+            busy += time.perf_counter() - start
+            messages = [pickle.loads(pickle.dumps(m)) for m in sent]
+            start = time.perf_counter()
+            result, converged = aggregator.aggregate(messages, simple_analysis=False)
+            busy += time.perf_counter() - start
+            if converged:
+                return clock.seconds, busy, rounds
+            received = pickle.loads(pickle.dumps(result))
+            for hospital in hospitals:
+                hospital.latest_result = received
+        raise RuntimeError("no convergence")
+    finally:
+        clock.restore()
+
+
+def _splits_of_frames(frames):
+    return [[{DATASET: frame.to_csv(index=False).encode()}] for frame in frames]
+
+
+def main(argv=None) -> int:
+    """Print the checks' share of a round, per cohort and configuration."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=100_000, help="patients per hospital")
+    args = parser.parse_args(argv)
+    sample = [
+        [{DATASET: (REPO / "data" / "sample" / node / DATASET).read_bytes()}]
+        for node in ("node1", "node2")
+    ]
+    big = _splits_of_frames(make_cohort(4, args.rows, 30, seed=0))
+    cohorts = {"data/sample": (sample, 2.0), f"4 x {args.rows:,} x 30": (big, 1.0)}
+    print(f"median of {args.repeats} runs; checks' seconds / round seconds")
+    for cohort, (splits, budget) in cohorts.items():
+        for name, params in CONFIGS.items():
+            shares, per_round = [], []
+            for _ in range(args.repeats):
+                checks, busy, rounds = one_run(splits, params)
+                shares.append(checks / busy * 100)
+                per_round.append(busy / rounds * 1000)
+            share = statistics.median(shares)
+            mark = "ok" if share < budget else "OVER BUDGET"
+            print(
+                f"{cohort:>22}  {name:<20} {statistics.median(per_round):9.2f} ms/round  "
+                f"checks {share:6.3f} %  (budget {budget:g} %: {mark})"
+            )
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
