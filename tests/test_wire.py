@@ -23,7 +23,7 @@ from _helpers import SAMPLE, sample_splits
 from pancreas_fl.data import HospitalData
 from pancreas_fl.errors import MessageError, PancreasFLError
 from pancreas_fl.params import resolve_params
-from pancreas_fl.stats import local_terms
+from pancreas_fl.stats import combine_moments, local_moments, local_terms, scale_from_var
 from pancreas_fl.strategies.fedavg import FedAvgHospital
 from pancreas_fl.wire import AggregatorInbox, HospitalInbox, UpdateSpec, certify
 
@@ -191,19 +191,28 @@ def test_no_honest_exact_message_breaks_a_bound(data):
     fit_intercept = data.draw(st.booleans())
     curvature = data.draw(st.sampled_from(["full", "diag"]))
     scaler = {}
-    if data.draw(st.booleans()):  # the pooled standardization of another cohort's moments
-        std = X.std(axis=0) * rng.uniform(0.5, 2)
-        scaler = {"mean": X.mean(axis=0) * rng.uniform(0, 2), "scale": np.where(std > 0, std, 1)}
     p = d + fit_intercept
     inbox = AggregatorInbox()
     inbox.counts["h"] = (n, int(y.sum()))
+    if data.draw(st.booleans()):  # pooled with another hospital's moments, as the fit does
+        moments = local_moments(X)
+        other = X[:1] * rng.uniform(-3, 3) + rng.normal(size=(data.draw(st.integers(1, 50)), d))
+        inbox.check_updates(
+            [{"node": "h", "update": {"terms": None, "moments": moments, "n_extreme": None}}],
+            0,
+            UpdateSpec("moments", d, fit_intercept),
+        )
+        total, mean, var = combine_moments([moments, local_moments(other)])
+        scaler = {"mean": mean, "scale": scale_from_var(var, mean, total)}
     spread = 10.0 ** data.draw(st.integers(-3, 3))
     for point in range(4):
         theta = np.zeros(p) if point == 0 else rng.normal(size=p) * spread * 10.0**point
         if point and not scaler:
             theta[:d] /= np.maximum(np.abs(X).max(axis=0), 1e-300)  # z of a sensible size
         terms = local_terms(X, y, theta, fit_intercept=fit_intercept, hessian=curvature, **scaler)
-        spec = UpdateSpec("terms", d, fit_intercept, curvature, at_zero=point == 0)
+        spec = UpdateSpec(
+            "terms", d, fit_intercept, curvature, at_zero=point == 0, scaler=scaler or None
+        )
         update = pickle.loads(pickle.dumps({"terms": terms, "moments": None, "n_extreme": 0}))
         inbox.check_updates([{"node": "h", "update": update}], point, spec)
 

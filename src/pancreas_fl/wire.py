@@ -97,6 +97,19 @@ constant of :math:`\rho` is at least twice what the proofs need, and an absolute
    carries, itself checked (1. above; :math:`n \log 2` in the first round, where
    :math:`w_0 = 0`). The relative slack :math:`10^{-6}` exceeds :math:`\rho` for every
    :math:`n < 10^{9}`. Without a penalty (``C=inf``) there is no such bound.
+7. **Standardization.** Round 0's moments: :math:`M_2 \ge 0` and
+   :math:`|\bar x_j| \le` ``MAX_ABS_VALUE`` (the reader refuses larger values). The first
+   model round evaluates zero on the standardized features, so its curvature gives each
+   hospital's :math:`\sum_i u_{ij}^2`, which its moments predict exactly:
+   :math:`(M_{2,j} + n (\bar x_j - \mu_j)^2) / s_j^2`. Both sides are computed with
+   rounding: the hospital's standardized values are each within :math:`2\epsilon` (the
+   difference of two floats is rounded once), its two-pass :math:`M_2` is exact for its
+   computed mean :math:`\hat{\bar x}` up to :math:`\rho` and misses
+   :math:`n (\hat{\bar x} - \bar x)^2`, with :math:`|\hat{\bar x} - \bar x| \le \delta
+   = 4 (n + 2)\epsilon (|\hat{\bar x}| + \sqrt{M_2})`; so the two agree within
+   :math:`[\rho (M_2 + n g^2) + 3 n \delta^2 + 2 n \delta |g|] / s^2` plus :math:`\rho`
+   of either side (:math:`g = \hat{\bar x} - \mu`). A damaged mean or :math:`M_2` of one
+   hospital moves the pooled scaler for all, but only its own prediction disagrees.
 
 Bounds looked for and not found are listed in the README ("Threat model"). A plausible but
 wrong message (a gradient a little off, another hospital's coefficients) passes every check:
@@ -108,10 +121,11 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from pancreas_fl.data import MAX_ABS_VALUE
 from pancreas_fl.errors import MessageError
 from pancreas_fl.params import SHARED_PARAMS
 from pancreas_fl.stats.solver import resolve_method
@@ -263,8 +277,7 @@ def _strings(value: Any, path: str) -> list[str]:
 
 def _at_most(value: np.ndarray, bound: np.ndarray, path: str, what: str) -> None:
     """Every ``|value|`` is at most ``bound``; else name how many exceed it and the bound."""
-    with np.errstate(all="ignore"):
-        over = int(np.count_nonzero(~(np.abs(value) <= bound)))
+    over = int(np.count_nonzero(~(np.abs(value) <= bound)))
     if over:
         raise _Damage(path, f"holds {over} value(s) beyond {what}")
 
@@ -292,6 +305,8 @@ class UpdateSpec:
         first model round).
     start_intercept : float or None
         FedAvg: the global intercept they started from.
+    scaler : dict or None
+        exact with ``standardize``: the pooled scaler (``mean``, ``scale``) broadcast.
     """
 
     kind: str
@@ -302,6 +317,7 @@ class UpdateSpec:
     C: float = math.inf
     start: np.ndarray | None = None
     start_intercept: float | None = None
+    scaler: dict | None = None
 
 
 @dataclass
@@ -324,15 +340,19 @@ class AggregatorInbox:
         The digest of the last broadcast (:func:`digest`).
     sum_abs : dict of str to numpy.ndarray
         FedAvg: :math:`\sum_i |x_{ij}|` per feature and hospital (its first model round).
-    energy : dict of str to numpy.ndarray
-        Upper bounds of :math:`\sum_i \tilde x_{ij}^2` per design column and hospital
-        (bound 2. of the module docstring), from the exact strategy's first model round.
+    moments : dict of str to (numpy.ndarray, numpy.ndarray)
+        exact with ``standardize``: each hospital's ``(mean, m2)`` of round 0.
+    limits : dict of str to _Limits
+        exact: per hospital, the upper bounds of :math:`\sum_i \tilde x_{ij}^2` per design
+        column (bound 2. of the module docstring, from its first model round) and the bounds
+        of its curvature and gradient that follow.
     """
 
     participants: frozenset = frozenset()
     nodes: tuple | None = None
     counts: dict = field(default_factory=dict)
-    energy: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=dict)
+    moments: dict = field(default_factory=dict)
     sum_abs: dict = field(default_factory=dict)
     broadcast: str | None = None
 
@@ -480,17 +500,23 @@ class AggregatorInbox:
                     raise _Damage(key, f"is a {_type_name(update[key])}, not None")
             moments = _dict(update["moments"], "moments", ("n", "mean", "m2"))
             _int(moments["n"], "moments.n", n, n)
-            _array(moments["mean"], "moments.mean", (spec.n_features,))
+            mean = _array(moments["mean"], "moments.mean", (spec.n_features,))
             m2 = _array(moments["m2"], "moments.m2", (spec.n_features,))
             if np.any(m2 < 0):
                 raise _Damage("moments.m2", "holds negative sums of squares")
+            # the reader refuses |x| > MAX_ABS_VALUE, so a mean is at most that
+            if np.any(~(np.abs(mean) <= MAX_ABS_VALUE * (1 + slack(n)))):
+                raise _Damage("moments.mean", f"holds values beyond {MAX_ABS_VALUE:g} in size")
+            self.moments[node] = (mean, m2)
             return
         if update["moments"] is not None:
             raise _Damage("moments", f"is a {_type_name(update['moments'])}, not None")
         _int(update["n_extreme"], "n_extreme", 0, n)
-        energy = _terms(update["terms"], spec, n, n_pos, self.energy.get(node))
-        if spec.at_zero and node not in self.energy:
-            self.energy[node] = energy
+        limits = _terms(update["terms"], spec, n, n_pos, self.limits.get(node))
+        if spec.at_zero and node not in self.limits:
+            if spec.scaler is not None and node in self.moments:
+                _agrees_with_moments(limits, n, *self.moments[node], spec.scaler)
+            self.limits[node] = limits
 
 
 def _ordinal(position: int) -> str:
@@ -543,8 +569,69 @@ def _fedavg_update(update: Any, spec: UpdateSpec, n: int, n_pos: int, sum_abs) -
     return sum_abs
 
 
-def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, energy: np.ndarray | None):
-    """Check exact's sums (bounds 1-5 of the module docstring); return the column energies."""
+class _Limits(NamedTuple):
+    """A hospital's bounds from its first model round (computed once, used every round)."""
+
+    energy: np.ndarray
+    """Upper bounds of the column energies :math:`E_j` (bound 2.)."""
+    under: np.ndarray
+    """Per column, the absolute slack for underflow."""
+    apart: np.ndarray
+    """``under_j + under_k``."""
+    curv_max: np.ndarray
+    """:math:`E_j / 4 (1 + \\rho)` plus ``under``: the curvature's diagonal at most."""
+    grad_max: np.ndarray
+    """:math:`\\sqrt{n E_j} (1 + \\rho)` plus ``under``: the gradient at most."""
+
+
+def _limits(curv: np.ndarray, n: int, fit_intercept: bool) -> _Limits:
+    rho = slack(n)
+    energy = 4.0 * curv * (1 + rho)
+    if fit_intercept:
+        energy[-1] = n
+    # underflow: each product v_i x_ij (subnormal at worst) is off by at most half the
+    # smallest subnormal, and multiplied by x_ik that is at most sum_i |x_ik| <= sqrt(n E_k)
+    root = np.sqrt(n * energy)
+    under = 2 * _TINY * (root + n + 2)
+    return _Limits(
+        energy,
+        under,
+        under[:, None] + under[None, :],
+        energy / 4 * (1 + rho) + under,
+        root * (1 + rho) + under,
+    )
+
+
+def _agrees_with_moments(limits: _Limits, n: int, mean, m2, scaler: dict) -> None:
+    r"""Check the first model round's curvature at zero against the round-0 moments.
+
+    With the pooled scaler :math:`(\mu, s)`, the hospital's standardized column energies are
+    :math:`\sum_i ((x_{ij} - \mu_j)/s_j)^2 = (M_{2,j} + n (\bar x_j - \mu_j)^2) / s_j^2`
+    (bound 7. of the module docstring): its curvature at zero must show them, within the
+    rounding of both sides.
+    """
+    d = mean.shape[0]
+    mu, scale = scaler["mean"], scaler["scale"]
+    rho = slack(n)
+    with np.errstate(all="ignore"):
+        gap = mean - mu
+        predicted = (m2 + n * gap * gap) / (scale * scale)
+        delta = 4 * (n + 2) * _EPS * (np.abs(mean) + np.sqrt(m2))  # the mean's error, at most
+        error = (
+            rho * (m2 + n * gap * gap) + 3 * n * delta * delta + 2 * n * delta * np.abs(gap)
+        ) / (scale * scale)
+        measured = limits.energy[:d] / (1 + rho)  # 4 curv0, the energies as the hospital sees
+        slack_j = error + rho * (predicted + measured) + limits.under[:d]
+        off = int(np.count_nonzero(~(np.abs(measured - predicted) <= slack_j)))
+    if off:
+        raise _Damage(
+            "terms.hess",
+            f"disagrees in {off} column(s) with the feature moments this hospital sent in round 0",
+        )
+
+
+def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: _Limits | None):
+    """Check exact's sums (bounds 1-5 of the module docstring); return the hospital's limits."""
     terms = _dict(terms, "terms", ("n", "n_pos", "loss", "grad", "hess"))
     _int(terms["n"], "terms.n", n, n)
     _int(terms["n_pos"], "terms.n_pos", n_pos, n_pos)
@@ -557,21 +644,18 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, energy: np.ndarray 
     if spec.at_zero and abs(loss - n * math.log(2)) > rho * n * math.log(2):
         raise _Damage("terms.loss", "is not n log 2 at the zero point it was computed at")
     hess = terms["hess"]
-    # underflow: each product v_i x_ij (subnormal at worst) is off by at most half the
-    # smallest subnormal, and multiplied by x_ik that is at most sum_i |x_ik| <= sqrt(n E_k)
-    under = np.full(p, tiny) if energy is None else 2 * _TINY * (np.sqrt(n * energy) + n + 2)
-    with np.errstate(all="ignore"):
+    under = tiny if limits is None else limits.under
+    with np.errstate(all="ignore"):  # damaged values may overflow here: they fail the test
         if spec.curvature == "full":
             H = _array(hess, "terms.hess", (p, p))
-            diag = np.diag(H)
-            if np.any(diag < 0):
+            curv = np.diag(H)
+            if np.any(curv < 0):
                 raise _Damage("terms.hess", "has a negative diagonal (curvature is >= 0)")
-            root = np.sqrt(diag + under)  # the roots' product: no underflow of H_jj H_kk
+            root = np.sqrt(curv + under)  # the roots' product: no underflow of H_jj H_kk
             root = np.outer(root, root)
-            apart = under[:, None] + under[None, :]
+            apart = 2 * tiny if limits is None else limits.apart
             _at_most(H - H.T, rho * root + 2 * apart, "terms.hess", "symmetry")
             _at_most(H, root * (1 + rho) + apart, "terms.hess", "sqrt(H_jj H_kk)")
-            curv = diag
         else:
             moments = _dict(hess, "terms.hess", ("s", "sx", "sxx"))
             s = _float(moments["s"], "terms.hess.s")
@@ -579,24 +663,24 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, energy: np.ndarray 
             sxx = _array(moments["sxx"], "terms.hess.sxx", (d,))
             if s < 0 or np.any(sxx < 0):
                 raise _Damage("terms.hess", "holds a negative curvature sum")
-            root = np.sqrt(s + tiny) * np.sqrt(sxx + under[:d])
-            _at_most(sx, root * (1 + rho) + under[:d], "terms.hess.sx", "sqrt(s sxx)")
-            _at_most(np.array([s]), n / 4 * (1 + rho) + tiny, "terms.hess.s", "n/4")
-            curv = np.concatenate([sxx, [s]]) if spec.fit_intercept else sxx
+            if not s <= n / 4 * (1 + rho) + tiny:
+                raise _Damage("terms.hess.s", "is larger than n/4")
+            tail = under if limits is None else under[:d]
+            root = math.sqrt(s + tiny) * np.sqrt(sxx + tail)
+            _at_most(sx, root * (1 + rho) + tail, "terms.hess.sx", "sqrt(s sxx)")
+            curv = np.append(sxx, s) if spec.fit_intercept else sxx
         if spec.fit_intercept:
-            _at_most(curv[-1:], n / 4 * (1 + rho) + tiny, "terms.hess", "n/4 (intercept)")
+            if not curv[-1] <= n / 4 * (1 + rho) + tiny:
+                raise _Damage("terms.hess", "is larger than n/4 for the intercept")
             if spec.at_zero and curv[-1] < n / 4 * (1 - rho):
                 raise _Damage("terms.hess", "is not n/4 for the intercept at the zero point")
-        if energy is None:
-            energy = 4.0 * curv * (1 + rho)
-            if spec.fit_intercept:
-                energy[-1] = n
+        if limits is None:
+            limits = _limits(curv, n, spec.fit_intercept)
         else:
-            _at_most(curv, energy / 4 * (1 + rho) + under, "terms.hess", "sum(x^2)/4")
-        half = 0.5 if spec.at_zero else 1.0
-        bound = half * np.sqrt(n * energy) * (1 + rho) + under
+            _at_most(curv, limits.curv_max, "terms.hess", "sum(x^2)/4")
+        bound = limits.grad_max * 0.5 if spec.at_zero else limits.grad_max
         _at_most(grad, bound, "terms.grad", "sum(|x|) of its column")
-    return energy
+    return limits
 
 
 # ------------------------------------------------------------------- aggregator -> hospital

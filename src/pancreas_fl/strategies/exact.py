@@ -213,7 +213,8 @@ class ExactAggregator:
         if p.standardize and self.scaler_ is None:
             return UpdateSpec("moments", d, p.fit_intercept)
         at_zero = not np.any(self.solver.pending)
-        return UpdateSpec("terms", d, p.fit_intercept, self.solver.curvature, at_zero=at_zero)
+        spec = UpdateSpec("terms", d, p.fit_intercept, self.solver.curvature, at_zero=at_zero)
+        return replace(spec, scaler=self.scaler_)
 
     def aggregate(self, updates: dict[str, ExactUpdate], num_iterations: int):
         """One round at the aggregator.
