@@ -131,7 +131,8 @@ def engine_round(splits, params) -> float:
     """
     from pancreas_fl.simulation import simulate
 
-    tester = simulate(splits, isolation="thread", stream_log_level=100, **params, output="model")
+    params = {**params, "output": "model"}
+    tester = simulate(splits, isolation="thread", stream_log_level=100, **params)
     return statistics.median(entry["seconds"] for entry in tester.result["history"][1:])
 
 
