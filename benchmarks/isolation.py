@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "pancreas_fl.cli"]
+CLI = [sys.executable, "-m", "pancreas_fl_tools.cli"]
 
 
 def ensure_large(folder: Path) -> list[str]:

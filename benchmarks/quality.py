@@ -30,8 +30,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pancreas_fl.results import model_from_result
-from pancreas_fl.sample import make_cohort
-from pancreas_fl.simulation import simulate
+from pancreas_fl_tools.sample import make_cohort
+from pancreas_fl_tools.simulation import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = "pancreasData.csv"

@@ -82,7 +82,7 @@ def _digest(coef) -> str:
 
 
 def _simulate(kind: str, folders: list[str]) -> dict:
-    from pancreas_fl.cli import main
+    from pancreas_fl_tools.cli import main
 
     with tempfile.TemporaryDirectory() as tmp:
         out, report = Path(tmp) / "m.pkl", Path(tmp) / "report.json"
@@ -105,7 +105,7 @@ def _tutorial(folders: list[str]) -> dict:
 
     sys.path.insert(0, str(ROOT / "tests"))
     import _tutorial
-    from pancreas_fl.simulation import read_hospital, simulate
+    from pancreas_fl_tools.simulation import read_hospital, simulate
 
     clock: list[float] = []
 
@@ -138,7 +138,8 @@ def _worker(kind: str, folders: list[str]) -> dict:
         frames = [pd.read_csv(Path(folder) / DATASET) for folder in folders]
         assert all(len(frame) for frame in frames)
     elif kind == "imports":  # what simulate has loaded before it reads any data
-        for module in ("pancreas_fl.cli", "pancreas_fl.simulation", "pancreas_fl.analysis"):
+        modules = ("pancreas_fl_tools.cli", "pancreas_fl_tools.simulation", "pancreas_fl.analysis")
+        for module in modules:
             importlib.import_module(module)
     elif kind in ("fedavg", "exact"):
         out = _simulate(kind, folders)
@@ -158,7 +159,7 @@ def _write_cohort(folder: Path, n_nodes: int, rows: int, n_features: int):
     """
     argv = ["sample", "--nodes", str(n_nodes), "--rows", str(rows)]
     argv += ["--features", str(n_features), "--seed", str(SEED), "--out", str(folder)]
-    cli = "import sys; from pancreas_fl.cli import main; sys.exit(main(sys.argv[1:]))"
+    cli = "import sys; from pancreas_fl_tools.cli import main; sys.exit(main(sys.argv[1:]))"
     subprocess.run([sys.executable, "-c", cli, *argv], check=True, capture_output=True)
     paths = [folder / f"node{i}" / DATASET for i in range(1, n_nodes + 1)]
     contents = [path.read_bytes() for path in paths]

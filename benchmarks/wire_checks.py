@@ -24,10 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from pancreas_fl import wire
+from pancreas_fl import fedavg, wire
 from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
-from pancreas_fl.sample import make_cohort
-from pancreas_fl.strategies import exact, fedavg
+from pancreas_fl.exact import strategy as exact
+from pancreas_fl_tools.sample import make_cohort
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "pancreasData.csv"
@@ -129,7 +129,7 @@ def engine_round(splits, params) -> float:
     The aggregator's history times each round from one aggregation to the next: the
     hospitals' updates, the messages both ways and the aggregation.
     """
-    from pancreas_fl.simulation import simulate
+    from pancreas_fl_tools.simulation import simulate
 
     params = {**params, "output": "model"}
     tester = simulate(splits, isolation="thread", stream_log_level=100, **params)

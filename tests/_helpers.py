@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pancreas_fl.sample import make_cohort
-from pancreas_fl.simulation import simulate
+from pancreas_fl_tools.sample import make_cohort
+from pancreas_fl_tools.simulation import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
@@ -29,7 +29,7 @@ def frames_to_splits(frames) -> list[list[dict[str, bytes]]]:
 
 
 def cohort_splits(**kwargs) -> list[list[dict[str, bytes]]]:
-    """Generate a seeded synthetic cohort (see ``pancreas_fl.sample.make_cohort``) as s3 data."""
+    """Generate a seeded synthetic cohort (``pancreas_fl_tools.sample.make_cohort``) as s3 data."""
     return frames_to_splits(make_cohort(**kwargs))
 
 

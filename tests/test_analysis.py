@@ -8,6 +8,7 @@ from __future__ import annotations
 import pickle
 import re
 from itertools import pairwise
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -154,31 +155,20 @@ def test_the_rounds_by_hand_reproduce_the_tutorial():
     )
 
 
-def test_fedavg_has_converged_decides_from_its_arguments():
-    aggregator = run_by_hand(sample_splits(), max_iter=50).aggregator
-    aggregator.num_iterations = 3  # below max_iter: only the change can stop it
-    coef = np.linspace(-1.0, 1.0, 8).reshape(1, 8)
-    assert aggregator.has_converged(coef, None) is False  # the first round never stops
-    assert aggregator.has_converged(coef, coef + 1e-3) is False
-    assert aggregator.has_converged(coef, coef + 1e-10) is True
-    assert aggregator.flame.logs[-1] == (
+def test_fedavg_has_converged_decides_as_the_tutorial_in_every_round():
+    run = run_by_hand(sample_splits())
+    tutorial = _tutorial.FederatedLogisticRegression(StubCore("agg", "aggregator"))
+    last = None
+    decisions = []
+    for k, result in enumerate([*run.broadcasts, run.result]):
+        tutorial.num_iterations = k
+        decisions.append(tutorial.has_converged(result, last))
+        last = result
+    assert decisions == [False] * len(run.broadcasts) + [True]
+    assert run.aggregator.flame.logs[-1] == (
         "info",
-        "Delta error is smaller than the tolerance threshold",
+        "Maximum number of 10 iterations reached. Returning current results.",
     )
-    aggregator.num_iterations = 50  # the round rule: num_iterations > max_iter - 1
-    assert aggregator.has_converged(coef, coef + 1e-3) is True
-
-
-def test_has_converged_reads_the_intercept_of_a_model_result():
-    run = run_by_hand(sample_splits(), fit_intercept=True, max_iter=50)
-    aggregator = run.aggregator
-    # the last round again: the model dict against the last broadcast, as the SDK passes them
-    aggregator.num_iterations = len(run.sent) - 1
-    assert aggregator.has_converged(run.result, run.broadcasts[-1]) is True
-    aggregator.num_iterations = 3
-    model = {"coef": np.zeros((1, 8)), "intercept": np.zeros(1)}
-    assert aggregator.has_converged(model, {**model, "intercept": np.array([1e-3])}) is False
-    assert aggregator.has_converged(model, {**model, "intercept": np.array([1e-9])}) is True
 
 
 # ---------------------------------------------------------------------------- FedAvg variants
@@ -392,3 +382,24 @@ def test_a_message_of_another_round_fails_the_aggregator_in_one_line(shift):
         aggregator.aggregate(second, simple_analysis=False)
     assert aggregator.flame.logs[-1][0] == "error"
     assert "delivered twice or out of order" in aggregator.flame.logs[-1][1]
+
+
+def test_has_converged_reports_the_rounds_decision_whatever_the_results_passed():
+    aggregator = FederatedLogisticRegression(StubCore("agg", "aggregator"))
+    aggregator.setup_rounds_ = 0
+    aggregator.strategy_ = SimpleNamespace(
+        stop_reason_=None, stop_message=lambda reason: (reason, "info")
+    )
+    assert not aggregator.has_converged(np.zeros(3), np.zeros(3))  # no change, yet no stop
+    aggregator.strategy_.stop_reason_ = "tolerance"
+    assert aggregator.has_converged(None, None)
+
+
+@pytest.mark.parametrize(
+    ("setup_rounds", "k", "expected"), [(0, 0, 0), (0, 3, 3), (1, 0, None), (1, 1, 0), (1, 5, 4)]
+)
+def test_the_model_round_counts_from_the_first_model_round(setup_rounds, k, expected):
+    aggregator = FederatedLogisticRegression(StubCore("agg", "aggregator"))
+    aggregator.setup_rounds_ = setup_rounds
+    aggregator.num_iterations = k
+    assert aggregator.model_round() == expected

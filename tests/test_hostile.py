@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 import _tutorial
 from _helpers import DATASET, SAMPLE, run_analysis
-from pancreas_fl.cli import main
+from pancreas_fl_tools.cli import main
 
 NAMES = ["KRAS", "TP53", "CDKN2A", "SMAD4", "MUC1", "MSLN", "S100P", "KRT19"]
 
@@ -560,7 +560,7 @@ def test_any_mutation_of_a_csv_exits_2_in_one_line_or_0_with_the_tutorials_resul
 def start(site, *extra):
     """Start the console script on a run that would take hours; wait until its rounds begin."""
     argv = [
-        sys.executable, "-m", "pancreas_fl.cli", "simulate", "node1", "node2",
+        sys.executable, "-m", "pancreas_fl_tools.cli", "simulate", "node1", "node2",
         "--max-iter", "1000000", "--tol", "1e-300", "--out", "out/m.pkl", *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(

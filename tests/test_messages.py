@@ -13,7 +13,8 @@ import pytest
 
 from _helpers import cohort_splits
 from _star import run_by_hand
-from pancreas_fl import messages
+from pancreas_fl import fedavg, messages
+from pancreas_fl.exact import messages as exact_messages
 from pancreas_fl.wire import digest
 
 # 3 hospitals of 170, 60 and 110 patients, 6 features: no aggregate has a patient dimension
@@ -26,6 +27,7 @@ CONFIGS = {
     "exact": {"strategy": "exact"},
     "exact-standardize": {"strategy": "exact", "standardize": True, "fit_intercept": True},
     "exact-lbfgs": {"strategy": "exact", "solver": "lbfgs", "fit_intercept": True},
+    "exact-firth": {"strategy": "exact", "penalty": "firth", "fit_intercept": True},
 }
 
 
@@ -73,28 +75,32 @@ def test_hospital_messages_have_the_documented_keys(run):
                 assert message["intro"] is None
             update = message["update"]
             if strategy == "fedavg":
-                assert set(update) == keys(messages.FedAvgUpdate)
+                assert set(update) == keys(fedavg.FedAvgUpdate)
                 continue
-            assert set(update) == keys(messages.ExactUpdate)
+            assert set(update) == keys(exact_messages.ExactUpdate)
             if update["terms"] is None:  # round 0 of a standardized fit
-                assert set(update["moments"]) == keys(messages.FeatureMoments)
+                assert set(update["moments"]) == keys(exact_messages.FeatureMoments)
                 continue
-            assert set(update["terms"]) == keys(messages.LocalTerms)
+            assert set(update["terms"]) == keys(exact_messages.LocalTerms)
             if isinstance(update["terms"]["hess"], dict):
-                assert set(update["terms"]["hess"]) == keys(messages.DiagMoments)
+                assert set(update["terms"]["hess"]) == keys(exact_messages.DiagMoments)
 
 
 def test_broadcasts_have_the_documented_keys(run):
     p = run.aggregator.params_
     for broadcast in run.broadcasts:
         if p.strategy == "exact":
-            assert set(broadcast) == keys(messages.ExactBroadcast)
+            assert set(broadcast) == keys(exact_messages.ExactBroadcast)
             if p.standardize:
-                assert set(broadcast["scaler"]) == keys(messages.Scaler)
+                assert set(broadcast["scaler"]) == keys(exact_messages.Scaler)
+            if p.penalty == "firth":
+                assert set(broadcast["firth"]) == keys(exact_messages.FirthRequest)
+            else:
+                assert broadcast["firth"] is None
         elif p.output == "coef":
             assert isinstance(broadcast, np.ndarray)
         else:
-            assert set(broadcast) == keys(messages.GlobalModel)
+            assert set(broadcast) == keys(fedavg.GlobalModel)
 
 
 def test_every_message_survives_a_pickle_round_trip(run):
@@ -111,12 +117,13 @@ def test_messages_carry_only_aggregates_counts_and_names(run):
     }
     field_names = {
         name
-        for cls in (getattr(messages, n) for n in messages.__all__)
-        if hasattr(cls, "__annotations__")
+        for module in (messages, exact_messages, fedavg)
+        for cls in (getattr(module, n) for n in module.__all__)
+        if isinstance(cls, type) and issubclass(cls, dict) and hasattr(cls, "__annotations__")
         for name in cls.__annotations__
     }
     echoes = {digest(broadcast) for broadcast in run.broadcasts}  # reveal nothing of the data
-    allowed_text = columns | names | settings | field_names | {"full", "diag"} | echoes
+    allowed_text = columns | names | settings | field_names | {"full", "diag", "third"} | echoes
     for value in leaves([run.sent, run.broadcasts]):
         if isinstance(value, np.ndarray):
             assert value.dtype.kind == "f"

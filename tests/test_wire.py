@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 
 from _damage import KINDS, Damage, run_damaged
 from _helpers import SAMPLE, sample_splits
-from pancreas_fl.data import HospitalData
 from pancreas_fl.errors import MessageError, PancreasFLError
+from pancreas_fl.exact.standardize import combine_moments, local_moments, scale_from_var
+from pancreas_fl.exact.sums import local_terms
+from pancreas_fl.fedavg import FedAvgHospital
 from pancreas_fl.params import resolve_params
-from pancreas_fl.stats import combine_moments, local_moments, local_terms, scale_from_var
-from pancreas_fl.strategies.fedavg import FedAvgHospital
+from pancreas_fl.reader import HospitalData
 from pancreas_fl.wire import AggregatorInbox, HospitalInbox, UpdateSpec, certify
 
 SPLITS = sample_splits()
@@ -198,7 +199,12 @@ def test_no_honest_exact_message_breaks_a_bound(data):
         moments = local_moments(X)
         other = X[:1] * rng.uniform(-3, 3) + rng.normal(size=(data.draw(st.integers(1, 50)), d))
         inbox.check_updates(
-            [{"node": "h", "update": {"terms": None, "moments": moments, "n_extreme": None}}],
+            [
+                {
+                    "node": "h",
+                    "update": {"terms": None, "moments": moments, "n_extreme": None, "firth": None},
+                }
+            ],
             0,
             UpdateSpec("moments", d, fit_intercept),
         )
@@ -213,7 +219,8 @@ def test_no_honest_exact_message_breaks_a_bound(data):
         spec = UpdateSpec(
             "terms", d, fit_intercept, curvature, at_zero=point == 0, scaler=scaler or None
         )
-        update = pickle.loads(pickle.dumps({"terms": terms, "moments": None, "n_extreme": 0}))
+        update = {"terms": terms, "moments": None, "n_extreme": 0, "firth": None}
+        update = pickle.loads(pickle.dumps(update))
         inbox.check_updates([{"node": "h", "update": update}], point, spec)
 
 
@@ -271,7 +278,7 @@ def test_a_hospital_checks_the_setup_broadcast_against_its_own_levels():
 
 def test_the_command_reports_a_damaged_message_as_a_data_error(tmp_path, capsys, monkeypatch):
     from pancreas_fl.analysis import PancreasAnalyzer
-    from pancreas_fl.cli import main
+    from pancreas_fl_tools.cli import main
 
     honest = PancreasAnalyzer.analysis_method
 
@@ -297,7 +304,7 @@ def test_the_command_reports_a_damaged_message_as_a_data_error(tmp_path, capsys,
 
 def test_a_fooled_solver_ends_as_not_converged_not_as_a_converged_model(monkeypatch):
     """A solver that declares convergence too early (as a too large curvature would make it)."""
-    from pancreas_fl.stats.solver import FederatedSolver
+    from pancreas_fl.exact.solver import FederatedSolver
 
     def fooled(self, theta, g, step_norm, taken, precondition):
         if self.iteration >= 2:

@@ -1,44 +1,56 @@
-"""The FLAME node classes: the three SDK hooks, each a short dispatch to the chosen strategy.
+"""The FLAME node classes: the three SDK hooks, and the rounds they count.
 
 :class:`PancreasAnalyzer` runs at every hospital, :class:`FederatedLogisticRegression` at the
 aggregator, as in the FLAME pancreas tutorial. They subclass the star-pattern bases chosen by
 :mod:`pancreas_fl.sdk` (the real FLAME SDK when it is installed, else the offline engine) and
-do what belongs to FLAME: validate the parameters, parse the hospital's CSV once, check what
-the hospitals send in the first round, log, and report a user's error as the node's failure.
-Each round they hand over to the strategy (:mod:`pancreas_fl.strategies`)::
+do what belongs to FLAME: validate the parameters, read the hospital's data once, agree in the
+first round, log, and report a user's error as the node's failure. Each round they hand over
+to the strategy: FedAvg (:mod:`pancreas_fl.fedavg`, the tutorial's, the default) or exact
+(:mod:`pancreas_fl.exact`, imported only when chosen)::
 
-    SDK hook             FedAvg (strategies/fedavg.py)            exact (strategies/exact.py)
+    SDK hook             FedAvg (fedavg.py)                       exact (exact/strategy.py)
     -------------------  ---------------------------------------  ----------------------------
     analysis_method      FedAvgHospital.update: one warm-started  ExactHospital.update: sums at
                          lbfgs step from the global model         the point asked for
     aggregation_method   FedAvgAggregator.aggregate: the mean of  ExactAggregator.aggregate: add
-                         the hospitals' coefficients              the sums, step the solver
-    has_converged        from its arguments: L2 change <= tol,    the solver's decision
-                         or num_iterations > max_iter - 1
+                         the hospitals' coefficients, and the     the sums, step the solver,
+                         tutorial's stopping rule                 which decides when to stop
+    has_converged        reports that round's decision            the same
 
-The messages are defined in :mod:`pancreas_fl.messages`. With default parameters the pair
-reproduces the tutorial bit for bit: one warm-started lbfgs iteration per hospital and round,
-the plain mean of the coefficient arrays, stop when the L2 change is at most 1e-8 or after 11
-rounds, and a ``(1, n_features)`` array as the final result.
+What a hospital sends in round ``k`` (the SDK's ``num_iterations``, 0 in the first round)::
+
+    round        hospital -> aggregator (HospitalMessage)      aggregator -> hospitals
+    -----------  --------------------------------------------  -------------------------------
+    k = 0        node, round, intro (counts, column names,     the strategy's broadcast
+                 shared parameters, problems), update
+    k > 0        node, round, update                           the same
+    last         node, round, update                           nothing: the final result goes
+                                                               to the analyst
+
+With ``categorical`` columns round 0 is a *setup round*: the introduction also carries the
+level names each hospital holds, the update is ``None``, and the aggregator answers with the
+agreed levels (:class:`~pancreas_fl.messages.SetupBroadcast`); the model rounds follow,
+counted from 0 again by the strategies (:meth:`FederatedLogisticRegression.model_round`, the
+one place that offset is applied). A hospital that finds problems with its data sends them in
+its introduction and no update; the aggregator then fails the run once, naming every problem
+of every hospital. The messages are :mod:`pancreas_fl.messages` (both strategies),
+:class:`pancreas_fl.fedavg.FedAvgUpdate` and :mod:`pancreas_fl.exact.messages`; they carry
+aggregates, counts and column names, never a patient record.
+
+Why the default result is the tutorial's, bit for bit, is in :mod:`pancreas_fl.fedavg`.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-from pancreas_fl.data import read_hospital_data
-from pancreas_fl.encoding import Encoding
-from pancreas_fl.errors import ConfigError, DataError, MessageError, OutOfStepError
+from pancreas_fl.errors import ConfigError, DataError, MessageError, OutOfStepError, as_problem
+from pancreas_fl.fedavg import FedAvgAggregator, FedAvgHospital
+from pancreas_fl.handshake import introduce
 from pancreas_fl.messages import HospitalMessage, Introduction, SetupBroadcast
 from pancreas_fl.params import resolve_params
-from pancreas_fl.privacy import check_disclosure
-from pancreas_fl.problems import as_problem
+from pancreas_fl.reader import Reading, read_hospital
 from pancreas_fl.sdk import StarAggregator, StarAnalyzer
-from pancreas_fl.strategies import ExactAggregator, ExactHospital, FedAvgAggregator, FedAvgHospital
-from pancreas_fl.strategies.common import introduce
-from pancreas_fl.table import prepare_table, resolve_key, uses_table_options
 from pancreas_fl.wire import AggregatorInbox, HospitalInbox, UpdateSpec, check_final_result
 
 __all__ = ["FederatedLogisticRegression", "PancreasAnalyzer"]
@@ -68,20 +80,17 @@ def _check_round(messages: list[HospitalMessage], expected: int) -> None:
             )
 
 
-class _Reading(NamedTuple):
-    """What a hospital read in the first round: its file, problems and counts."""
+def _hospital_side(strategy: str) -> type:
+    """Return the strategy's hospital side; the exact strategy is imported only when chosen."""
+    if strategy == "fedavg":
+        return FedAvgHospital
+    from pancreas_fl.exact import ExactHospital
 
-    file: str
-    problems: list[DataError]
-    n: int
-    n_pos: int
-    n_dropped: int
-    columns: list[str]
-    levels: dict[str, list[str]] | None
+    return ExactHospital
 
 
 class PancreasAnalyzer(StarAnalyzer):
-    """A hospital: parses its CSV once, then sends one update per round.
+    """A hospital: reads its data once, then sends one update per round.
 
     Parameters
     ----------
@@ -99,12 +108,12 @@ class PancreasAnalyzer(StarAnalyzer):
     ----------
     params_ : Params or None
         The validated parameters (from the first round on).
-    table_ : PreparedTable or None
-        The table prepared with ``features``, ``categorical``, ``missing`` or ``fill``
-        (first round; see :mod:`pancreas_fl.table`); ``None`` without them.
+    reading_ : Reading or None
+        What the hospital read in the first round: its data or its problems, and counts
+        (:func:`pancreas_fl.reader.read_hospital`).
     data_ : HospitalData or None
-        The parsed, validated (and encoded) data the strategy uses (from the first model
-        round on; never sent anywhere).
+        The validated (and encoded) data the strategy uses (from the first model round on;
+        never sent anywhere).
     strategy_ : FedAvgHospital, ExactHospital or None
         The hospital side of the strategy (from the first model round on).
     """
@@ -113,7 +122,7 @@ class PancreasAnalyzer(StarAnalyzer):
         super().__init__(flame)
         self.params = params
         self.params_ = None
-        self.table_ = None
+        self.reading_ = None
         self.data_ = None
         self.strategy_ = None
         self.inbox_: HospitalInbox | None = None
@@ -129,34 +138,32 @@ class PancreasAnalyzer(StarAnalyzer):
         ----------
         data : list of dict
             The hospital's s3 objects (object key -> bytes), the same every round.
-        aggregator_results : FedAvgBroadcast, ExactBroadcast or None
-            The aggregator's last broadcast (see :mod:`pancreas_fl.messages`).
+        aggregator_results : FedAvgBroadcast, ExactBroadcast, SetupBroadcast or None
+            The aggregator's last broadcast.
 
         Returns
         -------
         HospitalMessage
-            The node id, in the first round the introduction (counts, column names, shared
-            parameters), and the strategy's update.
+            The node id, the round, in the first round the introduction (counts, column
+            names, shared parameters, problems), and the strategy's update.
 
         Raises
         ------
         ConfigError, DataError
             Invalid parameters, or data that cannot be used (logged as this node's failure).
         """
+        k = self.num_iterations
         try:
-            intro, update = None, None
-            received = None
-            if self.num_iterations > 0:  # the broadcast is checked before anything uses it
+            intro, update, received = None, None, None
+            if k > 0:  # the broadcast is checked before anything uses it (pancreas_fl.wire)
                 d = None if self.data_ is None else self.data_.n_features
-                received = self.inbox_.receive(aggregator_results, self.num_iterations, d)
-            if self.num_iterations == 0:
+                received = self.inbox_.receive(aggregator_results, k, d)
+            if k == 0:
                 intro = self._start(data)
-                if self.strategy_ is not None:  # no problems and no setup round
-                    update = self.strategy_.update(None)
             elif self.strategy_ is None:  # the first model round after the setup round
                 self._encode(aggregator_results)
-                update = self.strategy_.update(None)
-            else:
+                aggregator_results = None  # the setup broadcast is no model
+            if self.strategy_ is not None:
                 # A broadcast of the right form but altered on its way can overflow here: the
                 # aggregator names it from the digest this message echoes, without warnings.
                 with np.errstate(all="ignore"):
@@ -165,14 +172,13 @@ class PancreasAnalyzer(StarAnalyzer):
             err = err.with_context(node=self.id)
             _fail(self.flame, err)
             raise err from None
-        except (ConfigError, MessageError) as err:
+        except (ConfigError, OutOfStepError, MessageError) as err:  # e.g. a damaged broadcast
             _fail(self.flame, err)
             raise
-        k = self.num_iterations
         return {"node": self.id, "round": k, "intro": intro, "update": update, "received": received}
 
     def _start(self, data) -> Introduction:
-        """First round: validate, read the table once, collect its problems, pick the strategy.
+        """First round: validate, read the data once, collect its problems, pick the strategy.
 
         Problems with the data (counts and column names only) go into the introduction
         instead of failing this hospital alone, so that the aggregator reports every problem
@@ -180,19 +186,22 @@ class PancreasAnalyzer(StarAnalyzer):
         once the levels are agreed (:meth:`_encode`, next round).
         """
         self.params_ = p = resolve_params(**self.params)
-        Hospital = FedAvgHospital if p.strategy == "fedavg" else ExactHospital
-        read = self._read_prepared if uses_table_options(p) else self._read_plain
-        reading = read(data, Hospital.requires_both_classes)
+        Hospital = _hospital_side(p.strategy)
+        self.reading_ = reading = read_hospital(
+            data, p, require_both_classes=Hospital.requires_both_classes
+        )
+        self._log(reading)
         self.inbox_ = HospitalInbox(
             p.strategy,
             p.fit_intercept,
             p.standardize,
             p.output,
             solver=p.solver,
+            firth=p.penalty == "firth",
             levels=reading.levels,
         )
-        self._log_reading(reading)
-        if self.data_ is not None and not reading.problems:
+        if reading.data is not None:
+            self.data_ = reading.data
             self.strategy_ = Hospital(self.data_, p)
         return {
             "n": reading.n,
@@ -204,53 +213,8 @@ class PancreasAnalyzer(StarAnalyzer):
             "levels": reading.levels,
         }
 
-    def _read_prepared(self, data, require_both_classes: bool) -> _Reading:
-        """Prepare the table with the column options (:func:`~pancreas_fl.table.prepare_table`).
-
-        Without categorical columns the data are encoded at once; with them, the levels held
-        here are what the introduction sends.
-        """
-        p = self.params_
-        self.table_ = table = prepare_table(data, p, require_both_classes=require_both_classes)
-        levels = None
-        if p.categorical and not table.problems:
-            levels = table.levels
-        elif not table.problems:
-            self.data_ = table.hospital_data(Encoding(table.features, fill=p.fill or {}))
-        columns = [*table.features, table.label]
-        return _Reading(
-            table.file,
-            table.problems,
-            table.n_used,
-            table.n_positive,
-            table.n_dropped,
-            columns,
-            levels,
-        )
-
-    def _read_plain(self, data, require_both_classes: bool) -> _Reading:
-        """Read the CSV as the tutorial does and check the disclosure guards."""
-        p = self.params_
-        file = p.dataset
-        try:
-            file = resolve_key(data, p.dataset)
-        except DataError as err:
-            return _Reading(file, [err], 0, 0, 0, [], None)
-        self.data_, problems = read_hospital_data(
-            data, dataset=file, label=p.label, require_both_classes=require_both_classes
-        )
-        if self.data_ is not None:
-            try:
-                self._check_disclosure(file)
-            except DataError as err:
-                problems = [err]
-        d = self.data_
-        if d is None:
-            return _Reading(file, problems, 0, 0, 0, [], None)
-        return _Reading(file, problems, d.n_samples, d.n_positive, 0, list(d.columns), None)
-
-    def _log_reading(self, reading: _Reading) -> None:
-        """Log what was read: the counts, or how many problems go to the aggregator."""
+    def _log(self, reading: Reading) -> None:
+        """Log what was read: the counts, or each problem that goes to the aggregator."""
         if reading.problems:
             # Each in the hospital's own log (for its data owner: names and counts only), as
             # a notice, not as this node's failure: the aggregator fails the run once, with
@@ -264,8 +228,8 @@ class PancreasAnalyzer(StarAnalyzer):
             return
         dropped = f"; {reading.n_dropped} incomplete row(s) dropped" if reading.n_dropped else ""
         count = f"{len(reading.columns) - 1} feature column(s)"
-        if self.data_ is not None:
-            count = f"{self.data_.n_features} features"
+        if reading.data is not None:
+            count = f"{reading.data.n_features} features"
         self.flame.flame_log(
             f"{reading.file}: {reading.n} patients ({reading.n_pos} with label 1), "
             f"{count}{dropped}",
@@ -277,24 +241,8 @@ class PancreasAnalyzer(StarAnalyzer):
 
         Runs after the setup round: the number of parameters is known only now.
         """
-        p, table = self.params_, self.table_
-        levels = {column: tuple(names) for column, names in setup["levels"].items()}
-        encoding = Encoding(table.features, levels=levels, fill=p.fill or {}, missing=p.missing)
-        self.data_ = table.hospital_data(encoding)
-        self._check_disclosure(table.file)
-        Hospital = FedAvgHospital if p.strategy == "fedavg" else ExactHospital
-        self.strategy_ = Hospital(self.data_, p)
-
-    def _check_disclosure(self, file: str) -> None:
-        p, d = self.params_, self.data_
-        check_disclosure(
-            d.n_samples,
-            d.n_features + p.fit_intercept,
-            n_positive=d.n_positive,
-            min_patients=p.min_patients,
-            max_param_ratio=p.max_param_ratio,
-            file=file,
-        )
+        self.data_ = self.reading_.encode(setup["levels"])
+        self.strategy_ = _hospital_side(self.params_.strategy)(self.data_, self.params_)
 
 
 class FederatedLogisticRegression(StarAggregator):
@@ -320,11 +268,10 @@ class FederatedLogisticRegression(StarAggregator):
         round on).
     setup_rounds_ : int or None
         Rounds before the first model round: 1 with ``categorical`` (the levels are agreed
-        first), else 0. The strategies count their rounds (and ``max_iter``) from the first
-        model round.
+        first), else 0.
     strategy_ : FedAvgAggregator, ExactAggregator or None
         The aggregator side of the strategy (from the first round on). Its ``rounds.history``
-        has one entry per round, its ``stop_reason_`` says why the analysis stopped.
+        has one entry per model round, its ``stop_reason_`` says why the analysis stopped.
     """
 
     def __init__(self, flame, **params):
@@ -335,6 +282,15 @@ class FederatedLogisticRegression(StarAggregator):
         self.setup_rounds_ = None
         self.strategy_ = None
         self.inbox_: AggregatorInbox | None = None
+
+    def model_round(self) -> int | None:
+        """Return the model round this is (0 in the first), or ``None`` in a setup round.
+
+        The strategies count their rounds, and ``max_iter``, from the first model round; this
+        is the one place the setup round's offset is applied.
+        """
+        model_round = self.num_iterations - (self.setup_rounds_ or 0)
+        return model_round if model_round >= 0 else None
 
     def aggregation_method(self, analysis_results):
         """Combine the hospitals' messages of the current round into the global result.
@@ -355,7 +311,8 @@ class FederatedLogisticRegression(StarAggregator):
         object
             The strategy's result: FedAvg the global model (the tutorial's bare coefficient
             array by default), exact the next point to evaluate; in the last round the final
-            result (see :class:`pancreas_fl.params.Params`, ``output``).
+            result (see :class:`pancreas_fl.params.Params`, ``output``). In a setup round the
+            agreed levels.
         """
         k = self.num_iterations
         if k == 0:
@@ -365,14 +322,15 @@ class FederatedLogisticRegression(StarAggregator):
             _check_round(messages, k)
             if k == 0:
                 self._start(messages)
-            setup = k < self._setup_rounds()
+            setup = self.model_round() is None
             self.inbox_.check_updates(
                 messages, k, UpdateSpec("none") if setup else self.strategy_.update_spec()
             )
         except (ConfigError, DataError, OutOfStepError, MessageError) as err:
             _fail(self.flame, err)
             raise
-        if self.num_iterations < self._setup_rounds():
+        model_round = self.model_round()
+        if model_round is None:
             levels = self.cohort_.encoding.levels
             self.flame.flame_log(
                 "setup round: categorical levels agreed ("
@@ -384,48 +342,42 @@ class FederatedLogisticRegression(StarAggregator):
             self.inbox_.sent(setup)
             return setup
         updates = {message["node"]: message["update"] for message in messages}
-        result = self.strategy_.aggregate(updates, self.num_iterations - self._setup_rounds())
-        if self.strategy_.stop_reason_ is None:
-            self.inbox_.sent(result)  # a broadcast: the hospitals echo its digest next round
-            return result
-        try:  # the final result, before it is submitted
+        try:
+            result = self.strategy_.aggregate(updates, model_round)
+            if self.strategy_.stop_reason_ is None:
+                self.inbox_.sent(result)  # a broadcast: the hospitals echo its digest
+                return result
+            # the final result, before it is submitted
             d = len(self.cohort_.feature_names)
             check_final_result(result, k, d, self.params_.fit_intercept)
-        except MessageError as err:
+            return result
+        except (ConfigError, OutOfStepError, MessageError) as err:  # e.g. Firth, aliased
             _fail(self.flame, err)
             raise
-        return result
 
     def has_converged(self, result, last_result) -> bool:
         """Whether the analysis stops after this round; logs why when it does.
 
         The SDK calls this right after :meth:`aggregation_method`, every round, with its
-        ``result`` and the previous round's (``last_result``, ``None`` in the first round,
-        which never stops). FedAvg decides from these two, as the tutorial does: stop when the
-        L2 change of the global parameters is at most ``tol``, or when ``num_iterations >
-        max_iter - 1`` (11 rounds by default). The exact strategy reports the decision its
-        solver made in :meth:`aggregation_method` (convergence at the best point is solver
-        state, not a property of two results).
+        ``result`` and the previous round's. The decision was made there, once, by the
+        strategy, on the same models: FedAvg applies the tutorial's rule (stop when the L2
+        change of the global model is at most ``tol``, or when the round counter exceeds
+        ``max_iter - 1``; :func:`pancreas_fl.fedavg.stop_rule`), because its last round
+        returns the final result; the exact strategy's solver decides. A setup round never
+        stops the analysis.
 
         Returns
         -------
         bool
             ``True`` ends the analysis with ``result`` as the final result.
         """
-        setup = self._setup_rounds()
-        if self.num_iterations < setup:
-            return False  # the setup round (categorical levels) never stops the analysis
-        if self.num_iterations == setup:
-            last_result = None  # the setup broadcast is no model
-        model_round = self.num_iterations - setup
-        reason = self.strategy_.stop_reason(result, last_result, model_round)
+        if self.model_round() is None:
+            return False
+        reason = self.strategy_.stop_reason_
         if reason is not None:
             message, log_type = self.strategy_.stop_message(reason)
             self.flame.flame_log(message, log_type=log_type)
         return reason is not None
-
-    def _setup_rounds(self) -> int:
-        return self.setup_rounds_ or 0
 
     def _start(self, messages: list[HospitalMessage]) -> None:
         """First round: validate, check that the hospitals agree, pick the strategy."""
@@ -436,6 +388,8 @@ class FederatedLogisticRegression(StarAggregator):
         if p.strategy == "fedavg":
             self.strategy_ = FedAvgAggregator(p, self.cohort_, log)
         else:
+            from pancreas_fl.exact import ExactAggregator
+
             max_iter_given = self.params.get("max_iter") is not None
             self.strategy_ = ExactAggregator(p, self.cohort_, log, max_iter_given=max_iter_given)
         self.params_ = self.strategy_.params

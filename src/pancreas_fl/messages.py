@@ -44,23 +44,7 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-import numpy as np
-
-__all__ = [
-    "DiagMoments",
-    "ExactBroadcast",
-    "ExactUpdate",
-    "FeatureMoments",
-    "FedAvgBroadcast",
-    "FedAvgUpdate",
-    "GlobalModel",
-    "HospitalMessage",
-    "Introduction",
-    "LocalTerms",
-    "Problem",
-    "Scaler",
-    "SetupBroadcast",
-]
+__all__ = ["HospitalMessage", "Introduction", "Problem", "SetupBroadcast"]
 
 
 # --------------------------------------------------------------------- hospital -> aggregator
@@ -99,73 +83,6 @@ class Introduction(TypedDict):
     ``min_cell`` patients (names the hospital chose to send). ``None`` otherwise."""
 
 
-class FedAvgUpdate(TypedDict):
-    """FedAvg, every round: the hospital's model after its local step."""
-
-    coef: np.ndarray
-    """``(1, n_features)``: ``LogisticRegression.coef_`` after ``local_steps`` lbfgs
-    iterations, warm-started from the global model (the tutorial's whole message)."""
-    intercept: np.ndarray | None
-    """``(1,)`` when ``fit_intercept``, else ``None``."""
-    loss: float
-    """Sum of the patients' log-loss at the global model the round started from (for the
-    aggregator's history)."""
-    sum_abs: np.ndarray | None
-    r"""First model round only (else ``None``): ``(n_features,)``, :math:`\sum_i |x_{ij}|` per
-    feature, an aggregate like a mean. The aggregator bounds the intercept and the loss of
-    every later update with it (:mod:`pancreas_fl.wire`)."""
-
-
-class DiagMoments(TypedDict):
-    """The O(p) curvature summary for the L-BFGS preconditioner (``hessian="diag"``)."""
-
-    s: float
-    r"""\sum_i v_i with v_i = \sigma_i (1 - \sigma_i)."""
-    sx: np.ndarray
-    r"""``(n_features,)``: \sum_i v_i x_i."""
-    sxx: np.ndarray
-    r"""``(n_features,)``: \sum_i v_i x_i^2 (elementwise)."""
-
-
-class LocalTerms(TypedDict):
-    """Sums over the hospital's patients at one point (:func:`~pancreas_fl.stats.local_terms`)."""
-
-    n: int
-    n_pos: int
-    loss: float
-    """Sum of the per-patient log-loss (not multiplied by ``C``)."""
-    grad: np.ndarray
-    """``(p,)``: sum of the per-patient gradients."""
-    hess: np.ndarray | DiagMoments | None
-    """Newton: the ``(p, p)`` Hessian sum; L-BFGS: :class:`DiagMoments`."""
-
-
-class FeatureMoments(TypedDict):
-    """Per-feature count, mean and sum of squared deviations (standardization, round 0)."""
-
-    n: int
-    mean: np.ndarray
-    m2: np.ndarray
-
-
-class ExactUpdate(TypedDict):
-    """exact, every round: the sums at the point asked for.
-
-    In round 0 of a standardized fit: the feature moments instead.
-    """
-
-    terms: LocalTerms | None
-    moments: FeatureMoments | None
-    n_extreme: int | None
-    r"""With ``terms``: the number of the hospital's patients whose fitted probability at the
-    point asked for is numerically 0 or 1, :math:`\#\{i : |\tilde x_i^\top\theta| > 30\}`
-    (:func:`~pancreas_fl.stats.separation.count_extreme`, R's ``glm.fit`` rule), a sum over
-    patients of an indicator. Without a penalty it tells the aggregator that the
-    maximum-likelihood estimate does not exist or is not resolvable ((quasi-)separation),
-    and withholds the Wald table. It reveals no more than the gradient sum does (which, at
-    a steep enough point, counts the same patients). ``None`` with ``moments``."""
-
-
 class HospitalMessage(TypedDict):
     """What :meth:`~pancreas_fl.analysis.PancreasAnalyzer.analysis_method` returns."""
 
@@ -176,8 +93,10 @@ class HospitalMessage(TypedDict):
     refuses a message of another round rather than mix rounds."""
     intro: Introduction | None
     """Round 0 only, else ``None``."""
-    update: FedAvgUpdate | ExactUpdate | None
-    """``None`` in a setup round (``categorical``) and when the intro lists problems."""
+    update: Any
+    """The strategy's update (:class:`pancreas_fl.fedavg.FedAvgUpdate` or
+    :class:`pancreas_fl.exact.messages.ExactUpdate`); ``None`` in a setup round
+    (``categorical``) and when the intro lists problems."""
     received: str | None
     """``None`` in round 0; then the SHA-256 digest of the broadcast the update was computed
     from (:func:`pancreas_fl.wire.digest`): the aggregator compares it with what it sent."""
@@ -190,34 +109,3 @@ class SetupBroadcast(TypedDict):
     levels: dict[str, list[str]]
     """Categorical column -> the union of the hospitals' levels, sorted; the first is the
     reference level (no column of its own)."""
-
-
-class GlobalModel(TypedDict):
-    """FedAvg's broadcast when the result is the model dict (``output='model'``)."""
-
-    coef: np.ndarray
-    """``(1, n_features)``: the (weighted) mean of the hospitals' coefficients."""
-    intercept: np.ndarray | None
-
-
-#: FedAvg's broadcast: the tutorial's bare ``(1, n_features)`` mean coefficients
-#: (``output='coef'``), or :class:`GlobalModel`.
-FedAvgBroadcast = np.ndarray | GlobalModel
-
-
-class Scaler(TypedDict):
-    """The pooled standardization (as ``StandardScaler`` on the pooled data)."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-
-
-class ExactBroadcast(TypedDict):
-    """exact: the point every hospital evaluates next, and what curvature to return."""
-
-    next_theta: np.ndarray
-    """``(p,)``: coefficients, then the intercept when ``fit_intercept``."""
-    curvature: str
-    """``"full"`` (Newton: the Hessian sum) or ``"diag"`` (L-BFGS: :class:`DiagMoments`)."""
-    scaler: Scaler | None
-    """Set with ``standardize=True``: the hospitals standardize once, in round 1."""

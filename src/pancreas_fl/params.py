@@ -6,7 +6,7 @@ needs. :data:`PARAMETERS` is the one home of every parameter: its default, its c
 uses it, the strategy it applies to and its help text. Everything else derives from it:
 
 * :func:`resolve_params` validates a node's keyword arguments against it (one wording per
-  check, from :mod:`pancreas_fl._validation`) and fills in the defaults;
+  check, from :mod:`pancreas_fl.constraints`) and fills in the defaults;
 * ``pancreas-fl simulate`` builds its options from it (names, choices, defaults, help);
 * the README's parameter table is :func:`markdown_table`, checked by a test.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pancreas_fl._validation import (
+from pancreas_fl.constraints import (
     Boolean,
     ColumnNames,
     ColumnRef,
@@ -29,9 +29,9 @@ from pancreas_fl._validation import (
     Options,
 )
 from pancreas_fl.errors import ConfigError
-from pancreas_fl.stats.solver import DEFAULT_TOL as SOLVER_TOL
 
 __all__ = [
+    "DEFAULT_DATASET",
     "LBFGS_MAX_ITER",
     "MISSING",
     "PARAMETERS",
@@ -45,7 +45,13 @@ __all__ = [
     "resolve_params",
 ]
 
+DEFAULT_DATASET = "pancreasData.csv"
+"""The object key of the tutorial's data file."""
+
 STRATEGIES = ("fedavg", "exact")
+
+#: The exact strategy's penalties: scikit-learn's L2 (with ``C``) or Firth's (Jeffreys prior).
+PENALTIES = ("l2", "firth")
 
 #: What a hospital does with a missing value in a column the analysis uses.
 MISSING = ("error", "complete-case")
@@ -115,7 +121,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "dataset",
         NonEmptyStr("the s3 object key"),
-        "pancreasData.csv",
+        DEFAULT_DATASET,
         "hospitals",
         "the s3 object key of the CSV, or a glob pattern (`*`, `?`, `[...]`) matching exactly "
         "one key at each hospital",
@@ -177,7 +183,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "tol",
         Interval(float, 0.0),
-        {"fedavg": 1e-8, "exact": SOLVER_TOL},
+        {"fedavg": 1e-8, "exact": 1e-8},
         "aggregator",
         "fedavg: stop when the L2 change of the coefficients is <= `tol`; exact: relative step",
         default_doc="1e-8",
@@ -189,6 +195,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "both",
         "inverse L2 strength as in scikit-learn; `inf` = no penalty",
         shared=True,
+        default_doc='1.0 (`inf` with `penalty="firth"`)',
     ),
     Parameter(
         "fit_intercept",
@@ -230,6 +237,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         "auto",
         "both",
         'exact: `"newton"`, `"lbfgs"`, or `"auto"` (L-BFGS above 1,000 parameters)',
+        strategy="exact",
+        shared=True,
+    ),
+    Parameter(
+        "penalty",
+        Options(PENALTIES),
+        "l2",
+        "both",
+        'exact: `"l2"` (with `C`), or `"firth"`: Firth\'s bias-reduced fit (R\'s `logistf`, '
+        "`brglm2`), finite under separation; `C` becomes `inf`; Newton solver only",
         strategy="exact",
         shared=True,
     ),
@@ -305,6 +322,7 @@ class Params:
     local_steps: int
     standardize: bool
     solver: str
+    penalty: str
     min_patients: int
     max_param_ratio: float
     min_cell: int
@@ -314,6 +332,20 @@ class Params:
         """Return the parameters both roles must agree on as a plain dict (for the aggregator)."""
         values = asdict(self)
         return {name: values[name] for name in SHARED_PARAMS}
+
+    @property
+    def uses_column_options(self) -> bool:
+        """Whether a hospital prepares its table with the column options.
+
+        It does with any of ``features``, ``categorical``, ``fill`` or
+        ``missing="complete-case"``; otherwise it reads the file as the tutorial does.
+        """
+        return (
+            self.features is not None
+            or bool(self.categorical)
+            or bool(self.fill)
+            or self.missing != "error"
+        )
 
 
 def resolve_params(**kwargs) -> Params:
@@ -369,7 +401,31 @@ def resolve_params(**kwargs) -> Params:
                 f"{name!r} applies to strategy={parameter.strategy!r} only; "
                 f"got {name}={values[name]!r} with strategy={strategy!r}."
             )
+    _check_firth(values, kwargs.get("C"))
     return Params(**values)
+
+
+def _check_firth(values: dict, given_C: Any) -> None:
+    """Firth's penalty is the whole penalty: ``C`` becomes ``inf``, a finite one is refused.
+
+    Jeffreys' prior and an L2 penalty could be added, but the sum is neither Firth's estimate
+    (bias-reduced, as R's ``logistf``/``brglm2``) nor scikit-learn's, and its Wald table would
+    be that of no established method. The penalty needs the information matrix: the Newton
+    solver.
+    """
+    if values["penalty"] != "firth":
+        return
+    if given_C is not None and values["C"] != float("inf"):
+        raise ConfigError(
+            f"penalty='firth' is the whole penalty and cannot be combined with "
+            f"C={values['C']!r}; leave C out (it becomes inf) or use penalty='l2' for the L2 fit."
+        )
+    if values["solver"] == "lbfgs":
+        raise ConfigError(
+            "penalty='firth' needs the information matrix, which solver='lbfgs' does not "
+            "share; use solver='newton' or 'auto'."
+        )
+    values["C"] = float("inf")
 
 
 def _check_columns(values: dict) -> None:

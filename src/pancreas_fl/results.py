@@ -26,10 +26,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from pancreas_fl._io import NotARegularFileError, read_regular_file
-from pancreas_fl.data import MAX_NAME_LENGTH
+from pancreas_fl.csvfile import MAX_NAME_LENGTH
 from pancreas_fl.encoding import CategoricalEncoder, Encoding
 from pancreas_fl.errors import PancreasFLError, quote_path
+from pancreas_fl.files import NotARegularFileError, read_regular_file
 
 __all__ = [
     "MODEL_FORMAT",

@@ -26,16 +26,19 @@ The schema, per message kind (``k`` is the SDK's round, ``d`` the number of mode
                 levels (None or dict of str to list of str); else None
       update    None in a setup round or with problems; else, by strategy:
         FedAvg  exactly coef (1, d), intercept ((1,) with fit_intercept, else None), loss
-        exact   exactly terms, moments, n_extreme: moments (standardization round: n, mean
-                (d,), m2 (d,)) or terms (n, n_pos, loss, grad (p,), hess: (p, p) for
-                Newton, {s, sx (d,), sxx (d,)} for L-BFGS) with n_extreme, an int
+        exact   exactly terms, moments, n_extreme, firth: moments (standardization round:
+                n, mean (d,), m2 (d,)) or terms (n, n_pos, loss, grad (p,), hess: (p, p) for
+                Newton, {s, sx (d,), sxx (d,)} for L-BFGS) with n_extreme, an int; firth
+                None, or with penalty='firth' the (p, p, p) third-moment sum beside the
+                terms, or the (p,) hat-weighted sum alone
     aggregator -> hospital
       setup     exactly levels: the categorical columns, each a list of distinct str holding
                 every level this hospital sent
       FedAvg    the bare (1, d) array (output='coef'), or exactly coef (1, d), intercept
       exact     exactly next_theta (p,), curvature (the solver's: 'full' or 'diag'), scaler
                 (None; with standardize exactly mean (d,), scale (d,) > 0, the same every
-                round)
+                round), firth (None; with penalty='firth' the request, checked by
+                pancreas_fl.exact.firth.check_request)
 
 Every array is a real ``float64`` ``numpy.ndarray`` of its agreed shape with every value
 finite; every float a finite Python or ``float64`` float; every count an ``int`` (never a
@@ -125,10 +128,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pancreas_fl.data import MAX_ABS_VALUE
+from pancreas_fl.columns import MAX_ABS_VALUE
 from pancreas_fl.errors import MessageError
 from pancreas_fl.params import SHARED_PARAMS
-from pancreas_fl.stats.solver import resolve_method
 
 __all__ = [
     "AggregatorInbox",
@@ -289,8 +291,9 @@ class UpdateSpec:
 
     Attributes
     ----------
-    kind : {'none', 'fedavg', 'moments', 'terms'}
-        No update (setup round), FedAvg's, exact's standardization round or exact's sums.
+    kind : {'none', 'fedavg', 'moments', 'terms', 'hat'}
+        No update (setup round), FedAvg's, exact's standardization round, exact's sums, or
+        the hat-weighted Firth sum alone (the second of two Firth rounds).
     n_features : int
         ``d``, the model's features (after encoding).
     fit_intercept : bool
@@ -307,6 +310,8 @@ class UpdateSpec:
         FedAvg: the global intercept they started from.
     scaler : dict or None
         exact with ``standardize``: the pooled scaler (``mean``, ``scale``) broadcast.
+    firth_third : bool
+        exact with ``penalty='firth'``: the sums come with the ``(p, p, p)`` third-moment sum.
     """
 
     kind: str
@@ -318,6 +323,7 @@ class UpdateSpec:
     start: np.ndarray | None = None
     start_intercept: float | None = None
     scaler: dict | None = None
+    firth_third: bool = False
 
 
 @dataclass
@@ -493,7 +499,18 @@ class AggregatorInbox:
         if spec.kind == "fedavg":
             self.sum_abs[node] = _fedavg_update(update, spec, n, n_pos, self.sum_abs.get(node))
             return
-        update = _dict(update, None, ("terms", "moments", "n_extreme"))
+        update = _dict(update, None, ("terms", "moments", "n_extreme", "firth"))
+        p = spec.n_features + spec.fit_intercept
+        if spec.kind == "hat":
+            for key in ("terms", "moments", "n_extreme"):
+                if update[key] is not None:
+                    raise _Damage(key, f"is a {_type_name(update[key])}, not None")
+            _array(update["firth"], "firth", (p,))
+            return
+        if spec.firth_third:
+            _array(update["firth"], "firth", (p, p, p))
+        elif update["firth"] is not None:
+            raise _Damage("firth", f"is a {_type_name(update['firth'])}, not None")
         if spec.kind == "moments":
             for key in ("terms", "n_extreme"):
                 if update[key] is not None:
@@ -693,6 +710,9 @@ class HospitalInbox:
     strategy : {'fedavg', 'exact'}
     fit_intercept, standardize : bool
     output : {'coef', 'model'}
+    firth : bool
+        exact with ``penalty='firth'``: the broadcast carries a Firth request (checked by
+        :func:`pancreas_fl.exact.firth.check_request`), else ``None``.
     solver : str
         exact: the ``solver`` parameter; with the number of parameters it fixes the
         curvature every broadcast asks for (:func:`~pancreas_fl.stats.resolve_method`).
@@ -711,6 +731,7 @@ class HospitalInbox:
     standardize: bool
     output: str
     solver: str = "auto"
+    firth: bool = False
     levels: dict | None = None
     scaler: dict | None = None
 
@@ -759,9 +780,13 @@ class HospitalInbox:
             raise _Damage("intercept", f"is a {_type_name(model['intercept'])}, not None")
 
     def _exact(self, broadcast: Any, d: int) -> None:
-        b = _dict(broadcast, None, ("next_theta", "curvature", "scaler"))
+        from pancreas_fl.exact.solver import resolve_method  # exact runs only
+
+        b = _dict(broadcast, None, ("next_theta", "curvature", "scaler", "firth"))
         p = d + self.fit_intercept
         _array(b["next_theta"], "next_theta", (p,))
+        if not self.firth and b["firth"] is not None:
+            raise _Damage("firth", f"is a {_type_name(b['firth'])}, not None")
         curvature = "full" if resolve_method(p, self.solver) == "newton" else "diag"
         if not isinstance(b["curvature"], str) or b["curvature"] != curvature:
             raise _Damage("curvature", f"is not the solver's {curvature!r}")
