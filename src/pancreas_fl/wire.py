@@ -265,9 +265,11 @@ def _array(value: Any, path: str, shape: tuple[int, ...]) -> np.ndarray:
         raise _Damage(path, f"is {kind} ({value.dtype}) instead of real float64")
     if value.shape != shape:
         raise _Damage(path, f"has shape {value.shape} instead of {shape}")
-    bad = value.size - int(np.count_nonzero(np.isfinite(value)))
-    if bad:
-        raise _Damage(path, f"holds {bad} non-finite value(s)")
+    finite = np.isfinite(value)
+    if not finite.all():
+        raise _Damage(
+            path, f"holds {value.size - int(np.count_nonzero(finite))} non-finite value(s)"
+        )
     return value
 
 
@@ -279,8 +281,9 @@ def _strings(value: Any, path: str) -> list[str]:
 
 def _at_most(value: np.ndarray, bound: np.ndarray, path: str, what: str) -> None:
     """Every ``|value|`` is at most ``bound``; else name how many exceed it and the bound."""
-    over = int(np.count_nonzero(~(np.abs(value) <= bound)))
-    if over:
+    within = np.abs(value) <= bound
+    if not within.all():
+        over = within.size - int(np.count_nonzero(within))
         raise _Damage(path, f"holds {over} value(s) beyond {what}")
 
 
