@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from _damage import KINDS, Damage, run_damaged
 from _helpers import SAMPLE, sample_splits
 from pancreas_fl.errors import MessageError, PancreasFLError
+from pancreas_fl.exact.firth import local_third_moments
 from pancreas_fl.exact.standardize import combine_moments, local_moments, scale_from_var
 from pancreas_fl.exact.sums import local_terms
 from pancreas_fl.fedavg import FedAvgHospital
@@ -36,6 +37,7 @@ CONFIGS = {
     "exact-intercept": {"strategy": "exact", "fit_intercept": True},
     "exact-standardized": {"strategy": "exact", "standardize": True},
     "exact-lbfgs": {"strategy": "exact", "solver": "lbfgs", "fit_intercept": True},
+    "exact-firth": {"strategy": "exact", "penalty": "firth", "fit_intercept": True},
 }
 HONEST = {name: run_damaged(SPLITS, None, **params) for name, params in CONFIGS.items()}
 
@@ -216,10 +218,20 @@ def test_no_honest_exact_message_breaks_a_bound(data):
         if point and not scaler:
             theta[:d] /= np.maximum(np.abs(X).max(axis=0), 1e-300)  # z of a sensible size
         terms = local_terms(X, y, theta, fit_intercept=fit_intercept, hessian=curvature, **scaler)
+        third = None
+        cubes_finite = bool(scaler) or float(np.abs(X).max()) < 1e90  # else Firth overflows
+        if curvature == "full" and cubes_finite and data.draw(st.booleans()):  # Firth's sum
+            third = local_third_moments(X, theta, fit_intercept=fit_intercept, **scaler)
         spec = UpdateSpec(
-            "terms", d, fit_intercept, curvature, at_zero=point == 0, scaler=scaler or None
+            "terms",
+            d,
+            fit_intercept,
+            curvature,
+            at_zero=point == 0,
+            scaler=scaler or None,
+            firth_third=third is not None,
         )
-        update = {"terms": terms, "moments": None, "n_extreme": 0, "firth": None}
+        update = {"terms": terms, "moments": None, "n_extreme": 0, "firth": third}
         update = pickle.loads(pickle.dumps(update))
         inbox.check_updates([{"node": "h", "update": update}], point, spec)
 

@@ -113,6 +113,11 @@ constant of :math:`\rho` is at least twice what the proofs need, and an absolute
    :math:`[\rho (M_2 + n g^2) + 3 n \delta^2 + 2 n \delta |g|] / s^2` plus :math:`\rho`
    of either side (:math:`g = \hat{\bar x} - \mu`). A damaged mean or :math:`M_2` of one
    hospital moves the pooled scaler for all, but only its own prediction disagrees.
+8. **Firth's sums.** The third-moment sum's entries
+   :math:`\sum_i \pi_i(1-\pi_i)(\frac12-\pi_i)\tilde x_{ij}\tilde x_{ik}\tilde x_{il}`
+   are at most :math:`\sqrt{E_j E_k E_l}/8`: the weight is at most :math:`1/8`, a single
+   :math:`|\tilde x_{il}|` at most :math:`\sqrt{E_l}`, and
+   :math:`\sum_i |\tilde x_{ij}\tilde x_{ik}| \le \sqrt{E_j E_k}`.
 
 Bounds looked for and not found are listed in the README ("Threat model"). A plausible but
 wrong message (a gradient a little off, another hospital's coefficients) passes every check:
@@ -510,9 +515,7 @@ class AggregatorInbox:
                     raise _Damage(key, f"is a {_type_name(update[key])}, not None")
             _array(update["firth"], "firth", (p,))
             return
-        if spec.firth_third:
-            _array(update["firth"], "firth", (p, p, p))
-        elif update["firth"] is not None:
+        if not spec.firth_third and update["firth"] is not None:
             raise _Damage("firth", f"is a {_type_name(update['firth'])}, not None")
         if spec.kind == "moments":
             for key in ("terms", "n_extreme"):
@@ -533,6 +536,8 @@ class AggregatorInbox:
             raise _Damage("moments", f"is a {_type_name(update['moments'])}, not None")
         _int(update["n_extreme"], "n_extreme", 0, n)
         limits = _terms(update["terms"], spec, n, n_pos, self.limits.get(node))
+        if spec.firth_third:
+            _third_moments(update["firth"], limits, n)
         if spec.at_zero and node not in self.limits:
             if spec.scaler is not None and node in self.moments:
                 _agrees_with_moments(limits, n, *self.moments[node], spec.scaler)
@@ -648,6 +653,23 @@ def _agrees_with_moments(limits: _Limits, n: int, mean, m2, scaler: dict) -> Non
             "terms.hess",
             f"disagrees in {off} column(s) with the feature moments this hospital sent in round 0",
         )
+
+
+def _third_moments(third: Any, limits: _Limits, n: int) -> None:
+    r"""Check Firth's third-moment sum :math:`\sum_i w_i (\frac12 - \pi_i) x_{ij} x_{ik} x_{il}`.
+
+    :math:`|w_i (\frac12 - \pi_i)| \le 1/8`, :math:`\max_i |x_{il}| \le \sqrt{E_l}` and
+    :math:`\sum_i |x_{ij} x_{ik}| \le \sqrt{E_j E_k}` (Cauchy-Schwarz), so every entry is at
+    most :math:`\sqrt{E_j E_k E_l} / 8` (bound 8. of the module docstring).
+    """
+    p = limits.energy.shape[0]
+    T = _array(third, "firth", (p, p, p))
+    root = np.sqrt(limits.energy)
+    with np.errstate(all="ignore"):
+        bound = root[:, None, None] * root[None, :, None] * root[None, None, :] / 8
+        # underflow of a partial product, times the factors still to come
+        under = 2 * _TINY * (n + 2) * (1 + root[None, None, :])
+        _at_most(T, bound * (1 + slack(n)) + under, "firth", "sqrt(E_j E_k E_l)/8")
 
 
 def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: _Limits | None):
