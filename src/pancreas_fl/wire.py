@@ -582,14 +582,17 @@ def _fedavg_update(update: Any, spec: UpdateSpec, n: int, n_pos: int, sum_abs) -
             2.0 * spec.C * (loss + penalty) * grow + tiny
         ):
             raise _Damage(
-                "coef", "is longer than a local fit can move from the global model allows"
+                "coef",
+                "is longer than a local fit from the global model can reach "
+                "(||w||^2 <= ||w0||^2 + 2 C loss)",
             )
         fewest = min(n_pos, n - n_pos)
         if spec.fit_intercept and fewest > 0:
             bound = (loss + penalty + float(sum_abs @ np.abs(coef.ravel()))) / fewest
             if not abs(intercept) <= bound * grow + tiny:
                 raise _Damage(
-                    "intercept", "is farther from 0 than a local fit from the global model allows"
+                    "intercept",
+                    "is farther from 0 than a local fit from the global model can reach",
                 )
     return sum_abs
 
