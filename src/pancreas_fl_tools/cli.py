@@ -4,6 +4,8 @@
     runs the federated analysis on local hospital folders with the offline engine;
 ``pancreas-fl predict``
     applies a result file to a CSV;
+``pancreas-fl show``
+    prints a result file (FLAME's download) as a table or JSON, and draws its forest plot;
 ``pancreas-fl sample``
     writes a synthetic cohort.
 
@@ -180,6 +182,16 @@ def _run(args, splits, names, folders, params) -> tuple[dict, float]:
     return tester.result, time.perf_counter() - start
 
 
+def _read_csv(path: Path) -> bytes:
+    """Read a CSV given on the command line; a usage error when it cannot be read."""
+    try:
+        return read_regular_file(path)
+    except NotARegularFileError:
+        raise UsageError(f"{quote_path(path)}: not a regular file; give a CSV file.") from None
+    except OSError as exc:
+        raise UsageError(f"{quote_path(path)}: cannot read the file ({exc.strerror}).") from None
+
+
 # ---------------------------------------------------------------------------- predict
 def _predict(args) -> int:
     from sklearn.pipeline import Pipeline
@@ -189,12 +201,7 @@ def _predict(args) -> int:
     path = Path(args.csv)
     check_outputs({"--out": args.out}, [("the --model file", args.model), ("the input CSV", path)])
     clf = results.load_model(args.model)
-    try:
-        raw = read_regular_file(path)
-    except NotARegularFileError:
-        raise UsageError(f"{quote_path(path)}: not a regular file; give a CSV file.") from None
-    except OSError as exc:
-        raise UsageError(f"{quote_path(path)}: cannot read the file ({exc.strerror}).") from None
+    raw = _read_csv(path)
     if isinstance(clf, Pipeline):  # categorical features or fill values: raw columns
         from pancreas_fl.encoding import Encoding, encode_frame
 
@@ -235,6 +242,45 @@ def _write_predictions(proba, out) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+# ---------------------------------------------------------------------------- show
+def _show(args) -> int:
+    from pancreas_fl_tools.show import read_view, view_json, view_text
+
+    inputs = [("the result file", args.result)]
+    if args.names_from:
+        inputs.append(("the --names-from CSV", args.names_from))
+    check_outputs({"--plot": args.plot}, inputs)
+    plt = _pyplot() if args.plot else None  # missing matplotlib: say so up front
+    view = read_view(args.result, feature_names=_names_from(args))
+    files = {}
+    if args.plot:
+        from pancreas_fl_tools.forest import forest_png
+
+        try:
+            files[args.plot] = forest_png(view, plt)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    print(view_json(view) if args.json else view_text(view))
+    if files:
+        write_outputs(files, {os.fspath(args.plot): "--plot"})
+        print(f"\nwrote {quote_path(args.plot)}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _names_from(args) -> list[str] | None:
+    """Return a bare array's feature names: the --names-from CSV's first header columns."""
+    if not args.names_from:
+        return None
+    from pancreas_fl_tools.patients import load_feature_table
+
+    n_features = results.as_model_dict(
+        results.load_result(args.result), name=quote_path(args.result)
+    )["coef"].shape[1]
+    path = Path(args.names_from)
+    features = load_feature_table(_read_csv(path), dataset=str(path), n_features=n_features)
+    return [str(name) for name in features.columns]
 
 
 # ---------------------------------------------------------------------------- sample
@@ -338,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog=PROG,
-        description="Federated logistic regression for FLAME: simulate, predict, sample.",
+        description="Federated logistic regression for FLAME: simulate, predict, show, sample.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -378,6 +424,28 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("csv", type=Path, metavar="CSV")
     pred.add_argument("--out", type=Path, help="write here instead of stdout")
     pred.set_defaults(run=_predict)
+
+    show = commands.add_parser(
+        "show",
+        help="print a result file (FLAME's download) as a table, JSON or forest plot",
+        description="Read a result file (the aggregator's result FLAME hands out, or "
+        "simulate's --out) without running code from it, and print it as simulate prints "
+        "that result: the GLM table with odds ratios and 95%% intervals for the exact "
+        "strategy, the coefficients otherwise.",
+    )
+    show.add_argument("result", type=Path, metavar="RESULT", help="result file (.pkl)")
+    show.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    show.add_argument(
+        "--plot", type=Path, metavar="FILE", help="draw the forest plot of odds ratios (PNG)"
+    )
+    show.add_argument(
+        "--names-from",
+        type=Path,
+        metavar="CSV",
+        help="name a bare array's coefficients by the first columns of this CSV's header "
+        "(a hospital file, in training order)",
+    )
+    show.set_defaults(run=_show)
 
     samp = commands.add_parser(
         "sample",
