@@ -281,8 +281,9 @@ def _read_header(raw: bytes, dataset: str) -> list[str]:
                     f"is not comma-separated: the header is one column containing "
                     f"{header[0].count(delimiter)} {name} ({delimiter!r}) delimiter(s)",
                     file=dataset,
-                    hint="Export as comma-separated CSV (German spreadsheet exports use ';' "
-                    "and decimal commas)",
+                    hint="Give the separator and the decimal mark (sep=..., decimal=...), or "
+                    "export as comma-separated CSV (a ';' export is read by itself when its "
+                    "decimal mark is unambiguous)",
                 )
     if all(_is_value(name) for name in header) and any(name.strip() for name in header):
         # a header-less export: pandas would take the first patient's values as column names

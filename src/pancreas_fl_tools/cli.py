@@ -117,7 +117,10 @@ def _simulate(args) -> int:
     plt = _pyplot() if args.plot else None  # missing matplotlib: say so up front
     splits = _every_hospital(read_hospitals, folders, names, resolved.dataset)
     model, seconds = _run(args, splits, names, folders, params)
-    metrics = evaluate(model, splits, names, dataset=resolved.dataset, label=resolved.label)
+    dialect = {"sep": resolved.sep, "decimal": resolved.decimal, "encoding": resolved.encoding}
+    metrics = evaluate(
+        model, splits, names, dataset=resolved.dataset, label=resolved.label, dialect=dialect
+    )
     files = report.render_outputs(
         model,
         metrics,
@@ -183,13 +186,20 @@ def _run(args, splits, names, folders, params) -> tuple[dict, float]:
 
 
 def _read_csv(path: Path) -> bytes:
-    """Read a CSV given on the command line; a usage error when it cannot be read."""
+    """Read a CSV given on the command line, in the tutorial's format (as hospitals do).
+
+    A spreadsheet export (``;``, decimal commas, cp1252) is rewritten when unambiguous
+    (:mod:`pancreas_fl.dialect`); a usage error when the file cannot be read.
+    """
+    from pancreas_fl.dialect import detect, to_standard
+
     try:
-        return read_regular_file(path)
+        raw = read_regular_file(path)
     except NotARegularFileError:
         raise UsageError(f"{quote_path(path)}: not a regular file; give a CSV file.") from None
     except OSError as exc:
         raise UsageError(f"{quote_path(path)}: cannot read the file ({exc.strerror}).") from None
+    return to_standard(raw, detect(raw), str(path))
 
 
 # ---------------------------------------------------------------------------- predict
@@ -364,8 +374,10 @@ def _add_parameter(group, parameter) -> None:
     kwargs = {"dest": parameter.name, "default": None}
     if isinstance(constraint, Boolean):
         kwargs["action"] = "store_true"
-    elif isinstance(constraint, Options):
-        kwargs["choices"] = constraint.choices
+    elif isinstance(constraint, Options):  # None: not given (the default)
+        kwargs["choices"] = tuple(choice for choice in constraint.choices if choice is not None)
+        if not all(choice.replace("-", "").isalnum() for choice in kwargs["choices"]):
+            kwargs["metavar"] = parameter.name.upper()  # ',' and ';' read badly in {...}
     elif isinstance(constraint, Interval):
         kwargs.update(type=constraint.kind, metavar=constraint.kind.__name__.upper())
     elif isinstance(constraint, ColumnRef):

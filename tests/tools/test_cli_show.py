@@ -126,3 +126,16 @@ def test_names_from_a_csv_of_the_wrong_width_is_refused(written, tmp_path, capsy
     code, _, err = run(["show", written["coef"], "--names-from", narrow], capsys)
     assert code == 2
     assert "has 2 columns but the model has 8 features" in err
+
+
+def test_names_from_and_predict_read_a_spreadsheet_export(written, tmp_path, capsys):
+    export = tmp_path / "export.csv"
+    text = CSV.read_text().replace(",", ";").replace(".", ",").replace("KRAS", "KRÄS")
+    export.write_bytes(text.encode("cp1252"))
+    code, out, _ = run(["show", written["coef"], "--names-from", export], capsys)
+    assert code == 0
+    assert "KRÄS" in out
+    code, out, err = run(["predict", "--model", written["coef"], export], capsys)
+    assert code == 0, err
+    _, expected, _ = run(["predict", "--model", written["coef"], CSV], capsys)
+    assert out == expected  # the same rows, the same probabilities
