@@ -119,12 +119,20 @@ def pyplot():
 
 
 def plot_png(model: dict, plt=None) -> bytes:
-    """Plot the pooled training log-loss per round as PNG bytes (rejected trial steps marked)."""
+    """Plot the convergence per round as PNG bytes.
+
+    Left, the pooled training log-loss (rejected trial steps marked); right, on a log axis,
+    the quantity the stopping rule compares and its threshold
+    (:mod:`pancreas_fl_tools.convergence`).
+    """
+    from pancreas_fl_tools.convergence import draw_stopping_rule
+
     plt = plt or pyplot()
     history = [entry for entry in model["history"] if entry["log_loss"] is not None]
     accepted = [entry for entry in history if entry.get("accepted", True)]
     rejected = [entry for entry in history if not entry.get("accepted", True)]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, rule) = plt.subplots(1, 2, figsize=(11, 4))
+    draw_stopping_rule(rule, model)
     ax.plot([e["round"] for e in accepted], [e["log_loss"] for e in accepted], marker="o")
     if rejected:
         ax.plot(
@@ -137,7 +145,8 @@ def plot_png(model: dict, plt=None) -> bytes:
         ax.legend()
     ax.set_xlabel("round")
     ax.set_ylabel("pooled training log-loss")
-    ax.set_title(f"pancreas-fl ({model['strategy']}): convergence")
+    ax.set_title("log-loss", fontsize=10)
+    fig.suptitle(f"pancreas-fl ({model['strategy']}): convergence")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     buffer = io.BytesIO()

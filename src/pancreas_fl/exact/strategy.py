@@ -21,6 +21,7 @@ What crosses is in :mod:`pancreas_fl.exact.messages` (:class:`ExactUpdate`,
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import replace
 
@@ -45,6 +46,11 @@ from pancreas_fl.rounds import MAX_ITER_MESSAGE, Log, RoundLog, final_model
 __all__ = ["ExactAggregator", "ExactHospital"]
 
 _STANDARDIZED_NOTE = " Coefficients refer to standardized features (per standard deviation)."
+
+
+def _number(x: float) -> float | None:
+    """Return a finite float for the history, ``None`` for what is not known yet (inf, NaN)."""
+    return float(x) if math.isfinite(x) else None
 
 
 # ----------------------------------------------------------------------- at each hospital
@@ -226,7 +232,16 @@ class ExactAggregator:
         delta = None if self.previous_ is None else float(np.linalg.norm(theta - self.previous_))
         self.previous_ = theta
         # a rejected trial point (line search) is evaluated but not taken
-        self.rounds.record(num_iterations, delta, total["loss"], accepted=step.accepted)
+        self.rounds.record(
+            num_iterations,
+            delta,
+            total["loss"],
+            accepted=step.accepted,
+            # the stopping rule: step_norm <= step_bound at the best point (report.plot_png)
+            step_norm=_number(step.step_norm),
+            step_bound=_number(step.step_bound),
+            grad_norm=_number(step.grad_norm),
+        )
         self.stop_reason_ = self._decide(step, num_iterations)
         if self.stop_reason_ is None:
             return self._broadcast(step.next_theta, step.curvature)
