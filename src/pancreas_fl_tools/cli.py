@@ -263,7 +263,15 @@ def _show(args) -> int:
         inputs.append(("the --names-from CSV", args.names_from))
     check_outputs({"--plot": args.plot}, inputs)
     plt = _pyplot() if args.plot else None  # missing matplotlib: say so up front
-    view = read_view(args.result, feature_names=_names_from(args))
+    view = read_view(args.result)
+    if args.names_from and view.bare:
+        view = read_view(args.result, feature_names=_names_from(args.names_from, view.n_features))
+    elif args.names_from:
+        print(
+            f"{PROG}: warning: --names-from is ignored: {quote_path(args.result)} is a model "
+            "dict, which names its own features.",
+            file=sys.stderr,
+        )
     files = {}
     if args.plot:
         from pancreas_fl_tools.forest import forest_png
@@ -279,16 +287,11 @@ def _show(args) -> int:
     return 0
 
 
-def _names_from(args) -> list[str] | None:
-    """Return a bare array's feature names: the --names-from CSV's first header columns."""
-    if not args.names_from:
-        return None
+def _names_from(csv: Path, n_features: int) -> list[str]:
+    """Return a bare array's feature names: the first columns of the CSV's header."""
     from pancreas_fl_tools.patients import load_feature_table
 
-    n_features = results.as_model_dict(
-        results.load_result(args.result), name=quote_path(args.result)
-    )["coef"].shape[1]
-    path = Path(args.names_from)
+    path = Path(csv)
     features = load_feature_table(_read_csv(path), dataset=str(path), n_features=n_features)
     return [str(name) for name in features.columns]
 

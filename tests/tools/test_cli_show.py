@@ -139,3 +139,13 @@ def test_names_from_and_predict_read_a_spreadsheet_export(written, tmp_path, cap
     assert code == 0, err
     _, expected, _ = run(["predict", "--model", written["coef"], CSV], capsys)
     assert out == expected  # the same rows, the same probabilities
+
+
+def test_names_from_is_ignored_with_a_warning_for_a_model_dict(written, capsys):
+    code, out, err = run(["show", written["model"], "--names-from", CSV], capsys)
+    assert code == 0
+    assert err == (
+        f"pancreas-fl: warning: --names-from is ignored: {written['model']} is a model dict, "
+        "which names its own features.\n"
+    )
+    assert "KRAS" in out
