@@ -17,10 +17,10 @@ OLDEST_VENV ?= .venv-oldest
 OLDEST_STAMP := $(OLDEST_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-slow test-other-cpus lint test-oldest test-flame flame-venv hub format bench clean
+.PHONY: help venv run test test-slow test-other-cpus test-brglm2 lint test-oldest test-flame flame-venv hub format bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +43,15 @@ lint: $(STAMP) ## ruff, formatting, Python 3.10 compatibility (vermin), Dockerfi
 	$(BIN)/hadolint Dockerfile
 
 test: lint ## lint, then the test suite but the few slow tests (within a minute)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not brglm2"
 
 test-slow: $(STAMP) ## the slow tests (process isolation with spawn, signals, timeouts)
 	$(BIN)/python -m pytest -m slow
+
+# Needs Rscript with brglm2 (Debian: apt-get install r-base-core r-cran-brglm2); fails
+# without it. The fast suite compares with brglm2's committed fixtures instead.
+test-brglm2: $(STAMP) ## penalty="firth" against R's brglm2, live on fresh tables
+	PANCREAS_FL_REQUIRE_R=1 $(BIN)/python -m pytest -m brglm2 -p no:cacheprovider
 
 # Another CPU makes OpenBLAS pick other kernels, and results differ in their last bits: the
 # suite compares bit for bit only within one environment, and the golden file with a
@@ -56,7 +61,7 @@ OTHER_CPUS ?= Haswell Sandybridge Prescott
 test-other-cpus: $(STAMP) ## the suite (but the slow tests) with other CPUs' BLAS kernels
 	@for core in $(OTHER_CPUS); do \
 		echo "== OPENBLAS_CORETYPE=$$core"; \
-		OPENBLAS_CORETYPE=$$core $(BIN)/python -m pytest -m "not slow" -p no:cacheprovider || exit 1; \
+		OPENBLAS_CORETYPE=$$core $(BIN)/python -m pytest -m "not slow and not brglm2" -p no:cacheprovider || exit 1; \
 	done
 
 $(OLDEST_STAMP): pyproject.toml .ci/oldest-constraints.txt
@@ -97,14 +102,18 @@ test-flame: $(FLAME_STAMP) ## the SDK tests under the real FLAME SDK (FLAMESDK=0
 	$(FLAME_VENV)/bin/python -c "import flame, flamesdk, importlib.metadata as m; print('FLAME SDK: flame', m.version('flame'), 'flamesdk', m.version('flamesdk'))"
 	PANCREAS_FL_SDK=flame $(FLAME_VENV)/bin/python -m pytest $(FLAME_TESTS)
 
-# What analysts upload to the FLAME Hub: the entrypoint and the analysis package, nothing else
-# (the offline engine and the node emulator are tools for running off FLAME).
+# What analysts upload to the FLAME Hub: the entrypoint and the analysis package, nothing else.
+# The local tools (pancreas_fl_tools), the offline engine and the node emulator are not node
+# code, and neither is pancreas_fl/__main__.py (`python -m pancreas_fl` is for local use; FLAME
+# runs pancreas_analysis.py). benchmarks/upload_share.py reads what this target assembles.
 HUB_DIR ?= dist/hub
-hub: ## assemble the FLAME Hub upload in dist/hub/src/ (entrypoint + pancreas_fl)
-	rm -rf "$(HUB_DIR)" && mkdir -p "$(HUB_DIR)/src"
-	cp -R src/pancreas_analysis.py src/pancreas_fl "$(HUB_DIR)/src/"
-	find "$(HUB_DIR)" -name __pycache__ -prune -exec rm -rf {} +
-	@echo "upload $(HUB_DIR)/src/ and select pancreas_analysis.py: $$(find "$(HUB_DIR)/src" -type f | wc -l | tr -d ' ') files, $$(du -sk "$(HUB_DIR)/src" | cut -f1) KiB"
+hub: ## assemble the FLAME Hub upload in dist/hub/src/ and list it (files, lines)
+	@rm -rf "$(HUB_DIR)" && mkdir -p "$(HUB_DIR)/src"
+	@cp -R src/pancreas_analysis.py src/pancreas_fl "$(HUB_DIR)/src/"
+	@find "$(HUB_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+	@rm -f "$(HUB_DIR)/src/pancreas_fl/__main__.py"
+	@cd "$(HUB_DIR)/src" && find . -type f | sort | xargs wc -l | sed -e 's|\./||' -e '$$d'
+	@echo "upload $(HUB_DIR)/src/ and select pancreas_analysis.py: $$(find "$(HUB_DIR)/src" -type f | wc -l | tr -d ' ') files, $$(find "$(HUB_DIR)/src" -type f -exec cat {} + | wc -l | tr -d ' ') lines, $$(du -sk "$(HUB_DIR)/src" | cut -f1) KiB"
 
 format: $(STAMP) ## format and autofix the code
 	$(BIN)/ruff format src tests benchmarks
@@ -115,6 +124,7 @@ bench: $(STAMP) ## run the benchmarks
 	$(BIN)/python benchmarks/isolation.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/upload_share.py
 
 clean: ## remove the virtual environments and caches
 	rm -rf $(VENV) $(OLDEST_VENV) .venv-flame-* .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info

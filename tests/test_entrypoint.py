@@ -67,7 +67,9 @@ def hub_copy(tmp_path: Path) -> Path:
     target.mkdir(parents=True)
     shutil.copy(SRC / ENTRYPOINT, target / ENTRYPOINT)
     shutil.copytree(
-        SRC / "pancreas_fl", target / "pancreas_fl", ignore=shutil.ignore_patterns("__pycache__")
+        SRC / "pancreas_fl",
+        target / "pancreas_fl",
+        ignore=shutil.ignore_patterns("__pycache__", "__main__.py"),  # python -m: local only
     )
     return target
 
@@ -174,6 +176,33 @@ def test_python_dash_m_starts_the_node(tmp_path):
     assert star_model_call(proc)["query"] == ["pancreasData.csv"]
 
 
+@pytest.mark.parametrize(
+    ("args", "backend"),
+    [(["--help"], "auto"), (["simulate", "data/sample/node1"], "auto"), ([], "local")],
+    ids=["help", "a-command", "off-flame"],
+)
+def test_python_dash_m_off_a_node_says_so_in_one_line(tmp_path, args, backend):
+    env = {**os.environ, "PANCREAS_FL_SDK": backend}
+    if backend == "auto":
+        env["PYTHONPATH"] = str(fake_sdk(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pancreas_fl", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert re.fullmatch(
+        r"pancreas_fl: python -m pancreas_fl is the FLAME node entrypoint .* For local use, run "
+        r"pancreas-fl --help\.\n",
+        proc.stderr,
+    )
+
+
 def files_below(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
@@ -191,7 +220,8 @@ def test_make_hub_assembles_exactly_the_upload_set(tmp_path):
     uploaded = files_below(out / "src")
     assert uploaded == files_below(hub_copy(tmp_path))
     assert {name.split("/")[0] for name in uploaded} == set(UPLOAD_SET)
-    assert re.search(rf"{len(uploaded)} files, \d+ KiB", proc.stdout), proc.stdout
+    lines = sum(len((out / "src" / name).read_bytes().splitlines()) for name in uploaded)
+    assert re.search(rf"{len(uploaded)} files, {lines} lines, \d+ KiB", proc.stdout), proc.stdout
 
 
 def test_the_dockerfile_runs_the_same_entrypoint_as_the_hub():

@@ -26,6 +26,7 @@ CONFIGS = {
     "exact": {"strategy": "exact"},
     "exact-standardize": {"strategy": "exact", "standardize": True, "fit_intercept": True},
     "exact-lbfgs": {"strategy": "exact", "solver": "lbfgs", "fit_intercept": True},
+    "exact-firth": {"strategy": "exact", "penalty": "firth", "fit_intercept": True},
 }
 
 
@@ -91,6 +92,10 @@ def test_broadcasts_have_the_documented_keys(run):
             assert set(broadcast) == keys(exact_messages.ExactBroadcast)
             if p.standardize:
                 assert set(broadcast["scaler"]) == keys(exact_messages.Scaler)
+            if p.penalty == "firth":
+                assert set(broadcast["firth"]) == keys(exact_messages.FirthRequest)
+            else:
+                assert broadcast["firth"] is None
         elif p.output == "coef":
             assert isinstance(broadcast, np.ndarray)
         else:
@@ -116,7 +121,7 @@ def test_messages_carry_only_aggregates_counts_and_names(run):
         if isinstance(cls, type) and issubclass(cls, dict) and hasattr(cls, "__annotations__")
         for name in cls.__annotations__
     }
-    allowed_text = columns | names | settings | field_names | {"full", "diag"}
+    allowed_text = columns | names | settings | field_names | {"full", "diag", "third"}
     for value in leaves([run.sent, run.broadcasts]):
         if isinstance(value, np.ndarray):
             assert value.dtype.kind == "f"

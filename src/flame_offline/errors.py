@@ -42,10 +42,12 @@ class NodeFailedError(RuntimeError):
     error : BaseException or None, optional
         The original exception object when it could be pickled back to the tester,
         else ``None``.
+    note : str, optional
+        What the run itself did that may explain the failure (appended to the message).
 
     Attributes
     ----------
-    node_id, role, error_type, error_message, traceback, error
+    node_id, role, error_type, error_message, traceback, error, note
         As given.
     """
 
@@ -57,6 +59,7 @@ class NodeFailedError(RuntimeError):
         error_message: str,
         traceback: str = "",
         error: BaseException | None = None,
+        note: str = "",
     ) -> None:
         self.node_id = node_id
         self.role = role
@@ -64,9 +67,9 @@ class NodeFailedError(RuntimeError):
         self.error_message = error_message
         self.traceback = traceback
         self.error = error
-        super().__init__(
-            f"node {node_id!r} ({role_label(role)}) failed: {error_type}: {error_message}"
-        )
+        self.note = note
+        message = f"node {node_id!r} ({role_label(role)}) failed: {error_type}: {error_message}"
+        super().__init__(f"{message}\n{note}" if note else message)
 
     def __reduce__(self):
         """Pickle as the constructor's arguments, so the error crosses processes intact."""
@@ -79,6 +82,7 @@ class NodeFailedError(RuntimeError):
                 self.error_message,
                 self.traceback,
                 self.error,
+                self.note,
             ),
         )
 

@@ -124,6 +124,15 @@ def _silent(*args: Any) -> None:
     """Stands in for ``print`` when the tester is asked not to print the result."""
 
 
+#: Added to a failure of an s3 run that passed no ``query``: every analyzer got ``data=None``.
+_NO_QUERY = (
+    "Note: this run passed no query, so every analyzer got data=None, as on a production "
+    "node (get_s3_data(None) returns None; the SDK's local mock hands over the data anyway). "
+    "Pass the object keys to fetch, e.g. query=['pancreasData.csv'], or query=[] for every "
+    "object of each hospital's bucket."
+)
+
+
 class StarModelTester:
     """Run a star-pattern analysis locally: one analyzer per data split plus one aggregator.
 
@@ -306,6 +315,7 @@ class StarModelTester:
 
         self.isolation = isolation
         self.timeout = timeout
+        self._data_type, self._query = data_type, query
         self.logs: list[LogRecord] = []
         self.result: Any = None
         self.results: list[Any] = []
@@ -474,8 +484,19 @@ class StarModelTester:
                 )
         if isinstance(error, NodeTimeoutError):
             raise error from None
+        note = ""
+        if self._data_type == "s3" and self._query is None:
+            note = _NO_QUERY
+            if print_failures:
+                print(note, file=sys.stderr)
         raise NodeFailedError(
-            failed.node_id, failed.role, failed.error_type, failed.message, failed.traceback, error
+            failed.node_id,
+            failed.role,
+            failed.error_type,
+            failed.message,
+            failed.traceback,
+            error,
+            note,
         ) from error
 
     def _take_result(self, submission: FinalSubmission) -> None:

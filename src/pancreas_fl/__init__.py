@@ -5,11 +5,17 @@ aggregator node combines only aggregates; no patient record leaves a hospital.
 
 * :class:`PancreasAnalyzer` and :class:`FederatedLogisticRegression`: the FLAME node classes
   (subclasses of the star-pattern bases chosen by :mod:`pancreas_fl.sdk`).
-* :func:`main`: the FLAME entrypoint (``python -m pancreas_fl``).
+* :func:`main`: the FLAME entrypoint (``src/pancreas_analysis.py`` calls it).
 * :func:`load_model`: a result file as a fitted scikit-learn ``LogisticRegression``.
+
+The local tools (the ``pancreas-fl`` command, simulation, reports) are the separate package
+:mod:`pancreas_fl_tools`, which the FLAME Hub upload does not hold. Module paths of 0.1 that
+moved still import, with a :class:`DeprecationWarning` (:mod:`pancreas_fl._moved`).
 """
 
 from importlib import import_module
+
+from pancreas_fl import _moved
 
 __all__ = [
     "FederatedLogisticRegression",
@@ -29,6 +35,9 @@ _LAZY = {
     "load_model": "pancreas_fl.results",
     "main": "pancreas_fl.entrypoint",
 }
+
+
+_moved.install()
 
 
 def __getattr__(name):

@@ -161,7 +161,7 @@ class PancreasAnalyzer(StarAnalyzer):
             err = err.with_context(node=self.id)
             _fail(self.flame, err)
             raise err from None
-        except ConfigError as err:
+        except (ConfigError, OutOfStepError) as err:  # e.g. a damaged Firth request
             _fail(self.flame, err)
             raise
         return {"node": self.id, "round": self.num_iterations, "intro": intro, "update": update}
@@ -316,7 +316,11 @@ class FederatedLogisticRegression(StarAggregator):
             )
             return SetupBroadcast(levels={c: list(names) for c, names in levels.items()})
         updates = {message["node"]: message["update"] for message in messages}
-        return self.strategy_.aggregate(updates, model_round)
+        try:
+            return self.strategy_.aggregate(updates, model_round)
+        except (ConfigError, OutOfStepError) as err:  # e.g. Firth on an aliased design
+            _fail(self.flame, err)
+            raise
 
     def has_converged(self, result, last_result) -> bool:
         """Whether the analysis stops after this round; logs why when it does.

@@ -34,10 +34,9 @@ from pancreas_fl._memory import one_file_at_a_time
 from pancreas_fl._warnings import ignoring
 from pancreas_fl.columns import MAX_ABS_VALUE, check_labels, label_position
 from pancreas_fl.csvfile import read_table
-from pancreas_fl.encoding import Encoding, as_levels
+from pancreas_fl.encoding import as_levels
 from pancreas_fl.errors import DataError, PrivacyError
 from pancreas_fl.params import Params
-from pancreas_fl.reader import HospitalData, Reading
 from pancreas_fl.s3 import find_object, resolve_key
 from pancreas_fl.wording import listed, listed_counts
 
@@ -45,7 +44,6 @@ __all__ = [
     "PreparedTable",
     "categorical_text",
     "prepare_table",
-    "read_with_column_options",
 ]
 
 _MAX_LISTED = 20
@@ -104,18 +102,6 @@ class PreparedTable:
         cls = PrivacyError if privacy else DataError
         self.problems.append(cls(text, file=self.file, hint=hint))
 
-    def hospital_data(self, encoding: Encoding) -> HospitalData:
-        """Return the encoded data the strategies use.
-
-        With the agreed levels: all-zero columns for levels this hospital lacks.
-        """
-        return HospitalData(
-            X=encoding.encode(self.frame),
-            y=self.labels.to_numpy(),
-            feature_names=tuple(encoding.feature_names),
-            label_name=self.label,
-        )
-
 
 def prepare_table(data: object, params: Params, *, require_both_classes: bool) -> PreparedTable:
     """Read a hospital's table with the analysis's column options, collecting every problem.
@@ -137,32 +123,6 @@ def prepare_table(data: object, params: Params, *, require_both_classes: bool) -
     """
     with one_file_at_a_time():
         return _prepare(data, params, require_both_classes)
-
-
-def read_with_column_options(reading: Reading, data: object, require_both_classes: bool):
-    """Fill ``reading`` from the prepared table (the reader's column-option configuration).
-
-    Returns
-    -------
-    int or None
-        The number of the model's parameters the rows must support (with categorical
-        columns, counted with the levels held here until they are agreed); ``None`` when
-        the table has problems.
-    """
-    p = reading.params
-    table = prepare_table(data, p, require_both_classes=require_both_classes)
-    reading.file, reading.problems, reading.table = table.file, table.problems, table
-    reading.n, reading.n_pos, reading.n_dropped = table.n_used, table.n_positive, table.n_dropped
-    reading.columns = [*table.features, table.label]
-    if table.problems:
-        return None
-    categorical = p.categorical or ()
-    if categorical:
-        reading.levels = table.levels
-    else:
-        reading.data = table.hospital_data(Encoding(table.features, fill=p.fill or {}))
-    n_levels = sum(len(names) - 1 for names in table.levels.values())
-    return len(table.features) - len(categorical) + n_levels + p.fit_intercept
 
 
 def _prepare(data: object, params: Params, require_both_classes: bool) -> PreparedTable:

@@ -36,7 +36,7 @@ def main(**params) -> None:
     A ``dataset`` glob pattern (e.g. ``"synthetic_*_labeled.csv"``) is passed as
     ``query=[]``: the node then downloads *every* object of the hospital's bucket, once, in
     the first round (transfer and memory for all of them, however large), and the analysis
-    picks the one key that matches (:func:`pancreas_fl.table.resolve_key`). Where buckets hold
+    picks the one key that matches (:func:`pancreas_fl.s3.resolve_key`). Where buckets hold
     other large files, ask each data owner for the exact key instead.
     """
     kwargs = params or None

@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pancreas_fl.encoding import Encoding, union_levels
 from pancreas_fl.errors import ConfigError, DataError, raise_problems
 from pancreas_fl.messages import Introduction
 from pancreas_fl.params import DEFAULT_DATASET, SHARED_PARAMS, Params
 from pancreas_fl.wording import listed
+
+if TYPE_CHECKING:
+    from pancreas_fl.encoding import Encoding
 
 __all__ = ["Cohort", "check_same_columns", "introduce"]
 
@@ -89,6 +92,9 @@ def introduce(intros: dict[str, Introduction], params: Params) -> Cohort:
     first = next(iter(columns.values()))
     feature_names, encoding = list(first[:-1]), None
     if params.uses_column_options:
+        # the column options only: the tutorial's run never loads the encoding
+        from pancreas_fl.encoding import Encoding, union_levels
+
         levels = union_levels({node: intro["levels"] or {} for node, intro in intros.items()})
         encoding = Encoding(
             tuple(feature_names), levels=levels, fill=params.fill or {}, missing=params.missing

@@ -51,6 +51,9 @@ DEFAULT_DATASET = "pancreasData.csv"
 
 STRATEGIES = ("fedavg", "exact")
 
+#: The exact strategy's penalties: scikit-learn's L2 (with ``C``) or Firth's (Jeffreys prior).
+PENALTIES = ("l2", "firth")
+
 #: What a hospital does with a missing value in a column the analysis uses.
 MISSING = ("error", "complete-case")
 
@@ -218,6 +221,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "both",
         "inverse L2 strength as in scikit-learn; `inf` = no penalty",
         shared=True,
+        default_doc='1.0 (`inf` with `penalty="firth"`)',
     ),
     Parameter(
         "fit_intercept",
@@ -259,6 +263,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         "auto",
         "both",
         'exact: `"newton"`, `"lbfgs"`, or `"auto"` (L-BFGS above 1,000 parameters)',
+        strategy="exact",
+        shared=True,
+    ),
+    Parameter(
+        "penalty",
+        Options(PENALTIES),
+        "l2",
+        "both",
+        'exact: `"l2"` (with `C`), or `"firth"`: Firth\'s bias-reduced fit (R\'s `logistf`, '
+        "`brglm2`), finite under separation; `C` becomes `inf`; Newton solver only",
         strategy="exact",
         shared=True,
     ),
@@ -337,6 +351,7 @@ class Params:
     local_steps: int
     standardize: bool
     solver: str
+    penalty: str
     min_patients: int
     max_param_ratio: float
     min_cell: int
@@ -415,7 +430,31 @@ def resolve_params(**kwargs) -> Params:
                 f"{name!r} applies to strategy={parameter.strategy!r} only; "
                 f"got {name}={values[name]!r} with strategy={strategy!r}."
             )
+    _check_firth(values, kwargs.get("C"))
     return Params(**values)
+
+
+def _check_firth(values: dict, given_C: Any) -> None:
+    """Firth's penalty is the whole penalty: ``C`` becomes ``inf``, a finite one is refused.
+
+    Jeffreys' prior and an L2 penalty could be added, but the sum is neither Firth's estimate
+    (bias-reduced, as R's ``logistf``/``brglm2``) nor scikit-learn's, and its Wald table would
+    be that of no established method. The penalty needs the information matrix: the Newton
+    solver.
+    """
+    if values["penalty"] != "firth":
+        return
+    if given_C is not None and values["C"] != float("inf"):
+        raise ConfigError(
+            f"penalty='firth' is the whole penalty and cannot be combined with "
+            f"C={values['C']!r}; leave C out (it becomes inf) or use penalty='l2' for the L2 fit."
+        )
+    if values["solver"] == "lbfgs":
+        raise ConfigError(
+            "penalty='firth' needs the information matrix, which solver='lbfgs' does not "
+            "share; use solver='newton' or 'auto'."
+        )
+    values["C"] = float("inf")
 
 
 def _check_columns(values: dict) -> None:

@@ -6,10 +6,10 @@ In the FLAME star pattern each hospital (analyzer node) sends the aggregator, on
 only a model update: the logistic-regression coefficient vector fitted or refined on its own
 patients (``n_params`` numbers), plus, depending on the strategy, the number of patients the
 update was computed from and the column *names* of its file (see
-:func:`pancreas_fl.data.check_same_columns`). No row, no cell value and no per-patient quantity
+:func:`pancreas_fl.handshake.check_same_columns`). No row, no cell value and no per-patient quantity
 ever leaves it. The names are what the hospital chose to export, and all of them cross; a
 first row that is not a header (values, or a decimal number, where names belong: a file
-exported without its header) is refused by :mod:`pancreas_fl.data` before anything is sent.
+exported without its header) is refused by :mod:`pancreas_fl.reader` before anything is sent.
 The aggregator's result (averaged coefficients) is broadcast back and, at the end, returned to
 the analyst.
 

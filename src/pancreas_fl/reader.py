@@ -30,6 +30,7 @@ Every message holds counts, line numbers and column names, never a patient value
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,10 @@ from pancreas_fl.errors import ConfigError, DataError, PrivacyError, as_error, a
 from pancreas_fl.params import DEFAULT_DATASET, Params
 from pancreas_fl.privacy import check_disclosure
 from pancreas_fl.s3 import find_object, resolve_key
+
+if TYPE_CHECKING:
+    from pancreas_fl.column_options import PreparedTable
+    from pancreas_fl.encoding import Encoding
 
 __all__ = [
     "HospitalData",
@@ -150,6 +155,19 @@ class HospitalData:
         """``y`` as a Series named after the label column: a view, no copy."""
         return pd.Series(self.y, name=self.label_name, copy=False)
 
+    @classmethod
+    def from_table(cls, table: PreparedTable, encoding: Encoding) -> HospitalData:
+        """Encode a table prepared with the column options (:mod:`pancreas_fl.column_options`).
+
+        With the agreed levels: all-zero columns for levels this hospital lacks.
+        """
+        return cls(
+            X=encoding.encode(table.frame),
+            y=table.labels.to_numpy(),
+            feature_names=tuple(encoding.feature_names),
+            label_name=table.label,
+        )
+
     def to_numpy(self) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(X, y)``: the arrays themselves (float64 C-contiguous and int64, read-only)."""
         return self.X, self.y
@@ -194,7 +212,7 @@ class Reading:
     n_dropped: int = 0
     columns: list[str] = field(default_factory=list)
     levels: dict[str, list[str]] | None = None
-    table: object = None
+    table: PreparedTable | None = None
     dialect: Dialect | None = None
 
     def guard(self, n_params: int) -> None:
@@ -240,7 +258,7 @@ class Reading:
         encoding = Encoding(
             self.table.features, levels=agreed, fill=p.fill or {}, missing=p.missing
         )
-        self.data = self.table.hospital_data(encoding)
+        self.data = HospitalData.from_table(self.table, encoding)
         self.guard(self.data.n_features + p.fit_intercept)
         if self.problems:
             raise self.problems[0]
@@ -274,26 +292,64 @@ def read_hospital(data: object, params: Params, *, require_both_classes: bool) -
     except DataError as err:
         reading.problems.append(err)
         return reading
-    if params.uses_column_options:
-        from pancreas_fl.column_options import read_with_column_options
-
-        n_params = read_with_column_options(reading, data, require_both_classes)
-    else:
-        reading.data, reading.problems = read_hospital_data(
-            data,
-            dataset=reading.file,
-            label=params.label,
-            require_both_classes=require_both_classes,
-        )
-        d = reading.data
-        if d is not None:
-            reading.n, reading.n_pos, reading.columns = d.n_samples, d.n_positive, list(d.columns)
-        n_params = None if d is None else d.n_features + params.fit_intercept
+    read = _read_with_column_options if params.uses_column_options else _read_as_the_tutorial
+    n_params = read(reading, data, require_both_classes)
     if n_params is not None and not reading.problems:
         reading.guard(n_params)
     if reading.problems:
         reading.data = None
     return reading
+
+
+def _read_as_the_tutorial(reading: Reading, data: object, require_both_classes: bool):
+    """Fill ``reading`` as the tutorial reads the file (:func:`read_hospital_data`).
+
+    Returns
+    -------
+    int or None
+        The number of the model's parameters; ``None`` when the file has problems.
+    """
+    d, reading.problems = read_hospital_data(
+        data,
+        dataset=reading.file,
+        label=reading.params.label,
+        require_both_classes=require_both_classes,
+    )
+    if d is None:
+        return None
+    reading.data, reading.columns = d, list(d.columns)
+    reading.n, reading.n_pos = d.n_samples, d.n_positive
+    return d.n_features + reading.params.fit_intercept
+
+
+def _read_with_column_options(reading: Reading, data: object, require_both_classes: bool):
+    """Fill ``reading`` from the table prepared with the column options.
+
+    Returns
+    -------
+    int or None
+        The number of the model's parameters the rows must support (with categorical
+        columns, counted with the levels held here until they are agreed); ``None`` when
+        the table has problems.
+    """
+    # only with column options: the tutorial's run never loads them
+    from pancreas_fl.column_options import prepare_table
+    from pancreas_fl.encoding import Encoding
+
+    p = reading.params
+    table = prepare_table(data, p, require_both_classes=require_both_classes)
+    reading.file, reading.problems, reading.table = table.file, table.problems, table
+    reading.n, reading.n_pos, reading.n_dropped = table.n_used, table.n_positive, table.n_dropped
+    reading.columns = [*table.features, table.label]
+    if table.problems:
+        return None
+    categorical = p.categorical or ()
+    if categorical:
+        reading.levels = table.levels
+    else:
+        reading.data = HospitalData.from_table(table, Encoding(table.features, fill=p.fill or {}))
+    n_levels = sum(len(names) - 1 for names in table.levels.values())
+    return len(table.features) - len(categorical) + n_levels + p.fit_intercept
 
 
 def in_tutorial_format(

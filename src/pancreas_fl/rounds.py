@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pancreas_fl import results
 from pancreas_fl.handshake import Cohort
 from pancreas_fl.params import Params
 
@@ -82,7 +81,13 @@ def final_model(
     standardization: dict | None = None,
     statistics: dict | None = None,
 ) -> dict:
-    """Build the model dict the analyst receives (see :func:`pancreas_fl.results.make_model`)."""
+    """Build the model dict the analyst receives (see :func:`pancreas_fl.results.make_model`).
+
+    Only with ``output='model'`` (the exact strategy's default): the tutorial's run, whose
+    result is the bare coefficient array, never loads :mod:`pancreas_fl.results`.
+    """
+    from pancreas_fl import results
+
     return results.make_model(
         strategy=params.strategy,
         coef=coef,

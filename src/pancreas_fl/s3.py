@@ -82,31 +82,7 @@ def find_object(data: object, dataset: str) -> bytes | bytearray | memoryview:
         analysis asked for no object), holds no such key, or the object is not bytes or is
         blank.
     """
-    if data is None:
-        raise DataError(
-            "this hospital received no data (data=None): the analysis asked for no s3 object",
-            file=dataset,
-            hint=(
-                f"start the analysis with query=[{dataset!r}] (the dataset's object key), or "
-                "query=[] for every object of the bucket, as pancreas_fl.main() does"
-            ),
-        )
-    what = (
-        "FLAME delivers s3 data as a list with one dict per data source, "
-        "mapping object keys (file names) to bytes"
-    )
-    if not isinstance(data, (list, tuple)) or not all(isinstance(d, Mapping) for d in data):
-        raise DataError(
-            f"data must be a list of dicts, got {_type_name(data)}",
-            file=dataset,
-            hint=f"{what}; run the analysis with data_type='s3'",
-        )
-    if len(data) == 0:
-        raise DataError(
-            "data is an empty list (this hospital has no data source)",
-            file=dataset,
-            hint=f"{what}; ask the data owner to attach the dataset to the project",
-        )
+    _check_sources(data, dataset)
     for source in data:
         if dataset in source:
             raw = source[dataset]
@@ -133,6 +109,35 @@ def find_object(data: object, dataset: str) -> bytes | bytearray | memoryview:
             hint="Export the data again with a header row and one row per patient",
         )
     return raw
+
+
+def _check_sources(data: object, dataset: str) -> None:
+    """Refuse what is not FLAME's s3 data: ``None`` (no query), or not a list of dicts."""
+    if data is None:
+        raise DataError(
+            "this hospital received no data (data=None): the analysis asked for no s3 object",
+            file=dataset,
+            hint=(
+                f"Start the analysis with query=[{dataset!r}] (the dataset's object key), or "
+                "query=[] for every object of the bucket, as pancreas_fl.main() does"
+            ),
+        )
+    what = (
+        "FLAME delivers s3 data as a list with one dict per data source, "
+        "mapping object keys (file names) to bytes"
+    )
+    if not isinstance(data, (list, tuple)) or not all(isinstance(d, Mapping) for d in data):
+        raise DataError(
+            f"data must be a list of dicts, got {_type_name(data)}",
+            file=dataset,
+            hint=f"{what}; run the analysis with data_type='s3'",
+        )
+    if len(data) == 0:
+        raise DataError(
+            "data is an empty list (this hospital has no data source)",
+            file=dataset,
+            hint=f"{what}; ask the data owner to attach the dataset to the project",
+        )
 
 
 def _type_name(obj: object) -> str:

@@ -194,6 +194,8 @@ def _title(view: ResultView) -> str:
         return f"{what}: no standard errors, no intervals"
     if not stats.get("wald", True):
         return "No maximum-likelihood estimate: (quasi-)separation"
+    if stats.get("penalty") == "firth":
+        return "Firth's penalized likelihood: odds ratios with 95 % intervals"
     if stats.get("penalized"):
         return f"L2-penalized (C={stats.get('C', float('nan')):g}): approximate intervals"
     return "Maximum likelihood: odds ratios with 95 % intervals"

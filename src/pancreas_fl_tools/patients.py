@@ -51,14 +51,7 @@ def load_feature_table(
 
     def check_width(header: list[str], max_rows: int) -> None:
         if feature_names is not None:
-            present = set(header)
-            missing = [name for name in feature_names if name not in present]
-            if missing:
-                raise DataError(
-                    f"lacks the model's feature column(s) {listed(missing)}",
-                    file=dataset,
-                    hint="Give the columns the model was trained on, with the same names",
-                )
+            _require_columns(feature_names, set(header), dataset)
         elif len(header) not in (n_features, n_features + 1):
             raise DataError(
                 f"has {len(header)} columns but the model has {n_features} features",
@@ -85,13 +78,7 @@ def read_raw_features(raw: bytes, *, dataset: str, encoding: Encoding) -> pd.Dat
     """
 
     def check_width(header, max_rows) -> None:
-        absent = [c for c in encoding.features if c not in header]
-        if absent:
-            raise DataError(
-                f"lacks the model's feature column(s) {listed(absent)}",
-                file=dataset,
-                hint="Give the columns the model was trained on, with the same names",
-            )
+        _require_columns(encoding.features, set(header), dataset)
 
     _, df = read_table(
         raw, dataset, no_rows_hint="Give at least one patient's row", check_width=check_width
@@ -102,3 +89,14 @@ def read_raw_features(raw: bytes, *, dataset: str, encoding: Encoding) -> pd.Dat
         for column in encoding.levels:
             frame[column] = as_levels(text[column])
     return frame
+
+
+def _require_columns(names: Sequence[str], present: set[str], dataset: str) -> None:
+    """Refuse a file that lacks any of the model's feature columns, naming them."""
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise DataError(
+            f"lacks the model's feature column(s) {listed(missing)}",
+            file=dataset,
+            hint="Give the columns the model was trained on, with the same names",
+        )

@@ -94,7 +94,7 @@ def dataset_path(folder, dataset: str = DEFAULT_DATASET) -> Path:
     """Return the path of a hospital's data file.
 
     That is ``folder/dataset``, or the one file in ``folder`` whose name matches the glob
-    pattern ``dataset`` (as :func:`pancreas_fl.table.resolve_key` matches object keys; a file
+    pattern ``dataset`` (as :func:`pancreas_fl.s3.resolve_key` matches object keys; a file
     named like the pattern itself wins).
 
     Only names are listed, nothing is read.
@@ -387,4 +387,4 @@ def _encoded_data(split, encoding: Encoding, *, dataset: str, label) -> Hospital
     table = prepare_table(split, params, require_both_classes=False)
     if table.problems:
         raise table.problems[0]
-    return table.hospital_data(encoding)
+    return HospitalData.from_table(table, encoding)

@@ -12,7 +12,7 @@ import pickle
 
 import pytest
 
-from flame_offline import StarAggregator, StarAnalyzer, StarModelTester
+from flame_offline import NodeFailedError, StarAggregator, StarAnalyzer, StarModelTester
 
 
 class CountingAnalyzer(StarAnalyzer):
@@ -70,7 +70,12 @@ def test_every_object_with_an_empty_query_and_named_result_files(tmp_path, isola
 
 
 def test_without_a_query_the_same_analysis_gets_no_data():
-    with pytest.raises(Exception, match=r"TypeError: cannot unpack non-iterable NoneType"):
+    with pytest.raises(
+        NodeFailedError,
+        match=r"(?s)TypeError: cannot unpack non-iterable NoneType.*\nNote: this run passed no "
+        r"query, so every analyzer got data=None.*query=\['pancreasData.csv'\], or query=\[\] "
+        r"for every object",
+    ) as info:
         StarModelTester(
             SPLITS,
             CountingAnalyzer,
@@ -79,3 +84,4 @@ def test_without_a_query_the_same_analysis_gets_no_data():
             print_failures=False,
             log_handler=lambda record: None,
         )
+    assert info.value.note.startswith("Note: this run passed no query")

@@ -121,3 +121,19 @@ def test_too_many_terms_are_refused(tmp_path):
 )
 def test_ticks_are_round_odds_ratios(low, high, expected):
     np.testing.assert_allclose(forest._ticks(low, high), expected)
+
+
+@pytest.mark.parametrize(
+    ("params", "title"),
+    [
+        ({"C": math.inf}, "Maximum likelihood: odds ratios with 95 % intervals"),
+        ({"C": 1.0}, "L2-penalized (C=1): approximate intervals"),
+        ({"penalty": "firth"}, "Firth's penalized likelihood: odds ratios with 95 % intervals"),
+    ],
+    ids=["ml", "l2", "firth"],
+)
+def test_the_title_names_the_fit(tmp_path, figures, params, title):
+    plt, kept = figures
+    model = run_analysis(sample_splits(), strategy="exact", fit_intercept=True, **params).result
+    forest_png(view_of(tmp_path, model), plt)
+    assert kept[0].axes[0].get_title() == title

@@ -8,6 +8,9 @@ Imported only when ``strategy="exact"``: the default (FedAvg, the tutorial) load
 * :mod:`~pancreas_fl.exact.sums`: the sums over a hospital's patients (log-loss, gradient,
   curvature); :mod:`~pancreas_fl.exact.standardize`: the pooled standardization's moments.
 * :mod:`~pancreas_fl.exact.solver`: the aggregator's solver, one round per call.
+* :mod:`~pancreas_fl.exact.firth`: Firth's penalized likelihood (``penalty="firth"``): the
+  hospitals' third-moment sums, the penalized objective, its statistics;
+  :mod:`~pancreas_fl.exact.firth_rounds`: its rounds at the aggregator.
 * :mod:`~pancreas_fl.exact.glm`: the GLM statistics of the pooled fit, with
   :mod:`~pancreas_fl.exact.aliasing` (collinear terms) and
   :mod:`~pancreas_fl.exact.separation` ((quasi-)separation).

@@ -40,8 +40,8 @@ model :math:`G = D_0 - D = 2(\ell - \ell_0)` on ``df_model`` degrees of freedom
 Without a penalty the maximum-likelihood estimate may not exist ((quasi-)separation; see
 :mod:`~pancreas_fl.exact.separation`): when the fit did not converge (in its estimable part),
 or fitted probabilities are numerically 0 or 1, no Wald table is given (its entries are NaN),
-the terms whose coefficients diverge are named with their direction, and a finite ``C`` is
-suggested.
+the terms whose coefficients diverge are named with their direction, and ``penalty="firth"``
+(:mod:`~pancreas_fl.exact.firth`) or a finite ``C`` is suggested.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ _PENALIZED_NOTE = (
 )
 _UNPENALIZED_NOTE = "Unpenalized maximum likelihood fit; Wald standard errors from I^-1."
 _SUGGEST_C = (
-    "Use a finite C (e.g. C=1: the L2-penalized fit always exists and is unique), or remove "
-    "or merge the separating term(s)."
+    "Use penalty='firth' (Firth's bias-reduced fit, as R's logistf: finite estimates with "
+    "valid Wald tests), or a finite C (e.g. C=1: the L2-penalized fit always exists and is "
+    "unique), or remove or merge the separating term(s)."
 )
 
 
@@ -718,13 +719,15 @@ def format_summary(summary: dict[str, Any], *, title: str = "Federated logistic 
 
 def _fit_lines(summary: dict[str, Any], half: int) -> list[str]:
     """Lay out the header's two columns: the data and the penalty left, the fit right."""
+    firth = summary.get("penalty") == "firth"
     pen = f"L2 (C={summary['C']:g})" if summary["penalized"] else "none"
+    pen = "Firth (Jeffreys prior)" if firth else pen
     left = [
         f"No. observations: {summary['n']}",
         f"Df model: {summary['df_model']}   Df resid: {summary['df_resid']}",
         f"Penalty: {pen}",
     ]
-    if summary["penalized"]:
+    if summary["penalized"] and not firth:
         left.append(f"Effective df: {summary['edf']:.3f}")
     if summary.get("aliased"):
         left.append(f"Aliased terms: {len(summary['aliased'])}")
@@ -736,11 +739,14 @@ def _fit_lines(summary: dict[str, Any], half: int) -> list[str]:
     ]
     if "llf" in summary:
         right.append(f"Log-likelihood: {summary['llf']:.4f}")
+    if "penalized_llf" in summary:
+        right.append(f"Penalized log-lik: {summary['penalized_llf']:.4f}")
     right.append(f"AIC: {summary['aic']:.4f}")
     if "bic" in summary:
         right.append(f"BIC: {summary['bic']:.4f}")
     if summary.get("lr_p_value") is not None:
-        right.append(f"LR chi2({summary['lr_df']}): {summary['lr_stat']:.4f}")
+        lr = "Penalized LR" if firth else "LR"
+        right.append(f"{lr} chi2({summary['lr_df']}): {summary['lr_stat']:.4f}")
         right.append(f"Prob > chi2: {_pval(summary['lr_p_value']).strip()}")
     if summary.get("rounds") is not None:
         right.append(f"Rounds: {summary['rounds']}")

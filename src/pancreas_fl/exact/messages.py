@@ -17,6 +17,7 @@ __all__ = [
     "ExactBroadcast",
     "ExactUpdate",
     "FeatureMoments",
+    "FirthRequest",
     "LocalTerms",
     "Scaler",
 ]
@@ -71,6 +72,11 @@ class ExactUpdate(TypedDict):
     maximum-likelihood estimate does not exist or is not resolvable ((quasi-)separation),
     and withholds the Wald table. It reveals no more than the gradient sum does (which, at
     a steep enough point, counts the same patients). ``None`` with ``moments``."""
+    firth: np.ndarray | None
+    r"""``penalty="firth"`` only (:mod:`~pancreas_fl.exact.firth`), as the broadcast's
+    ``firth`` asks: with ``terms``, the ``(p, p, p)`` third-moment sum
+    :math:`\sum_i w_i(\frac12 - \pi_i)\tilde x_i^{\otimes 3}`; or alone (two-round variant),
+    the ``(p,)`` sum :math:`\sum_i h_i(\frac12 - \pi_i)\tilde x_i`. ``None`` otherwise."""
 
 
 # --------------------------------------------------------------------- aggregator -> hospitals
@@ -79,6 +85,18 @@ class Scaler(TypedDict):
 
     mean: np.ndarray
     scale: np.ndarray
+
+
+class FirthRequest(TypedDict):
+    """What Firth's correction needs from the hospitals at the point asked for."""
+
+    send: str
+    """``"third"``: the sums and the third-moment sum (one round per step, up to
+    :data:`~pancreas_fl.exact.firth.TENSOR_LIMIT` parameters); ``"terms"``: the sums only,
+    the first round of a two-round step; ``"hat"``: the hat-weighted correction only, its
+    second round."""
+    info_inv: np.ndarray | None
+    """With ``"hat"``: the ``(p, p)`` inverse of the pooled information at the point."""
 
 
 class ExactBroadcast(TypedDict):
@@ -90,3 +108,5 @@ class ExactBroadcast(TypedDict):
     """``"full"`` (Newton: the Hessian sum) or ``"diag"`` (L-BFGS: :class:`DiagMoments`)."""
     scaler: Scaler | None
     """Set with ``standardize=True``: the hospitals standardize once, in round 1."""
+    firth: FirthRequest | None
+    """``penalty="firth"`` only: what the hospitals add for Firth's correction."""

@@ -24,29 +24,27 @@ equals a pooled fit (up to the convergence tolerance).
 Rounds
 ------
 One *round* is one evaluation: the aggregator broadcasts ``next_theta``, every hospital returns
-its terms at it, and :meth:`FederatedSolver.update` decides the next point. Its steps follow
-scikit-learn's ``NewtonSolver`` (``sklearn/linear_model/_glm/_newton_solver.py``), turned
-inside out because each evaluation of :math:`F` costs a round:
+its terms at it, and :meth:`FederatedSolver.update` decides the next point. The module reads as
+one recipe, scikit-learn's ``NewtonSolver`` (``sklearn/linear_model/_glm/_newton_solver.py``)
+turned inside out because each evaluation of :math:`F` costs a round; its sections, in order:
 
-1. check the round's sums (the point must be the one asked for) and form :math:`F`,
-   :math:`\nabla F` (and :math:`\nabla^2 F`);
-2. line search (:mod:`~pancreas_fl.exact.solver`): accept the evaluated point or shrink
-   the step and ask for another trial point;
-3. at an accepted point, :meth:`~FederatedSolver.inner_solve` computes the next direction and
-   :meth:`~FederatedSolver.check_convergence` decides whether to stop;
-4. :meth:`~FederatedSolver.finalize` reports the round as a :class:`SolverStep`.
-
-Two methods give the direction :math:`d`:
-
-* ``"newton"`` (Newton = Fisher scoring for the logit link):
-  :math:`d = -(\nabla^2 F)^{-1} \nabla F`, see :mod:`~pancreas_fl.exact.solver`.
-* ``"lbfgs"``: limited-memory BFGS for many parameters, see :mod:`~pancreas_fl.exact.solver`.
-  Hospitals send only O(p) numbers: the gradient and the weighted moments that build a
-  "centred diagonal" preconditioner, the initial inverse Hessian of the two-loop recursion.
-
-Both are safeguarded by Armijo backtracking, so the objective of accepted iterates never
-increases (in exact arithmetic; see :mod:`~pancreas_fl.exact.solver` for the
-floating-point fine print), and ``best_theta`` is always an accepted (evaluated) point.
+1. **setup**: the method (:func:`resolve_method`: Newton up to :data:`HESSIAN_LIMIT`
+   parameters, else L-BFGS) and the checked parameters (:func:`validate_solver_params`);
+2. **gradient and Hessian**: :math:`F`, :math:`\nabla F` (and :math:`\nabla^2 F`) from the
+   round's sums, ``C`` and the penalty applied once (:func:`objective`);
+3. **inner solve**: the direction :math:`d`. Newton (Fisher scoring for the logit link):
+   :math:`d = -(\nabla^2 F)^{-1} \nabla F` (:func:`newton_direction`). L-BFGS, for many
+   parameters (:class:`LBFGSMemory`): hospitals send only O(p) numbers, the gradient and the
+   weighted moments that build a "centred diagonal" preconditioner
+   (:class:`CentredDiagonal`), the initial inverse Hessian of the two-loop recursion;
+4. **line search**: Armijo backtracking, one trial point per round
+   (:class:`ArmijoLineSearch`): accept the evaluated point or shrink the step and ask for
+   another, so the objective of accepted iterates never increases (in exact arithmetic; see
+   there for the floating-point fine print) and ``best_theta`` is always an evaluated point;
+5. **the recipe**, one round per call (:class:`FederatedSolver`): check the round's sums (the
+   point must be the one asked for), line search, at an accepted point the inner solve and
+   the convergence check (:meth:`~FederatedSolver.check_convergence`), and finalize (the
+   round as a :class:`SolverStep`).
 
 Convergence
 -----------
@@ -110,6 +108,7 @@ _LBFGS_TOL_FACTOR = 1e-2
 _TINY = np.finfo(np.float64).tiny
 
 
+# ---------------------------------------------------------- 1. setup: method and parameters
 def resolve_method(n_params: int, method: str, max_hessian_features: int = HESSIAN_LIMIT) -> str:
     """Return the method ``"auto"`` stands for: Newton up to ``max_hessian_features`` parameters.
 
@@ -198,6 +197,7 @@ def validate_solver_params(
     }
 
 
+# ------------------------------------------------- 2. gradient and Hessian: the objective F
 def _penalty_diag(n_params: int, fit_intercept: bool, penalty: str | None) -> np.ndarray:
     r"""Return the diagonal of :math:`P`, the penalty's Hessian.
 
@@ -236,16 +236,7 @@ def objective(
     return float(C * loss_sum + 0.5 * np.dot(w, w))
 
 
-# ---- 3a. inner solve, Newton: the direction from the Hessian ------------------------------------
-# The Newton direction of the federated solver: solve :math:`\nabla^2 F\, d = -\nabla F`.
-#
-# For the logit link Newton's method and Fisher scoring coincide. The pooled Hessian
-# :math:`\nabla^2 F = C \sum_k H_k + P` is positive semi-definite; it is singular, or
-# numerically so, for separable data, a hospital with a single class or ``penalty=None`` with
-# collinear features. The system is therefore solved by a Jacobi-scaled Cholesky factorisation
-# (:math:`D^{-1/2} \nabla^2 F D^{-1/2}`, :math:`D = \operatorname{diag}\nabla^2 F`) with an
-# increasing ridge :math:`\lambda I` (:math:`10^{-12}` up to :math:`10^{-2}`) as fallback, and a
-# least-squares solve as the last resort.
+# ---------------------------------------------------- 3a. inner solve, Newton: d = -H^-1 g
 
 
 _RIDGE_TRIES = 12
@@ -265,6 +256,16 @@ def newton_direction(g: np.ndarray, H: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray of shape (p,)
         The Newton direction :math:`d`.
+
+    Notes
+    -----
+    For the logit link Newton's method and Fisher scoring coincide. The pooled Hessian
+    :math:`\nabla^2 F = C \sum_k H_k + P` is positive semi-definite; it is singular, or
+    numerically so, for separable data, a hospital with a single class or ``penalty=None`` with
+    collinear features. The system is therefore solved by a Jacobi-scaled Cholesky factorisation
+    (:math:`D^{-1/2} \nabla^2 F D^{-1/2}`, :math:`D = \operatorname{diag}\nabla^2 F`) with an
+    increasing ridge :math:`\lambda I` (:math:`10^{-12}` up to :math:`10^{-2}`) as fallback, and a
+    least-squares solve as the last resort.
     """
     diag = np.diag(H).copy()
     scale = np.sqrt(np.where(diag > 0, diag, 1.0))
@@ -286,22 +287,7 @@ def newton_direction(g: np.ndarray, H: np.ndarray) -> np.ndarray:
     return u / scale
 
 
-# ---- 3b. inner solve, L-BFGS: memory, two-loop recursion, preconditioner ------------------------
-# The pieces of the federated L-BFGS: correction memory, two-loop recursion, preconditioner.
-#
-# With many parameters the hospitals do not send a :math:`p \times p` Hessian. They send the
-# gradient and :math:`2p + 1` weighted moments of their features,
-#
-# .. math::
-#
-#     s = \sum_i v_i, \qquad sx = \sum_i v_i x_i, \qquad sxx = \sum_i v_i x_i^2
-#     \quad (\text{elementwise}), \qquad v_i = \sigma_i (1 - \sigma_i),
-#
-# from which the aggregator builds :class:`CentredDiagonal`, an O(p) approximation :math:`M` of
-# the Hessian of :math:`F`. The L-BFGS two-loop recursion (:meth:`LBFGSMemory.direction`) starts
-# from :math:`H_0 = M^{-1}` (Nocedal & Wright, *Numerical Optimization*, 2nd ed., Algorithm 7.4).
-# :math:`M` is exact for uncorrelated features and removes the ill-conditioning that an intercept
-# and uncentred features (log2 expression around 2-14) cause.
+# ---------------------------------------- 3b. inner solve, L-BFGS: memory and preconditioner
 
 
 class CentredDiagonal:
@@ -367,6 +353,22 @@ class LBFGSMemory:
     ----------
     memory : int
         Number of pairs kept (the oldest is dropped first).
+
+    Notes
+    -----
+    With many parameters the hospitals do not send a :math:`p \times p` Hessian. They send the
+    gradient and :math:`2p + 1` weighted moments of their features,
+
+    .. math::
+
+        s = \sum_i v_i, \qquad sx = \sum_i v_i x_i, \qquad sxx = \sum_i v_i x_i^2
+        \quad (\text{elementwise}), \qquad v_i = \sigma_i (1 - \sigma_i),
+
+    from which the aggregator builds :class:`CentredDiagonal`, an O(p) approximation :math:`M` of
+    the Hessian of :math:`F`. The L-BFGS two-loop recursion (:meth:`LBFGSMemory.direction`) starts
+    from :math:`H_0 = M^{-1}` (Nocedal & Wright, *Numerical Optimization*, 2nd ed., Algorithm 7.4).
+    :math:`M` is exact for uncorrelated features and removes the ill-conditioning that an intercept
+    and uncentred features (log2 expression around 2-14) cause.
     """
 
     def __init__(self, memory: int) -> None:
@@ -442,39 +444,7 @@ class LBFGSMemory:
         return q / max(float(np.max(np.abs(q))), 1.0)
 
 
-# ---- 4. line search: Armijo backtracking, one trial point per round -----------------------------
-# Armijo backtracking for the federated solver, one trial point per round.
-#
-# In a pooled fit the line search evaluates :math:`\phi(t) = F(\theta + t d)` for a few
-# :math:`t` inside one iteration. Federated, every evaluation is a round: the aggregator
-# broadcasts the trial point :math:`\theta + t d`, the hospitals return their sums at it, and
-# :class:`ArmijoLineSearch` decides whether to take it.
-#
-# Acceptance
-# ----------
-# A trial step :math:`t` along the descent direction :math:`d` (:math:`\nabla F^\top d < 0`) is
-# accepted when either holds:
-#
-# .. math::
-#
-#     \phi(t) \le \phi(0) + c_1 t \phi'(0)
-#     \qquad\text{or}\qquad
-#     \phi'(t) \le c_1 \phi'(0),
-#     \qquad c_1 = 10^{-4}.
-#
-# The first is Armijo's sufficient-decrease test. The second is its gradient form: :math:`F` is
-# convex along the line, so :math:`\phi(t) - \phi(0) \le t\phi'(t) \le c_1 t \phi'(0)`, which
-# implies Armijo in exact arithmetic. It stays decisive where the decrease of :math:`F` is below
-# the floating-point resolution of :math:`F` (near the optimum, met by L-BFGS in its last
-# rounds), where the value test is noise.
-#
-# Backtracking
-# ------------
-# A rejected step :math:`t` is replaced by one in :math:`[t/10, t/2]` (at least halved), the
-# minimiser of the cubic that interpolates :math:`\phi(0), \phi'(0), \phi(t), \phi'(t)`
-# (Nocedal & Wright, *Numerical Optimization*, 2nd ed., eq. 3.59), clipped to that interval;
-# plain halving when the trial's values are not finite. Below :data:`MIN_STEP` the search gives
-# up: no step lowers :math:`F` at floating-point resolution.
+# -------------------------------------------- 4. line search: Armijo, one trial point a round
 
 
 #: Sufficient-decrease constant :math:`c_1` of the Armijo test.
@@ -496,6 +466,37 @@ class ArmijoLineSearch:
         :math:`\phi'(0) = \nabla F(\theta)^\top d` (negative for a descent direction).
     t : float
         The step of the current trial point :math:`\theta + t d` (1 = full step).
+
+    Notes
+    -----
+    In a pooled fit the line search evaluates :math:`\phi(t) = F(\theta + t d)` for a few
+    :math:`t` inside one iteration. Federated, every evaluation is a round: the aggregator
+    broadcasts the trial point :math:`\theta + t d`, the hospitals return their sums at it, and
+    :class:`ArmijoLineSearch` decides whether to take it.
+
+    *Acceptance.*
+    A trial step :math:`t` along the descent direction :math:`d` (:math:`\nabla F^\top d < 0`) is
+    accepted when either holds:
+
+    .. math::
+
+        \phi(t) \le \phi(0) + c_1 t \phi'(0)
+        \qquad\text{or}\qquad
+        \phi'(t) \le c_1 \phi'(0),
+        \qquad c_1 = 10^{-4}.
+
+    The first is Armijo's sufficient-decrease test. The second is its gradient form: :math:`F` is
+    convex along the line, so :math:`\phi(t) - \phi(0) \le t\phi'(t) \le c_1 t \phi'(0)`, which
+    implies Armijo in exact arithmetic. It stays decisive where the decrease of :math:`F` is below
+    the floating-point resolution of :math:`F` (near the optimum, met by L-BFGS in its last
+    rounds), where the value test is noise.
+
+    *Backtracking.*
+    A rejected step :math:`t` is replaced by one in :math:`[t/10, t/2]` (at least halved), the
+    minimiser of the cubic that interpolates :math:`\phi(0), \phi'(0), \phi(t), \phi'(t)`
+    (Nocedal & Wright, *Numerical Optimization*, 2nd ed., eq. 3.59), clipped to that interval;
+    plain halving when the trial's values are not finite. Below :data:`MIN_STEP` the search gives
+    up: no step lowers :math:`F` at floating-point resolution.
     """
 
     def __init__(self) -> None:
@@ -558,7 +559,7 @@ class ArmijoLineSearch:
         return min(max(t_new, 0.1 * t), 0.5 * t)
 
 
-# ---- 5. the recipe, one round per call: check, line search, inner solve, convergence, finalize --
+# --------------------------- 5. the recipe, one round a call: steps 1 to 4, convergence, finalize
 @dataclass(frozen=True)
 class SolverStep:
     r"""What :meth:`FederatedSolver.update` decided after one round.

@@ -14,6 +14,11 @@ Rounds:
   point, and the fit begins in round 1.
 * then: one evaluation per round, until the solver converges, the line search cannot lower
   the objective, or ``max_iter + 1`` rounds have run.
+* ``penalty="firth"`` (:mod:`~pancreas_fl.exact.firth`): the hospitals add their
+  third-moment sum to their sums, and the solver (unpenalized, ``C=inf``) is handed Firth's
+  objective :math:`-\ell^*` and its gradient in place of the log-loss sum and its gradient.
+  Above :data:`~pancreas_fl.exact.firth.TENSOR_LIMIT` parameters an evaluation takes two
+  rounds (the sums, then the hat-weighted sums), and ``max_iter`` counts evaluations.
 
 What crosses is in :mod:`pancreas_fl.exact.messages` (:class:`ExactUpdate`,
 :class:`ExactBroadcast`).
@@ -27,6 +32,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from pancreas_fl.exact import firth
+from pancreas_fl.exact.firth_rounds import FirthRounds
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactBroadcast, ExactUpdate
 from pancreas_fl.exact.separation import column_rms, count_extreme
@@ -79,6 +86,7 @@ class ExactHospital:
         self.fit_intercept = params.fit_intercept
         self.standardize = params.standardize
         self.solver = params.solver
+        self.penalty = params.penalty
         self.scaler_: dict | None = None
 
     def update(self, broadcast: ExactBroadcast | None) -> ExactUpdate:
@@ -95,15 +103,27 @@ class ExactHospital:
         """
         if broadcast is None:
             if self.standardize:  # per-feature moments first; the fit starts next round
-                return {"terms": None, "moments": local_moments(self.X), "n_extreme": None}
+                return {
+                    "terms": None,
+                    "moments": local_moments(self.X),
+                    "n_extreme": None,
+                    "firth": None,
+                }
             theta = np.zeros(self.X.shape[1] + self.fit_intercept)
             # No broadcast yet: resolve the solver as the aggregator will, to send the
             # curvature it needs.
             newton = resolve_method(theta.size, self.solver) == "newton"
             curvature = "full" if newton else "diag"
+            request = firth.first_request(theta.size) if self.penalty == "firth" else None
         else:
             self.scaler_ = broadcast["scaler"]
             theta, curvature = broadcast["next_theta"], broadcast["curvature"]
+            request = firth.check_request(broadcast.get("firth"), len(theta))
+        extra = firth.local_sums(  # Firth's sums, as the request asks (else None)
+            self.X, theta, request, fit_intercept=self.fit_intercept, **(self.scaler_ or {})
+        )
+        if request is not None and request["send"] == "hat":  # the 2nd of two rounds
+            return {"terms": None, "moments": None, "n_extreme": None, "firth": extra}
         terms = local_terms(
             self.X,
             self.y,
@@ -112,7 +132,12 @@ class ExactHospital:
             hessian=curvature,
             **(self.scaler_ or {}),
         )
-        return {"terms": terms, "moments": None, "n_extreme": self._n_extreme(theta)}
+        return {
+            "terms": terms,
+            "moments": None,
+            "n_extreme": self._n_extreme(theta),
+            "firth": extra,
+        }
 
     def _n_extreme(self, theta: np.ndarray) -> int:
         """Patients whose fitted probability at ``theta`` is numerically 0 or 1 (a count).
@@ -206,6 +231,10 @@ class ExactAggregator:
         self.n_extreme_: int | None = None
         self.info0_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
+        self.firth_: FirthRounds | None = None  # penalty="firth" (exact/firth_rounds.py)
+        if params.penalty == "firth":
+            terms = [*cohort.feature_names, *(["intercept"] if params.fit_intercept else [])]
+            self.firth_ = FirthRounds(n_params, method, terms, fit_intercept=params.fit_intercept)
 
     def aggregate(self, updates: dict[str, ExactUpdate], num_iterations: int):
         """One round at the aggregator.
@@ -225,9 +254,17 @@ class ExactAggregator:
         """
         if self.params.standardize and self.scaler_ is None:
             return self._pool_moments(updates, num_iterations)
-        total = aggregate_terms([update["terms"] for update in updates.values()])
         theta = self.solver.pending
-        self.step_ = step = self.solver.update(theta, total["loss"], total["grad"], total["hess"])
+        if self.firth_ is not None:
+            pooled = self.firth_.pool(updates, num_iterations)
+            if pooled is None:  # the first round of a two-round Firth evaluation
+                self.rounds.record(num_iterations, None, None)
+                return self._broadcast(theta, "full")
+            total, updates, loss, grad = pooled
+        else:
+            total = aggregate_terms([update["terms"] for update in updates.values()])
+            loss, grad = total["loss"], total["grad"]
+        self.step_ = step = self.solver.update(theta, loss, grad, total["hess"])
         self._remember(theta, total, updates, accepted=step.accepted)
         delta = None if self.previous_ is None else float(np.linalg.norm(theta - self.previous_))
         self.previous_ = theta
@@ -242,7 +279,11 @@ class ExactAggregator:
             step_bound=_number(step.step_bound),
             grad_norm=_number(step.grad_norm),
         )
-        self.stop_reason_ = self._decide(step, num_iterations)
+        # a two-round Firth evaluation counts once against max_iter
+        two_round = self.firth_ is not None and self.firth_.two_round
+        self.stop_reason_ = self._decide(
+            step, self.solver.round - 1 if two_round else num_iterations
+        )
         if self.stop_reason_ is None:
             return self._broadcast(step.next_theta, step.curvature)
         model = self._model()
@@ -272,7 +313,12 @@ class ExactAggregator:
 
     def _broadcast(self, theta: np.ndarray, curvature: str) -> ExactBroadcast:
         """Return what the hospitals need for the next round (no patient-level content)."""
-        return {"next_theta": theta, "curvature": curvature, "scaler": self.scaler_}
+        return {
+            "next_theta": theta,
+            "curvature": curvature,
+            "scaler": self.scaler_,
+            "firth": None if self.firth_ is None else self.firth_.request,
+        }
 
     def _decide(self, step: SolverStep, num_iterations: int) -> str | None:
         if step.converged:
@@ -336,6 +382,17 @@ class ExactAggregator:
             )
             return None
         p, n = self.params, self.cohort.n_total
+        if self.firth_ is not None:
+            return self.firth_.statistics(
+                theta,
+                info,
+                self.step_.best_objective,
+                design_info=self.info0_,
+                feature_names=self.cohort.feature_names,
+                n=n,
+                n_positive=self.cohort.n_positive,
+                rounds=len(self.rounds.history),
+            )
         return glm_summary(
             theta,
             info,
@@ -382,10 +439,15 @@ class ExactAggregator:
                 )
 
     def _warn_unconverged(self, statistics: dict) -> None:
+        advice = (
+            "Raise max_iter."
+            if self.firth_ is not None
+            else "Without a penalty (C=inf) this usually means the classes are "
+            "(quasi-)separable; use penalty='firth' (or a finite C)."
+        )
         warning = (
             f"The fit stopped before converging ({self.stop_reason_}): standard errors "
-            "and p-values are unreliable. Without a penalty (C=inf) this usually means "
-            "the classes are (quasi-)separable; use a finite C."
+            f"and p-values are unreliable. {advice}"
         )
         statistics["note"] += " " + warning
         self.log(warning, log_type="warn")

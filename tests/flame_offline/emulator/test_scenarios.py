@@ -61,7 +61,7 @@ def run_emulator(python, out_dir, hospitals=HOSPITALS, upload=None, extra=()):
 
 _REFERENCE = """\
 import pickle, sys
-from pancreas_fl.simulation import read_hospital, simulate
+from pancreas_fl_tools.simulation import read_hospital, simulate
 from pancreas_fl import sdk
 assert sdk.BACKEND == "local", sdk.describe()
 folders, node_ids, params = eval(sys.argv[1])
@@ -206,7 +206,8 @@ def test_e_starmodel_without_query_fails_as_in_production(image_python, tmp_path
     assert summary["failure"]["node"] == "aggregator"
     error = summary["failure"]["error"]
     assert len(error.splitlines()) == 2  # one line per hospital
-    assert error.count("data must be a list of dicts, got NoneType") == 2
+    assert error.count("this hospital received no data (data=None)") == 2
+    assert error.count("Start the analysis with query=['pancreasData.csv']") == 2
     assert not (tmp_path / "out" / "final_result").exists()
 
 
