@@ -8,6 +8,7 @@ import pytest
 
 import _tutorial
 from _helpers import DATASET, SAMPLE, run_analysis, sample_splits
+from flame_offline import NodeFailedError
 from pancreas_fl.dialect import Dialect, detect, to_standard
 from pancreas_fl.errors import DataError
 
@@ -237,3 +238,18 @@ def test_explicit_parameters_override_the_detection_at_every_hospital():
     notices = [r.message for r in records if "read as" in r.message]
     assert len(notices) == 2
     assert all(m.endswith("latin-1 (as given)") for m in notices)
+
+
+def test_a_headerless_export_is_refused_without_showing_its_first_row():
+    rows = spreadsheet(SAMPLE_RAW).split(b"\r\n", 1)[1]  # the export without its header row
+    data = [{DATASET: rows}]
+    with pytest.raises(NodeFailedError, match=r"the first row has no column names") as info:
+        run_analysis([data, data])
+    assert "9,266" not in str(info.value)
+    assert "9.266" not in str(info.value)
+
+
+def test_a_decimal_number_among_a_headers_names_is_refused_as_a_missing_header():
+    rows = b"Alter;6,523;y\n70;1,5;0\n"
+    rewritten = to_standard(rows, detect(rows), "f.csv")
+    assert rewritten.split(b"\n")[0] == b"Alter,6.523,y"  # the reader's header check refuses it

@@ -310,6 +310,13 @@ def case_mixed_encodings(site):
     return simulate_argv(site), r"is not UTF-8 text \(invalid byte at offset 2, line 1\)", ()
 
 
+def case_values_joined_by_another_delimiter_in_the_first_row(site):
+    # the first row is a patient's values joined by ';' (no header): never a column name
+    secrets = first_row(site)
+    rewrite(site, lambda raw: b";," + headerless(raw).replace(b",", b";"))
+    return simulate_argv(site), r"field\(s\) that read as decimal numbers", secrets
+
+
 def case_semicolons_with_both_decimal_marks(site):
     # ';' with decimal commas and points in one file: ambiguous, refused as before
     rewrite(site, lambda raw: raw.replace(b",", b";").replace(b".", b",", 5))

@@ -19,7 +19,8 @@ Detection, each part unless given (``sep``, ``decimal``, ``encoding`` parameters
 * **separator**: the header and the first rows are split at ``,`` and at ``;`` (quotes
   respected). ``;`` when the header has at least two fields at ``;`` and one at ``,``; when
   both give two or more, the one that splits every sampled row into the header's width, the
-  wider if both do; ``,`` otherwise (today's reading and its messages).
+  wider if both do, and at the same width the one whose fields read as numbers (an export
+  without its header); ``,`` otherwise (today's reading and its messages).
 * **decimal mark** (``;``-separated files only; a comma-separated file has decimal points):
   a decimal comma when fields such as ``9,266`` occur and none such as ``9.266``; a decimal
   point when the reverse holds or no field has a fraction. Both kinds in one file is
@@ -62,6 +63,7 @@ _UTF8_SEQUENCE = re.compile(
 _NUMBER = r"\s*[+-]?(?:\d+{0}\d*|{0}\d+)(?:[eE][+-]?\d+)?\s*"
 _COMMA_NUMBER = re.compile(_NUMBER.format(","))
 _POINT_NUMBER = re.compile(_NUMBER.format(r"\."))
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 # a fraction as a whole field of the raw bytes (digits, signs and marks are ASCII in all three
 # encodings); {sep} and {mark} are filled in
 _FIELD = (
@@ -217,7 +219,17 @@ def _detect_separator(raw: bytes, encoding: str) -> str:
         fits_s = all(len(row) == width_s for row in semicolon[1:])
         if fits_s and (not fits_c or width_s > width_c):
             return ";"
+        if fits_s and width_s == width_c and _numbers(semicolon, ";") > _numbers(comma, ","):
+            # e.g. an export without its header: '9,266;9,197' is 2 fields either way, but
+            # only ';' makes them numbers (',' would name columns after pieces of values)
+            return ";"
     return ","
+
+
+def _numbers(rows: list[list[str]], sep: str) -> int:
+    """Count the fields that read as numbers (with decimal commas too, in a ';' file)."""
+    marks = (_POINT_NUMBER, _INTEGER, _COMMA_NUMBER) if sep == ";" else (_POINT_NUMBER, _INTEGER)
+    return sum(any(m.fullmatch(field) for m in marks) for row in rows for field in row)
 
 
 def _detect_decimal(raw: bytes, sep: str) -> str | None:
@@ -293,6 +305,10 @@ def to_standard(raw: bytes, dialect: Dialect, dataset: str) -> bytes:
         for row in reader:
             if header is None and row:
                 header = row
+                if dialect.decimal == ",":
+                    # a first row of patients' values (no header) must read as numbers, so
+                    # that the reader refuses it without showing them as column names
+                    row = [_point_for_comma(field, j, {}) for j, field in enumerate(row)]
             elif dialect.decimal == ",":
                 row = [_point_for_comma(field, j, points) for j, field in enumerate(row)]
             writer.writerow(row)
