@@ -60,10 +60,11 @@ _UTF8_SEQUENCE = re.compile(
     rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
     rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
-_NUMBER = r"\s*[+-]?(?:\d+{0}\d*|{0}\d+)(?:[eE][+-]?\d+)?\s*"
+_NUMBER = r"[ \t]*[+-]?(?:\d+{0}\d*|{0}\d+)(?:[eE][+-]?\d+)?[ \t]*"
 _COMMA_NUMBER = re.compile(_NUMBER.format(","))
 _POINT_NUMBER = re.compile(_NUMBER.format(r"\."))
-_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+_INTEGER = re.compile(r"[ \t]*[+-]?\d+[ \t]*")
+_UTF8_LEAD = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")  # where a multi-byte sequence may start
 # a fraction as a whole field of the raw bytes (digits, signs and marks are ASCII in all three
 # encodings); {sep} and {mark} are filled in
 _FIELD = (
@@ -182,7 +183,8 @@ def _detect_encoding(raw: bytes) -> tuple[str, str | None]:
     """Return the encoding, and why it is ambiguous (then UTF-8, checked by the reader)."""
     if _is_utf8(raw) or b"\x00" in raw or raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return "utf-8", None  # UTF-8, or left to the reader's checks (NUL bytes, UTF-16)
-    if _UTF8_SEQUENCE.search(raw):
+    lead = _UTF8_LEAD.search(raw)  # a cheaper scan first
+    if lead and _UTF8_SEQUENCE.search(raw, lead.start()):
         return "utf-8", "UTF-8 and single-byte text mixed"
     if _CP1252_UNDEFINED.search(raw):
         return "utf-8", "neither UTF-8 nor cp1252 text"
@@ -234,8 +236,9 @@ def _numbers(rows: list[list[str]], sep: str) -> int:
 
 def _detect_decimal(raw: bytes, sep: str) -> str | None:
     """Return ``","``, ``"."``, or ``None`` when both kinds of fraction occur (ambiguous)."""
-    commas = _fraction_field(sep, ",").search(raw) is not None
-    points = _fraction_field(sep, ".").search(raw) is not None
+    # the mark itself first: a file without it needs no scan field by field
+    commas = b"," in raw and _fraction_field(sep, ",").search(raw) is not None
+    points = b"." in raw and _fraction_field(sep, ".").search(raw) is not None
     if commas and points:
         return None
     return "," if commas else "."
@@ -291,6 +294,11 @@ def to_standard(raw: bytes, dialect: Dialect, dataset: str) -> bytes:
                 hint="Give the file's encoding (encoding='utf-8', 'cp1252' or 'latin-1'), or "
                 'leave it out to detect it; re-saving as "CSV UTF-8" always works',
             )
+    return _rewrite_fields(raw, dialect, dataset)
+
+
+def _rewrite_fields(raw: bytes, dialect: Dialect, dataset: str) -> bytes:
+    """Rewrite a file field by field with the :mod:`csv` module (quotes respected)."""
     text = io.TextIOWrapper(
         io.BytesIO(raw),
         encoding="utf-8-sig" if dialect.encoding == "utf-8" else dialect.encoding,
