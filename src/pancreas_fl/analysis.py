@@ -214,7 +214,11 @@ class PancreasAnalyzer(StarAnalyzer):
         }
 
     def _log(self, reading: Reading) -> None:
-        """Log what was read: the counts, or each problem that goes to the aggregator."""
+        """Log how the file was read, then the counts, or each problem sent to the aggregator."""
+        if reading.dialect is not None:  # separator, decimal mark, encoding: no value
+            self.flame.flame_log(
+                f"{reading.file}: read as {reading.dialect.describe()}", log_type="notice"
+            )
         if reading.problems:
             # Each in the hospital's own log (for its data owner: names and counts only), as
             # a notice, not as this node's failure: the aggregator fails the run once, with

@@ -28,6 +28,7 @@ from pancreas_fl.constraints import (
     NonEmptyStr,
     Options,
 )
+from pancreas_fl.dialect import DECIMALS, ENCODINGS, SEPARATORS
 from pancreas_fl.errors import ConfigError
 
 __all__ = [
@@ -173,6 +174,31 @@ PARAMETERS: tuple[Parameter, ...] = (
         default_doc="none",
     ),
     Parameter(
+        "sep",
+        Options((*SEPARATORS, None)),
+        None,
+        "hospitals",
+        'the CSV\'s field separator: `","`, `";"`, tab or pipe (a spreadsheet export\'s own '
+        "format is read as it is)",
+        default_doc='detected: `","` or `";"`',
+    ),
+    Parameter(
+        "decimal",
+        Options((*DECIMALS, None)),
+        None,
+        "hospitals",
+        'the decimal mark: `"."` or `","`',
+        default_doc="detected",
+    ),
+    Parameter(
+        "encoding",
+        Options((*ENCODINGS, None)),
+        None,
+        "hospitals",
+        'the CSV\'s text encoding: `"utf-8"`, `"cp1252"` or `"latin-1"`',
+        default_doc="detected: UTF-8 or cp1252",
+    ),
+    Parameter(
         "max_iter",
         Interval(int, 1, closed="left"),
         {"fedavg": 10, "exact": 50},
@@ -314,6 +340,9 @@ class Params:
     categorical: tuple[str, ...] | None
     missing: str
     fill: dict[str, float | int | str] | None
+    sep: str | None
+    decimal: str | None
+    encoding: str | None
     max_iter: int
     tol: float
     C: float

@@ -56,6 +56,11 @@ __all__ = ["ExactAggregator", "ExactHospital"]
 _STANDARDIZED_NOTE = " Coefficients refer to standardized features (per standard deviation)."
 
 
+def _number(x: float) -> float | None:
+    """Return a finite float for the history, ``None`` for what is not known yet (inf, NaN)."""
+    return float(x) if math.isfinite(x) else None
+
+
 # ----------------------------------------------------------------------- at each hospital
 class ExactHospital:
     """The hospital side: sums of per-patient terms at the point the aggregator asks for.
@@ -278,7 +283,16 @@ class ExactAggregator:
         delta = None if self.previous_ is None else float(np.linalg.norm(theta - self.previous_))
         self.previous_ = theta
         # a rejected trial point (line search) is evaluated but not taken
-        self.rounds.record(num_iterations, delta, total["loss"], accepted=step.accepted)
+        self.rounds.record(
+            num_iterations,
+            delta,
+            total["loss"],
+            accepted=step.accepted,
+            # the stopping rule: step_norm <= step_bound at the best point (report.plot_png)
+            step_norm=_number(step.step_norm),
+            step_bound=_number(step.step_bound),
+            grad_norm=_number(step.grad_norm),
+        )
         # a two-round Firth evaluation counts once against max_iter
         two_round = self.firth_ is not None and self.firth_.two_round
         self.stop_reason_ = self._decide(
