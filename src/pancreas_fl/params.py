@@ -28,6 +28,7 @@ from pancreas_fl.constraints import (
     NonEmptyStr,
     Options,
 )
+from pancreas_fl.dialect import DECIMALS, ENCODINGS, SEPARATORS
 from pancreas_fl.errors import ConfigError
 
 __all__ = [
@@ -171,6 +172,31 @@ PARAMETERS: tuple[Parameter, ...] = (
         "`{column: value}`: what a blank means in that column (e.g. 0 for a flag coded 1/blank)",
         shared=True,
         default_doc="none",
+    ),
+    Parameter(
+        "sep",
+        Options((*SEPARATORS, None)),
+        None,
+        "hospitals",
+        'the CSV\'s field separator: `","`, `";"`, tab or pipe (a spreadsheet export\'s own '
+        "format is read as it is)",
+        default_doc='detected: `","` or `";"`',
+    ),
+    Parameter(
+        "decimal",
+        Options((*DECIMALS, None)),
+        None,
+        "hospitals",
+        'the decimal mark: `"."` or `","`',
+        default_doc="detected",
+    ),
+    Parameter(
+        "encoding",
+        Options((*ENCODINGS, None)),
+        None,
+        "hospitals",
+        'the CSV\'s text encoding: `"utf-8"`, `"cp1252"` or `"latin-1"`',
+        default_doc="detected: UTF-8 or cp1252",
     ),
     Parameter(
         "max_iter",
@@ -335,6 +361,9 @@ class Params:
     categorical: tuple[str, ...] | None
     missing: str
     fill: dict[str, float | int | str] | None
+    sep: str | None
+    decimal: str | None
+    encoding: str | None
     max_iter: int
     tol: float
     C: float

@@ -166,7 +166,7 @@ class FirthRounds:
         rounds : int
         """
         penalized_loglik = -float(objective)
-        loss = -penalized_loglik - 0.5 * firth.logdet(info)  # the sum of the log-losses
+        loss = -penalized_loglik + 0.5 * firth.logdet(info)  # l = l* - 1/2 log det I
         fit_intercept = self.fit_intercept
         summary = glm_summary(
             theta,

@@ -610,6 +610,10 @@ class SolverStep:
         ``best_theta``, the quantity compared with ``tol * ||best_theta||``.
     grad_norm : float
         :math:`\lVert \nabla F\rVert_\infty` at ``best_theta``.
+    step_bound : float
+        What ``step_norm`` is compared with: :math:`\mathrm{tol} \lVert\theta\rVert` at
+        ``best_theta`` (L-BFGS: divided by 100, and the step taken and the preconditioned
+        gradient must be below it too); NaN before the first accepted point.
     curvature : str or None
         What the hospitals must return next: passed as ``hessian=`` to
         :func:`~pancreas_fl.exact.sums.local_terms` (``"full"`` for Newton, ``"diag"``
@@ -631,6 +635,7 @@ class SolverStep:
     step_norm: float
     grad_norm: float
     curvature: str | None
+    step_bound: float = math.nan
 
 
 class FederatedSolver:
@@ -738,6 +743,7 @@ class FederatedSolver:
         self.done = self.converged = False
         self.status = "running"
         self.last_step_norm = math.inf
+        self.last_step_bound = math.nan
         self.line_search = ArmijoLineSearch()
         self.lbfgs = LBFGSMemory(params["memory"])
 
@@ -933,13 +939,14 @@ class FederatedSolver:
         at most :math:`\mathrm{tol} \lVert\theta\rVert / 100`. A zero gradient or a zero step
         always converges.
         """
-        bound = self.tol * float(np.linalg.norm(theta))
+        bound = self.last_step_bound = self.tol * float(np.linalg.norm(theta))
         if step_norm == 0.0 or not np.any(g):
             converged = True
         elif self.method == "newton":
             converged = step_norm <= bound
         else:
             bound *= _LBFGS_TOL_FACTOR
+            self.last_step_bound = bound
             pre = float(np.linalg.norm(g.copy() if precondition is None else precondition(g)))
             converged = step_norm <= bound and taken <= bound and pre <= bound
         if converged:
@@ -963,4 +970,5 @@ class FederatedSolver:
             step_norm=self.last_step_norm,
             grad_norm=float(np.max(np.abs(self.g))) if self.g.size else 0.0,
             curvature=self.curvature,
+            step_bound=self.last_step_bound,
         )

@@ -26,6 +26,7 @@ What crosses is in :mod:`pancreas_fl.exact.messages` (:class:`ExactUpdate`,
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import replace
 
@@ -49,6 +50,7 @@ from pancreas_fl.handshake import Cohort
 from pancreas_fl.params import LBFGS_MAX_ITER, Params
 from pancreas_fl.reader import HospitalData
 from pancreas_fl.rounds import MAX_ITER_MESSAGE, Log, RoundLog, final_model
+from pancreas_fl.wire import UpdateSpec, certify
 
 __all__ = ["ExactAggregator", "ExactHospital"]
 
@@ -68,6 +70,11 @@ def curvature_plan(n_params: int, params: Params) -> CurvaturePlan:
         max_memory_mb=params.max_memory_mb,
         float32=params.penalty != "firth",
     )
+
+
+def _number(x: float) -> float | None:
+    """Return a finite float for the history, ``None`` for what is not known yet (inf, NaN)."""
+    return float(x) if math.isfinite(x) else None
 
 
 # ----------------------------------------------------------------------- at each hospital
@@ -243,10 +250,28 @@ class ExactAggregator:
         self.scale_: np.ndarray | None = None
         # why the fit stopped, while the statistics round runs (see ExactAggregator._refined)
         self.refining_: str | None = None
+        self.trace0_: float | None = None
         self.firth_: FirthRounds | None = None  # penalty="firth" (exact/firth_rounds.py)
         if params.penalty == "firth":
             terms = [*cohort.feature_names, *(["intercept"] if params.fit_intercept else [])]
             self.firth_ = FirthRounds(n_params, method, terms, fit_intercept=params.fit_intercept)
+
+    def update_spec(self) -> UpdateSpec:
+        """Return what this round's updates must be: moments, or the sums at the point asked for."""
+        d, p = len(self.cohort.feature_names), self.params
+        if p.standardize and self.scaler_ is None:
+            return UpdateSpec("moments", d, p.fit_intercept)
+        at_zero = not np.any(self.solver.pending)
+        if self.firth_ is not None and self.firth_.request["send"] == "hat":
+            return UpdateSpec("hat", d, p.fit_intercept)  # the second of two Firth rounds
+        curvature = self.solver.curvature
+        if self.refining_:  # the statistics round
+            curvature, at_zero = "residual32", False
+        elif curvature == "full":  # Newton's curvature, in the plan's encoding
+            curvature = self.plan.encoding
+        spec = UpdateSpec("terms", d, p.fit_intercept, curvature, at_zero=at_zero)
+        third = self.firth_ is not None and self.firth_.request["send"] == "third"
+        return replace(spec, scaler=self.scaler_, firth_third=third)
 
     def aggregate(self, updates: dict[str, ExactUpdate], num_iterations: int):
         """One round at the aggregator.
@@ -284,7 +309,16 @@ class ExactAggregator:
         delta = None if self.previous_ is None else float(np.linalg.norm(theta - self.previous_))
         self.previous_ = theta
         # a rejected trial point (line search) is evaluated but not taken
-        self.rounds.record(num_iterations, delta, total["loss"], accepted=step.accepted)
+        self.rounds.record(
+            num_iterations,
+            delta,
+            total["loss"],
+            accepted=step.accepted,
+            # the stopping rule: step_norm <= step_bound at the best point (report.plot_png)
+            step_norm=_number(step.step_norm),
+            step_bound=_number(step.step_bound),
+            grad_norm=_number(step.grad_norm),
+        )
         # a two-round Firth evaluation counts once against max_iter
         two_round = self.firth_ is not None and self.firth_.two_round
         self.stop_reason_ = self._decide(
@@ -314,6 +348,9 @@ class ExactAggregator:
     def _remember(self, theta: np.ndarray, total: dict, updates, *, accepted: bool) -> None:
         """Keep what the statistics need of an accepted point (aggregates only)."""
         hess = total["hess"]
+        if self.trace0_ is None and not np.any(theta):  # the certificate's curvature bound
+            diag = hess if isinstance(hess, dict) else {"s": 0.0, "sxx": np.diag(hess)}
+            self.trace0_ = float(diag["s"] + np.sum(diag["sxx"]))
         if self.info0_ is None and isinstance(hess, np.ndarray) and not np.any(theta):
             self.info0_ = np.array(hess, dtype=np.float64)
             self.scale_ = column_rms(hess, self.cohort.n_total)
@@ -348,6 +385,8 @@ class ExactAggregator:
         }
 
     def _decide(self, step: SolverStep, num_iterations: int) -> str | None:
+        if step.converged and not self._certified(step):
+            return "uncertified"
         if step.converged:
             return "tolerance"
         if step.status == "line_search_failed":
@@ -356,10 +395,35 @@ class ExactAggregator:
             return "max_iter"
         return None
 
+    def _certified(self, step: SolverStep) -> bool:
+        """Whether the hospitals' gradient sums at the best point certify convergence.
+
+        :func:`pancreas_fl.wire.certify`: no extra round, since the best point is one the
+        hospitals evaluated, and the solver keeps the penalized gradient they sent there.
+        """
+        C, finite = self.params.C, math.isfinite(self.params.C)
+        d = len(self.cohort.feature_names)
+        return certify(
+            self.solver.g,
+            step.best_theta,
+            C=C if finite else 1.0,
+            trace0=self.trace0_ or 0.0,
+            n_penalized=d if finite else 0,
+            tol=self.params.tol,
+            n_total=self.cohort.n_total,
+        )
+
     def stop_message(self, reason: str) -> tuple[str, str]:
         """Return the log line (message, log type) for ``reason``."""
         if reason == "tolerance":
             return "The solver step is smaller than the tolerance: converged", "info"
+        if reason == "uncertified":
+            return (
+                "The solver reported convergence, but the hospitals' gradient sums at the "
+                "final estimate are larger than a converged fit allows: the fit did not "
+                "converge (a damaged message?). Do not use the result.",
+                "warn",
+            )
         if reason == "line_search":
             return (
                 "The line search cannot lower the objective any further (floating-point "
