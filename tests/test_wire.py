@@ -192,7 +192,7 @@ def test_no_honest_exact_message_breaks_a_bound(data):
     rng, X, y = honest_data(data.draw)
     n, d = X.shape
     fit_intercept = data.draw(st.booleans())
-    curvature = data.draw(st.sampled_from(["full", "diag"]))
+    curvature = data.draw(st.sampled_from(["full", "diag", "triangle", "triangle32"]))
     scaler = {}
     p = d + fit_intercept
     inbox = AggregatorInbox()
@@ -234,6 +234,13 @@ def test_no_honest_exact_message_breaks_a_bound(data):
         update = {"terms": terms, "moments": None, "n_extreme": 0, "firth": third}
         update = pickle.loads(pickle.dumps(update))
         inbox.check_updates([{"node": "h", "update": update}], point, spec)
+    if curvature == "triangle32":  # the statistics round at the last point: the residual
+        terms = local_terms(
+            X, y, theta, fit_intercept=fit_intercept, hessian="residual32", **scaler
+        )
+        spec = UpdateSpec("terms", d, fit_intercept, "residual32", scaler=scaler or None)
+        update = {"terms": terms, "moments": None, "n_extreme": 0, "firth": None}
+        inbox.check_updates([{"node": "h", "update": update}], 4, spec)
 
 
 @settings(max_examples=150, deadline=None)

@@ -542,7 +542,9 @@ class AggregatorInbox:
             _third_moments(update["firth"], limits, n)
         if spec.at_zero and node not in self.limits:
             if spec.scaler is not None and node in self.moments:
-                _agrees_with_moments(limits, n, *self.moments[node], spec.scaler)
+                _agrees_with_moments(
+                    limits, n, *self.moments[node], spec.scaler, _rounding(spec.curvature)
+                )
             self.limits[node] = limits
 
 
@@ -614,8 +616,8 @@ class _Limits(NamedTuple):
     """:math:`\\sqrt{n E_j} (1 + \\rho)` plus ``under``: the gradient at most."""
 
 
-def _limits(curv: np.ndarray, n: int, fit_intercept: bool) -> _Limits:
-    rho = slack(n)
+def _limits(curv: np.ndarray, n: int, fit_intercept: bool, rounding: float = 0.0) -> _Limits:
+    rho = slack(n) + rounding
     energy = 4.0 * curv * (1 + rho)
     if fit_intercept:
         energy[-1] = n
@@ -632,7 +634,9 @@ def _limits(curv: np.ndarray, n: int, fit_intercept: bool) -> _Limits:
     )
 
 
-def _agrees_with_moments(limits: _Limits, n: int, mean, m2, scaler: dict) -> None:
+def _agrees_with_moments(
+    limits: _Limits, n: int, mean, m2, scaler: dict, rounding: float = 0.0
+) -> None:
     r"""Check the first model round's curvature at zero against the round-0 moments.
 
     With the pooled scaler :math:`(\mu, s)`, the hospital's standardized column energies are
@@ -642,7 +646,7 @@ def _agrees_with_moments(limits: _Limits, n: int, mean, m2, scaler: dict) -> Non
     """
     d = mean.shape[0]
     mu, scale = scaler["mean"], scaler["scale"]
-    rho = slack(n)
+    rho = slack(n) + rounding
     with np.errstate(all="ignore"):
         gap = mean - mu
         predicted = (m2 + n * gap * gap) / (scale * scale)
@@ -683,14 +687,21 @@ _PACKED = ("triangle", "triangle32")
 _FLOAT32_SLACK = 2.0**-23
 
 
+def _rounding(curvature: str | None) -> float:
+    """Return the relative rounding of the curvature's entries, added to the bounds' slack."""
+    return _FLOAT32_SLACK if curvature == "triangle32" else 0.0
+
+
 def _unpacked(hess: Any, encoding: str, p: int) -> np.ndarray:
     """Return the symmetric matrix a packed triangle carries (checked: keys, dtype, size)."""
     from pancreas_fl.exact.curvature import unpack_upper  # exact runs only
 
     packed = _dict(hess, "terms.hess", ("upper", "encoding"))
-    if packed["encoding"] != encoding:
+    # where float32 would lose the matrix, a hospital sends its float64 triangle instead
+    allowed = (encoding, "triangle") if encoding == "triangle32" else (encoding,)
+    if packed["encoding"] not in allowed:
         raise _Damage("terms.hess.encoding", f"is not the {encoding!r} asked for")
-    dtype = np.float64 if encoding == "triangle" else np.float32
+    dtype = np.float64 if packed["encoding"] == "triangle" else np.float32
     upper = packed["upper"]
     if not isinstance(upper, np.ndarray) or upper.dtype != dtype:
         raise _Damage("terms.hess.upper", f"is not a {np.dtype(dtype).name} array")
@@ -726,8 +737,7 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: _Limits | N
         if spec.curvature == "residual32":
             _residual(hess, limits, p, tiny)
             return limits
-        # a float32 triangle's entries are rounded: that much more slack in every bound
-        rounding = _FLOAT32_SLACK if spec.curvature == "triangle32" else 0.0
+        rounding = _rounding(spec.curvature)
         rho += rounding
         if spec.curvature in _PACKED:
             H = _unpacked(hess, spec.curvature, p)
@@ -762,7 +772,7 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: _Limits | N
             if spec.at_zero and curv[-1] < n / 4 * (1 - rho):
                 raise _Damage("terms.hess", "is not n/4 for the intercept at the zero point")
         if limits is None:
-            limits = _limits(curv, n, spec.fit_intercept)
+            limits = _limits(curv, n, spec.fit_intercept, rounding)
         else:
             _at_most(curv, limits.curv_max * (1 + rounding), "terms.hess", "sum(x^2)/4")
         bound = limits.grad_max * 0.5 if spec.at_zero else limits.grad_max

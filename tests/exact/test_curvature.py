@@ -155,3 +155,15 @@ def test_packed_curvature_keeps_the_fit_and_the_statistics_of_statsmodels(budget
         ("cov", res.cov_params()),
     ]:
         np.testing.assert_allclose(np.asarray(s[ours], float), np.asarray(theirs, float), rtol=1e-8)
+
+
+@pytest.mark.parametrize("extreme", [1e40, 1e-40])
+def test_a_matrix_float32_would_lose_crosses_as_the_float64_triangle(extreme):
+    H = np.array([[2.0, extreme], [extreme, 3.0]])
+    sent = pack_upper(H, "triangle32")
+    assert sent["encoding"] == "triangle"
+    assert sent["upper"].dtype == np.float64
+    np.testing.assert_array_equal(unpack_upper(sent["upper"], 2), H)
+    residual = pack_upper(H, "residual32")  # nothing left: the float64 triangle was exact
+    assert residual["encoding"] == "residual32"
+    assert not np.any(residual["upper"])

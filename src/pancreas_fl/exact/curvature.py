@@ -60,6 +60,7 @@ __all__ = [
     "SQUARE_LIMIT_BYTES",
     "CurvaturePlan",
     "add_packed",
+    "fits_float32",
     "gram_of_weighted_rows",
     "is_packed",
     "message_bytes",
@@ -265,6 +266,11 @@ def pack_upper(H: np.ndarray, encoding: str) -> dict[str, Any]:
         ``{"upper": 1-d array of p (p + 1) / 2 numbers, "encoding": encoding}``.
     """
     p = H.shape[0]
+    if encoding != "triangle" and not fits_float32(H):
+        if encoding == "triangle32":  # float32 would lose it: the float64 triangle, exact
+            return pack_upper(H, "triangle")
+        # the float64 triangle went at this point: nothing is left to send
+        return {"upper": np.zeros(p * (p + 1) // 2, dtype=np.float32), "encoding": encoding}
     dtype = np.float64 if encoding == "triangle" else np.float32
     upper = np.empty(p * (p + 1) // 2, dtype=dtype)
     start = 0
@@ -275,6 +281,21 @@ def pack_upper(H: np.ndarray, encoding: str) -> dict[str, Any]:
         upper[start : start + p - i] = row
         start += p - i
     return {"upper": upper, "encoding": encoding}
+
+
+def fits_float32(H: np.ndarray) -> bool:
+    """Whether float32 keeps every entry of ``H`` to 2^-24 relative (no overflow, no subnormal).
+
+    Features of extreme magnitude (the reader allows up to 1e150) give Hessian entries beyond
+    float32's normal range; such a hospital sends its float64 triangle instead (the
+    aggregator accepts both where float32 was asked for).
+    """
+    low, high = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max) / 2
+    for row in H:
+        magnitude = np.abs(row)
+        if magnitude.max() >= high or np.any((magnitude > 0) & (magnitude < low)):
+            return False
+    return True
 
 
 # ------------------------------------------------------------------ at the aggregator
