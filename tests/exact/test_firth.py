@@ -14,8 +14,8 @@ from _helpers import DATASET, run_analysis
 from flame_offline import NodeFailedError
 from pancreas_fl.errors import ConfigError, OutOfStepError
 from pancreas_fl.exact import HESSIAN_LIMIT, ExactAggregator, firth, local_terms
+from pancreas_fl.exact.sums import design_matrix, sigmoid
 from pancreas_fl.handshake import Cohort
-from pancreas_fl.logistic import design_matrix, sigmoid
 from pancreas_fl.params import resolve_params
 
 
