@@ -24,10 +24,11 @@ from pancreas_fl.errors import MessageError, PancreasFLError
 from pancreas_fl.exact.firth import local_third_moments
 from pancreas_fl.exact.standardize import combine_moments, local_moments, scale_from_var
 from pancreas_fl.exact.sums import local_terms
+from pancreas_fl.exact.wire import certify
 from pancreas_fl.fedavg import FedAvgHospital
 from pancreas_fl.params import resolve_params
 from pancreas_fl.reader import HospitalData
-from pancreas_fl.wire import AggregatorInbox, HospitalInbox, UpdateSpec, certify
+from pancreas_fl.wire import AggregatorInbox, HospitalInbox, UpdateSpec
 
 SPLITS = sample_splits()
 

@@ -15,8 +15,8 @@ from flame_offline import NodeFailedError
 from pancreas_fl.errors import ConfigError, OutOfStepError
 from pancreas_fl.exact import ExactAggregator, firth, local_terms
 from pancreas_fl.exact.curvature import FLOAT64_TRIANGLE_LIMIT
+from pancreas_fl.exact.sums import design_matrix, sigmoid
 from pancreas_fl.handshake import Cohort
-from pancreas_fl.logistic import design_matrix, sigmoid
 from pancreas_fl.params import resolve_params
 
 

@@ -46,11 +46,12 @@ from pancreas_fl.exact.standardize import (
     to_raw_space,
 )
 from pancreas_fl.exact.sums import aggregate_terms, local_terms
+from pancreas_fl.exact.wire import certify
 from pancreas_fl.handshake import Cohort
 from pancreas_fl.params import LBFGS_MAX_ITER, Params
 from pancreas_fl.reader import HospitalData
 from pancreas_fl.rounds import MAX_ITER_MESSAGE, Log, RoundLog, final_model
-from pancreas_fl.wire import UpdateSpec, certify
+from pancreas_fl.wire import UpdateSpec
 
 __all__ = ["ExactAggregator", "ExactHospital"]
 

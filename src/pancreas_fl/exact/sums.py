@@ -37,13 +37,53 @@ from pancreas_fl.exact.curvature import (
     pack_upper,
     unpack_upper,
 )
-from pancreas_fl.logistic import BLOCK_BYTES, design_rows, log_loss_terms, sigmoid
+from pancreas_fl.logistic import BLOCK_BYTES, design_rows, log_loss_terms
 
-__all__ = ["aggregate_terms", "local_terms"]
+__all__ = ["aggregate_terms", "design_matrix", "local_terms", "sigmoid"]
 
 _HESSIAN_MODES = (True, False, "diag", None, *ENCODINGS)
 #: The curvature modes that pack the Hessian's upper triangle (see ``exact.curvature``).
 _PACKED = ("triangle", "triangle32", "residual32")
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    r"""Numerically stable logistic function :math:`\sigma(z) = 1 / (1 + e^{-z})`.
+
+    Parameters
+    ----------
+    z : array_like
+        Linear predictor.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`\sigma(z)` in :math:`[0, 1]`, computed as :math:`e^{-\log(1 + e^{-z})}`
+        with ``numpy.logaddexp`` so that no overflow occurs for large :math:`|z|`.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def design_matrix(X: Any, *, fit_intercept: bool) -> np.ndarray:
+    r"""Return ``X`` as float64 with a trailing column of ones if ``fit_intercept``.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        Feature matrix.
+    fit_intercept : bool
+        Append the intercept column (intercept last, as in :math:`\theta = (w, b)`).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, d + fit_intercept)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-d array. Got an array with {X.ndim} dimension(s).")
+    if fit_intercept:
+        X = np.hstack([X, np.ones((X.shape[0], 1))])
+    return X
 
 
 def local_terms(
