@@ -129,8 +129,8 @@ format: $(STAMP) ## format and autofix the code
 	$(BIN)/ruff format src tests benchmarks scripts
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 
-bench: $(STAMP) ## run the benchmarks
-	$(BIN)/python benchmarks/engine_overhead.py
+bench: $(STAMP) $(FLAME_STAMP) ## run the benchmarks (the engine's next to the FLAME SDK's harness)
+	$(BIN)/python benchmarks/engine_overhead.py --sdk-python $(FLAME_VENV)/bin/python
 	$(BIN)/python benchmarks/isolation.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/scale.py

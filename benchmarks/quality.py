@@ -62,9 +62,10 @@ def datasets():
     non_iid = [
         [{DATASET: frame.to_csv(index=False, float_format="%.3f").encode()}] for frame in frames
     ]
-    # More parameters than HESSIAN_LIMIT: the exact strategy uses the gradient-only solver.
-    # (DataSHIELD's 0.33 parameters-per-patient guard would need 3,640 patients per hospital
-    # here, so this synthetic set relaxes it to 0.6.)
+    # Wide: solver="auto" takes Newton with the Hessian's packed upper triangle (4.9 MB per
+    # hospital and round; see benchmarks/wide.py). (DataSHIELD's 0.33 parameters-per-patient
+    # guard would need 3,640 patients per hospital here, so this synthetic set relaxes it to
+    # 0.6.)
     frames = make_cohort(n_nodes=3, rows=[2000] * 3, n_features=1100, seed=8, shift=1.0)
     wide = [
         [{DATASET: frame.to_csv(index=False, float_format="%.3f").encode()}] for frame in frames

@@ -304,8 +304,13 @@ BAD_DATA = {
         {"pancreasData.csv": (HEADER + good_rows()).encode("utf-16")},
         r"UTF",
     ),
-    "semicolons": (
-        {"pancreasData.csv": (HEADER + good_rows()).replace(",", ";").encode()},
+    "semicolons-with-both-decimal-marks": (  # ambiguous: read as comma-separated, refused
+        {
+            "pancreasData.csv": (HEADER + good_rows())
+            .replace(",", ";")
+            .replace(".", ",", 1)
+            .encode()
+        },
         r"';'",
     ),
 }

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 import _tutorial
 from _helpers import DATASET, SAMPLE, run_analysis
+from pancreas_fl.dialect import detect
 from pancreas_fl_tools.cli import main
 
 NAMES = ["KRAS", "TP53", "CDKN2A", "SMAD4", "MUC1", "MSLN", "S100P", "KRT19"]
@@ -303,9 +304,23 @@ def case_empty_folder_argument(site):
 
 
 # the classes that already held
-def case_latin1(site):
-    rewrite(site, lambda raw: raw.replace(b"KRAS", b"KR\xc4S", 1))
+def case_mixed_encodings(site):
+    # UTF-8 and latin-1 in one file: ambiguous, so read as UTF-8 and refused as before
+    rewrite(site, lambda raw: raw.replace(b"KRAS", b"KR\xc4S", 1).replace(b"MSLN", b"MSL\xc3\x84"))
     return simulate_argv(site), r"is not UTF-8 text \(invalid byte at offset 2, line 1\)", ()
+
+
+def case_values_joined_by_another_delimiter_in_the_first_row(site):
+    # the first row is a patient's values joined by ';' (no header): never a column name
+    secrets = first_row(site)
+    rewrite(site, lambda raw: b";," + headerless(raw).replace(b",", b";"))
+    return simulate_argv(site), r"field\(s\) that read as decimal numbers", secrets
+
+
+def case_semicolons_with_both_decimal_marks(site):
+    # ';' with decimal commas and points in one file: ambiguous, refused as before
+    rewrite(site, lambda raw: raw.replace(b",", b";").replace(b".", b",", 5))
+    return simulate_argv(site), r"is not comma-separated", ()
 
 
 def case_utf16_with_a_byte_order_mark(site):
@@ -358,7 +373,7 @@ PARAMETRIZED = {
         {"scale": 3e201, "strategy": "exact"},
         {"scale": 1e308, "strategy": "fedavg"},
     ],
-    "other_delimiter": [{"delimiter": d} for d in (b";", b"\t", b"|")],
+    "other_delimiter": [{"delimiter": d} for d in (b"\t", b"|")],  # ';' is read (dialect)
     "missing_value_spelling": [{"spelling": s} for s in ("", "NA", "nan", "null", "N/A")],
 }
 REFUSALS = [
@@ -469,6 +484,7 @@ for _name, _n in (("a", 40), ("b", 30)):
 _BASE_SECRETS = {
     v for line in _BASE["a"].decode().splitlines()[1:] for v in line.split(",") if "." in v
 }
+_BASE_SECRETS |= {v.replace(".", ",") for v in _BASE_SECRETS}  # as a spreadsheet writes them
 _BYTES = st.sampled_from(
     [b",", b"\n", b"\r\n", b'"', b";", b"\t", b" ", b"\x00", b"\xff", b"\xef\xbb\xbf",
      b"1", b"-", b".", b"e9", b"NA", b"x", b"inf", b"1e400", b"True"]
@@ -480,10 +496,16 @@ def mutated(draw):
     """Hospital a's CSV after one to three random mutations."""
     raw = _BASE["a"]
     for _ in range(draw(st.integers(1, 3))):
-        kinds = ["truncate", "insert", "delimiter", "header", "no-header", "line"]
+        kinds = ["truncate", "insert", "delimiter", "header", "no-header", "line", "spreadsheet"]
         kind = draw(st.sampled_from(kinds))
         at = draw(st.integers(0, len(raw)))
-        if kind == "truncate":
+        if kind == "spreadsheet":  # a German export: ';', decimal commas, cp1252, CRLF
+            raw = raw.replace(b",", b";").replace(b".", b",")
+            if draw(st.booleans()):
+                raw = raw.replace(b"diagnosis", "Diagnose_bösartig".encode("cp1252"))
+            if draw(st.booleans()):
+                raw = raw.replace(b"\n", b"\r\n")
+        elif kind == "truncate":
             raw = raw[:at]
         elif kind == "insert":
             raw = raw[:at] + b"".join(draw(st.lists(_BYTES, min_size=1, max_size=4))) + raw[at:]
@@ -509,6 +531,21 @@ def mutated(draw):
             lines[i : i + 1] = [] if draw(st.booleans()) else [lines[i], lines[i]]
             raw = b"\n".join(lines)
     return raw
+
+
+def in_tutorials_format(raw: bytes) -> bytes:
+    """Return the file as pandas reads it in its detected dialect, as the tutorial's CSV.
+
+    Independent of pancreas-fl's rewriting: pandas parses the separator, decimal mark and
+    encoding itself, and writes every float so that it reads back to the same bits.
+    """
+    dialect = detect(raw)
+    if dialect.standard:
+        return raw
+    frame = pd.read_csv(
+        io.BytesIO(raw), sep=dialect.sep, decimal=dialect.decimal, encoding=dialect.encoding
+    )
+    return frame.to_csv(index=False).encode()
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # the tutorial's
@@ -542,7 +579,7 @@ def test_any_mutation_of_a_csv_exits_2_in_one_line_or_0_with_the_tutorials_resul
         else:
             assert code == 0, err
             assert err == ""
-            splits = [[{DATASET: raw}], [{DATASET: _BASE["b"]}]]
+            splits = [[{DATASET: in_tutorials_format(raw)}], [{DATASET: _BASE["b"]}]]
             tutorial = run_analysis(
                 splits,
                 analyzer=_tutorial.PancreasAnalyzer,

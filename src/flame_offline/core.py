@@ -60,11 +60,11 @@ import numbers
 import pickle
 import re
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flame_offline.errors import NodeTimeoutError, role_label
+from flame_offline.ids import UniqueIds
 from flame_offline.logs import LogRecord, check_log_type, render_log_message
 from flame_offline.messages import Message, created_at, encode_message, outgoing_meta
 from flame_offline.transport.mailbox import WaitExpired
@@ -177,6 +177,7 @@ class FlameCore:
         self._held_log = ""
         self._outgoing: list[Message] = []
         self._message_number = 0
+        self._new_id = UniqueIds()
         self._local_data: dict[str, bytes] = {}
         self._tags: dict[str, list[str]] = {}
 
@@ -849,7 +850,9 @@ class FlameCore:
                 "data used by the message broker (production adds it to the sent dict: send "
                 "a fresh dict each time)."
             )
-        message["meta"] = outgoing_meta(self.config.node_id, category, self._message_number)
+        message["meta"] = outgoing_meta(
+            self.config.node_id, category, self._message_number, self._new_id()
+        )
         self._message_number += 1
         try:
             payload = encode_message(message)
@@ -865,11 +868,11 @@ class FlameCore:
     def _global_data(self, data: Any) -> tuple[str, Delivery]:
         """Return a new storage id and the delivery of ``data`` (pickled) to store under it."""
         payload = self._dumps(data, "intermediate data")
-        storage_id = str(uuid.uuid4())
+        storage_id = self._new_id()
         return storage_id, Delivery(Payload.DATA, self.get_id(), storage_id, payload)
 
     def _store_local(self, payload: bytes, tag: str | None) -> dict[str, str]:
-        storage_id = str(uuid.uuid4())
+        storage_id = self._new_id()
         self._local_data[storage_id] = payload
         if tag is not None:
             self._tags.setdefault(tag, []).append(storage_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import uuid
 from typing import Any
 
 __all__ = ["Message", "created_at", "decode_message", "encode_message", "outgoing_meta"]
@@ -61,12 +60,22 @@ class Message:
         )
 
 
-def outgoing_meta(sender: str, category: str, number: int) -> dict[str, Any]:
-    """Build the ``'meta'`` field production adds to an outgoing message."""
+#: One encoder and one decoder for every message (``json.dumps`` with an option builds an
+#: encoder per call); both keep no state between calls.
+_ENCODER = json.JSONEncoder(allow_nan=False)
+_DECODER = json.JSONDecoder()
+
+
+def outgoing_meta(sender: str, category: str, number: int, unique: str) -> dict[str, Any]:
+    """Build the ``'meta'`` field production adds to an outgoing message.
+
+    Its id is production's ``f"{sender}-{number}-{uuid4}"``, with ``unique`` (a UUID string,
+    see :class:`~flame_offline.ids.UniqueIds`) as the last part.
+    """
     return {
         "type": "outgoing",
         "category": category,
-        "id": f"{sender}-{number}-{uuid.uuid4()}",
+        "id": f"{sender}-{number}-{unique}",
         "akn_id": None,
         "status": "unread",
         "sender": sender,
@@ -78,12 +87,12 @@ def outgoing_meta(sender: str, category: str, number: int) -> dict[str, Any]:
 
 def encode_message(body: dict[str, Any]) -> bytes:
     """Encode ``body`` as JSON text (``TypeError``/``ValueError`` when it is not JSON)."""
-    return json.dumps(body, allow_nan=False).encode("utf-8")
+    return _ENCODER.encode(body).encode("utf-8")
 
 
 def decode_message(payload: bytes, receiver: str) -> Message:
     """Decode a received message: the body, marked incoming and acknowledged by ``receiver``."""
-    body = json.loads(payload)
+    body = _DECODER.decode(payload.decode("utf-8"))
     meta = body["meta"]
     meta["type"] = "incoming"
     if meta.get("akn_id") is None:

@@ -42,13 +42,16 @@ Why the default result is the tutorial's, bit for bit, is in :mod:`pancreas_fl.f
 
 from __future__ import annotations
 
-from pancreas_fl.errors import ConfigError, DataError, OutOfStepError, as_problem
+import numpy as np
+
+from pancreas_fl.errors import ConfigError, DataError, MessageError, OutOfStepError, as_problem
 from pancreas_fl.fedavg import FedAvgAggregator, FedAvgHospital
 from pancreas_fl.handshake import introduce
 from pancreas_fl.messages import HospitalMessage, Introduction, SetupBroadcast
 from pancreas_fl.params import resolve_params
 from pancreas_fl.reader import Reading, read_hospital
 from pancreas_fl.sdk import StarAggregator, StarAnalyzer
+from pancreas_fl.wire import AggregatorInbox, HospitalInbox, UpdateSpec, check_final_result
 
 __all__ = ["FederatedLogisticRegression", "PancreasAnalyzer"]
 
@@ -122,6 +125,7 @@ class PancreasAnalyzer(StarAnalyzer):
         self.reading_ = None
         self.data_ = None
         self.strategy_ = None
+        self.inbox_: HospitalInbox | None = None
 
     def analysis_method(self, data, aggregator_results) -> HospitalMessage:
         """Compute this hospital's message for the current round.
@@ -148,23 +152,30 @@ class PancreasAnalyzer(StarAnalyzer):
         ConfigError, DataError
             Invalid parameters, or data that cannot be used (logged as this node's failure).
         """
+        k = self.num_iterations
         try:
-            intro, update = None, None
-            if self.num_iterations == 0:
+            intro, update, received = None, None, None
+            if k > 0:  # the broadcast is checked before anything uses it (pancreas_fl.wire)
+                d = None if self.data_ is None else self.data_.n_features
+                received = self.inbox_.receive(aggregator_results, k, d)
+            if k == 0:
                 intro = self._start(data)
             elif self.strategy_ is None:  # the first model round after the setup round
                 self._encode(aggregator_results)
                 aggregator_results = None  # the setup broadcast is no model
             if self.strategy_ is not None:
-                update = self.strategy_.update(aggregator_results)
+                # A broadcast of the right form but altered on its way can overflow here: the
+                # aggregator names it from the digest this message echoes, without warnings.
+                with np.errstate(all="ignore"):
+                    update = self.strategy_.update(aggregator_results)
         except DataError as err:
             err = err.with_context(node=self.id)
             _fail(self.flame, err)
             raise err from None
-        except (ConfigError, OutOfStepError) as err:  # e.g. a damaged Firth request
+        except (ConfigError, OutOfStepError, MessageError) as err:  # e.g. a damaged broadcast
             _fail(self.flame, err)
             raise
-        return {"node": self.id, "round": self.num_iterations, "intro": intro, "update": update}
+        return {"node": self.id, "round": k, "intro": intro, "update": update, "received": received}
 
     def _start(self, data) -> Introduction:
         """First round: validate, read the data once, collect its problems, pick the strategy.
@@ -180,6 +191,16 @@ class PancreasAnalyzer(StarAnalyzer):
             data, p, require_both_classes=Hospital.requires_both_classes
         )
         self._log(reading)
+        self.inbox_ = HospitalInbox(
+            p.strategy,
+            p.fit_intercept,
+            p.standardize,
+            p.output,
+            solver=p.solver,
+            firth=p.penalty == "firth",
+            levels=reading.levels,
+            budgets=(p.max_message_mb, p.max_memory_mb),
+        )
         if reading.data is not None:
             self.data_ = reading.data
             self.strategy_ = Hospital(self.data_, p)
@@ -194,7 +215,11 @@ class PancreasAnalyzer(StarAnalyzer):
         }
 
     def _log(self, reading: Reading) -> None:
-        """Log what was read: the counts, or each problem that goes to the aggregator."""
+        """Log how the file was read, then the counts, or each problem sent to the aggregator."""
+        if reading.dialect is not None:  # separator, decimal mark, encoding: no value
+            self.flame.flame_log(
+                f"{reading.file}: read as {reading.dialect.describe()}", log_type="notice"
+            )
         if reading.problems:
             # Each in the hospital's own log (for its data owner: names and counts only), as
             # a notice, not as this node's failure: the aggregator fails the run once, with
@@ -261,6 +286,7 @@ class FederatedLogisticRegression(StarAggregator):
         self.cohort_ = None
         self.setup_rounds_ = None
         self.strategy_ = None
+        self.inbox_: AggregatorInbox | None = None
 
     def model_round(self) -> int | None:
         """Return the model round this is (0 in the first), or ``None`` in a setup round.
@@ -293,12 +319,19 @@ class FederatedLogisticRegression(StarAggregator):
             result (see :class:`pancreas_fl.params.Params`, ``output``). In a setup round the
             agreed levels.
         """
-        messages = sorted(analysis_results, key=lambda message: message["node"])
-        try:
-            _check_round(messages, self.num_iterations)
-            if self.num_iterations == 0:
+        k = self.num_iterations
+        if k == 0:
+            self.inbox_ = AggregatorInbox(frozenset(self.partner_node_ids or ()))
+        try:  # every message is checked before anything uses it (pancreas_fl.wire)
+            messages = self.inbox_.open(analysis_results, k)
+            _check_round(messages, k)
+            if k == 0:
                 self._start(messages)
-        except (ConfigError, DataError, OutOfStepError) as err:
+            setup = self.model_round() is None
+            self.inbox_.check_updates(
+                messages, k, UpdateSpec("none") if setup else self.strategy_.update_spec()
+            )
+        except (ConfigError, DataError, OutOfStepError, MessageError) as err:
             _fail(self.flame, err)
             raise
         model_round = self.model_round()
@@ -310,11 +343,20 @@ class FederatedLogisticRegression(StarAggregator):
                 + "); the model rounds start next",
                 log_type="info",
             )
-            return SetupBroadcast(levels={c: list(names) for c, names in levels.items()})
+            setup = SetupBroadcast(levels={c: list(names) for c, names in levels.items()})
+            self.inbox_.sent(setup)
+            return setup
         updates = {message["node"]: message["update"] for message in messages}
         try:
-            return self.strategy_.aggregate(updates, model_round)
-        except (ConfigError, OutOfStepError) as err:  # e.g. Firth on an aliased design
+            result = self.strategy_.aggregate(updates, model_round)
+            if self.strategy_.stop_reason_ is None:
+                self.inbox_.sent(result)  # a broadcast: the hospitals echo its digest
+                return result
+            # the final result, before it is submitted
+            d = len(self.cohort_.feature_names)
+            check_final_result(result, k, d, self.params_.fit_intercept)
+            return result
+        except (ConfigError, OutOfStepError, MessageError) as err:  # e.g. Firth, aliased
             _fail(self.flame, err)
             raise
 

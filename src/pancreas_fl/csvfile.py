@@ -268,6 +268,15 @@ def _is_decimal(name: str) -> bool:
     return re.fullmatch(r"[+-]?\d+", name) is None
 
 
+def _holds_decimal(name: str) -> bool:
+    """Whether a header field is, or joins with ';', tab or '|', a decimal number.
+
+    A first row of values split at the wrong delimiter (``'6.523;7.327'``) is a patient's
+    record, not a column name, and must never be shown as one.
+    """
+    return _is_decimal(name) or any(_is_decimal(piece) for piece in re.split(r"[;\t|]", name))
+
+
 def _read_header(raw: bytes, dataset: str) -> list[str]:
     rows = _rows(raw, dataset)
     first = next(rows, None)
@@ -281,8 +290,9 @@ def _read_header(raw: bytes, dataset: str) -> list[str]:
                     f"is not comma-separated: the header is one column containing "
                     f"{header[0].count(delimiter)} {name} ({delimiter!r}) delimiter(s)",
                     file=dataset,
-                    hint="Export as comma-separated CSV (German spreadsheet exports use ';' "
-                    "and decimal commas)",
+                    hint="Give the separator and the decimal mark (sep=..., decimal=...), or "
+                    "export as comma-separated CSV (a ';' export is read by itself when its "
+                    "decimal mark is unambiguous)",
                 )
     if all(_is_value(name) for name in header) and any(name.strip() for name in header):
         # a header-less export: pandas would take the first patient's values as column names
@@ -294,7 +304,7 @@ def _read_header(raw: bytes, dataset: str) -> list[str]:
             hint="Export the file with its header row of column names; the first row's "
             "values are not shown here",
         )
-    decimal = [i + 1 for i, name in enumerate(header) if _is_decimal(name)]
+    decimal = [i + 1 for i, name in enumerate(header) if _holds_decimal(name)]
     if decimal:
         # a header-less export whose first row also holds text (e.g. a label 'PDAC'): column
         # names are not decimal numbers, patients' measurements are

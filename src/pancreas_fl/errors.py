@@ -26,6 +26,7 @@ __all__ = [
     "DataError",
     "HospitalPrivacyProblemsError",
     "HospitalProblemsError",
+    "MessageError",
     "OutOfStepError",
     "PancreasFLError",
     "PrivacyError",
@@ -64,6 +65,15 @@ class OutOfStepError(PancreasFLError, RuntimeError):
 
     A message broker that delivers a message twice or late can put a hospital a round ahead
     of the aggregator; combining its update would silently mix rounds.
+    """
+
+
+class MessageError(PancreasFLError, ValueError):
+    """A message between the nodes does not follow the wire format, or breaks a bound.
+
+    Raised where the message is received (:mod:`pancreas_fl.wire`), in one line naming the
+    sender, the round, the field and what is wrong (never a value the message holds). The
+    ``pancreas-fl`` command reports it as a data error (exit status 2).
     """
 
 

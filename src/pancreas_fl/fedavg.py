@@ -50,10 +50,11 @@ from sklearn.linear_model import LogisticRegression
 
 from pancreas_fl._warnings import ignoring
 from pancreas_fl.handshake import Cohort
-from pancreas_fl.logistic import log_loss_sum
+from pancreas_fl.logistic import BLOCK_BYTES, log_loss_sum
 from pancreas_fl.params import Params, default
 from pancreas_fl.reader import HospitalData
 from pancreas_fl.rounds import MAX_ITER_MESSAGE, Log, RoundLog, final_model
+from pancreas_fl.wire import UpdateSpec
 
 __all__ = [
     "MAX_ITER",
@@ -88,6 +89,10 @@ class FedAvgUpdate(TypedDict):
     loss: float
     """Sum of the patients' log-loss at the global model the round started from (for the
     aggregator's history)."""
+    sum_abs: np.ndarray | None
+    r"""First model round only (else ``None``): ``(n_features,)``, :math:`\sum_i |x_{ij}|` per
+    feature, an aggregate like a mean. The aggregator bounds the intercept and the loss of
+    every later update with it (:mod:`pancreas_fl.wire`)."""
 
 
 class GlobalModel(TypedDict):
@@ -166,7 +171,8 @@ class FedAvgHospital:
             self.clf.fit(self.data.X, self.data.y)
         # Tutorial: return self.clf.coef_
         intercept = self.clf.intercept_ if self.fit_intercept else None
-        return {"coef": self.clf.coef_, "intercept": intercept, "loss": loss}
+        sum_abs = _sum_abs(self.data.X) if global_model is None else None  # for the checks
+        return {"coef": self.clf.coef_, "intercept": intercept, "loss": loss, "sum_abs": sum_abs}
 
     def _loss_at(self, coef: np.ndarray | None, intercept: np.ndarray | None) -> float:
         """Sum the patients' log-loss at the global model (zero coefficients in round 0).
@@ -178,6 +184,15 @@ class FedAvgHospital:
         if coef is not None:
             theta = np.concatenate([coef.ravel(), [] if intercept is None else intercept.ravel()])
         return log_loss_sum(X, y, theta, fit_intercept=self.fit_intercept)
+
+
+def _sum_abs(X: np.ndarray) -> np.ndarray:
+    """Sum ``|x|`` per column, one block of rows at a time (no temporary the size of ``X``)."""
+    rows = max(1, BLOCK_BYTES // (8 * max(X.shape[1], 1)))
+    total = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], rows):
+        total += np.add.reduce(np.abs(X[start : start + rows]), axis=0)
+    return total
 
 
 def _unpack(global_model: FedAvgBroadcast | None) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -263,6 +278,14 @@ class FedAvgAggregator:
         self.rounds = RoundLog(cohort.n_total, log)
         self.previous_: np.ndarray | None = None
         self.stop_reason_: str | None = None
+
+    def update_spec(self) -> UpdateSpec:
+        """Return what this round's updates must be: their shapes, and the model they left."""
+        d = len(self.cohort.feature_names)
+        p, previous = self.params, self.previous_
+        start = None if previous is None else previous[:, :d]
+        b0 = float(previous[0, d]) if previous is not None and p.fit_intercept else None
+        return UpdateSpec("fedavg", d, p.fit_intercept, C=p.C, start=start, start_intercept=b0)
 
     def aggregate(self, updates: dict[str, FedAvgUpdate], num_iterations: int):
         """One round at the aggregator (tutorial 2.3.1): the mean of the hospitals' models.

@@ -14,36 +14,9 @@ same number for the same model. Nothing here leaves the hospital but a sum.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-__all__ = [
-    "BLOCK_BYTES",
-    "design_matrix",
-    "design_rows",
-    "log_loss_sum",
-    "log_loss_terms",
-    "sigmoid",
-]
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    r"""Numerically stable logistic function :math:`\sigma(z) = 1 / (1 + e^{-z})`.
-
-    Parameters
-    ----------
-    z : array_like
-        Linear predictor.
-
-    Returns
-    -------
-    numpy.ndarray
-        :math:`\sigma(z)` in :math:`[0, 1]`, computed as :math:`e^{-\log(1 + e^{-z})}`
-        with ``numpy.logaddexp`` so that no overflow occurs for large :math:`|z|`.
-    """
-    z = np.asarray(z, dtype=np.float64)
-    return np.exp(-np.logaddexp(0.0, -z))
+__all__ = ["BLOCK_BYTES", "design_rows", "log_loss_sum", "log_loss_terms"]
 
 
 def log_loss_terms(z: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -64,28 +37,6 @@ def log_loss_terms(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, z) - y * z
 
 
-def design_matrix(X: Any, *, fit_intercept: bool) -> np.ndarray:
-    r"""Return ``X`` as float64 with a trailing column of ones if ``fit_intercept``.
-
-    Parameters
-    ----------
-    X : array_like of shape (n, d)
-        Feature matrix.
-    fit_intercept : bool
-        Append the intercept column (intercept last, as in :math:`\theta = (w, b)`).
-
-    Returns
-    -------
-    numpy.ndarray of shape (n, d + fit_intercept)
-    """
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-d array. Got an array with {X.ndim} dimension(s).")
-    if fit_intercept:
-        X = np.hstack([X, np.ones((X.shape[0], 1))])
-    return X
-
-
 #: Bytes of design rows :func:`local_terms` multiplies at a time (2 MiB: 8,456 rows of 30
 #: features and an intercept). Blocks that fit in cache are also faster than one product.
 BLOCK_BYTES = 2 * 2**20
@@ -95,7 +46,8 @@ def design_rows(block: np.ndarray, buffer: np.ndarray | None, fit_intercept: boo
     """Return the rows of the design for ``block``.
 
     ``block`` itself, or standardized and/or with the intercept's ones in ``buffer`` (the same
-    numbers as :func:`~pancreas_fl.exact.standardize.standardize` and :func:`design_matrix`).
+    numbers as :func:`~pancreas_fl.exact.standardize.standardize` and
+    :func:`~pancreas_fl.exact.sums.design_matrix`).
     """
     if buffer is None:
         return block

@@ -28,6 +28,7 @@ from pancreas_fl.constraints import (
     NonEmptyStr,
     Options,
 )
+from pancreas_fl.dialect import DECIMALS, ENCODINGS, SEPARATORS
 from pancreas_fl.errors import ConfigError
 
 __all__ = [
@@ -173,6 +174,31 @@ PARAMETERS: tuple[Parameter, ...] = (
         default_doc="none",
     ),
     Parameter(
+        "sep",
+        Options((*SEPARATORS, None)),
+        None,
+        "hospitals",
+        'the CSV\'s field separator: `","`, `";"`, tab or pipe (a spreadsheet export\'s own '
+        "format is read as it is)",
+        default_doc='detected: `","` or `";"`',
+    ),
+    Parameter(
+        "decimal",
+        Options((*DECIMALS, None)),
+        None,
+        "hospitals",
+        'the decimal mark: `"."` or `","`',
+        default_doc="detected",
+    ),
+    Parameter(
+        "encoding",
+        Options((*ENCODINGS, None)),
+        None,
+        "hospitals",
+        'the CSV\'s text encoding: `"utf-8"`, `"cp1252"` or `"latin-1"`',
+        default_doc="detected: UTF-8 or cp1252",
+    ),
+    Parameter(
         "max_iter",
         Interval(int, 1, closed="left"),
         {"fedavg": 10, "exact": 50},
@@ -236,7 +262,28 @@ PARAMETERS: tuple[Parameter, ...] = (
         Options(("auto", "newton", "lbfgs")),
         "auto",
         "both",
-        'exact: `"newton"`, `"lbfgs"`, or `"auto"` (L-BFGS above 1,000 parameters)',
+        'exact: `"newton"`, `"lbfgs"`, or `"auto"`: Newton while its curvature fits the two '
+        "budgets below, else L-BFGS (see *Wide gene panels*)",
+        strategy="exact",
+        shared=True,
+    ),
+    Parameter(
+        "max_message_mb",
+        Interval(float, 0.0),
+        64.0,
+        "both",
+        "exact: most megabytes of curvature one hospital sends per round (at 64, Newton "
+        "packs it in float32 above 3,999 parameters, and `auto` uses L-BFGS above 5,656)",
+        strategy="exact",
+        shared=True,
+    ),
+    Parameter(
+        "max_memory_mb",
+        Interval(float, 0.0),
+        4096.0,
+        "both",
+        "exact: most megabytes of curvature a node holds (at its peak the aggregator holds "
+        "about 12 p x p float64 matrices: 2.4 GB at p = 5,000)",
         strategy="exact",
         shared=True,
     ),
@@ -314,6 +361,9 @@ class Params:
     categorical: tuple[str, ...] | None
     missing: str
     fill: dict[str, float | int | str] | None
+    sep: str | None
+    decimal: str | None
+    encoding: str | None
     max_iter: int
     tol: float
     C: float
@@ -322,6 +372,8 @@ class Params:
     local_steps: int
     standardize: bool
     solver: str
+    max_message_mb: float
+    max_memory_mb: float
     penalty: str
     min_patients: int
     max_param_ratio: float

@@ -12,14 +12,15 @@
   incomplete rows dropped and categorical levels collected
   (:mod:`pancreas_fl.column_options`, imported only then).
 
-Both run the same steps: find the object (:mod:`pancreas_fl.s3`), check and parse the text
-(:mod:`pancreas_fl.csvfile`), check the columns (:mod:`pancreas_fl.columns`), then the
-disclosure guards on the rows and parameters used (:mod:`pancreas_fl.privacy`, from
-:meth:`Reading.guard` only). A file that cannot be read as a table has that one problem;
-otherwise every check of its columns runs and each failing one is a problem, so that a data
-owner fixes a file once, not once per run. With categorical columns the model's columns are
-known only once the hospitals agree the levels (:meth:`Reading.encode`, after the setup
-round).
+Both run the same steps: find the object (:mod:`pancreas_fl.s3`), rewrite a spreadsheet
+export in the tutorial's format (:mod:`pancreas_fl.dialect`: ``;``, decimal commas, cp1252,
+when unambiguous), check and parse the text (:mod:`pancreas_fl.csvfile`), check the columns
+(:mod:`pancreas_fl.columns`), then the disclosure guards on the rows and parameters used
+(:mod:`pancreas_fl.privacy`, from :meth:`Reading.guard` only). A file that cannot be read
+as a table has that one problem; otherwise every check of its columns runs and each failing
+one is a problem, so that a data owner fixes a file once, not once per run. With categorical
+columns the model's columns are known only once the hospitals agree the levels
+(:meth:`Reading.encode`, after the setup round).
 
 Only the float64 matrix and the 0/1 labels are kept: the parsed frame is dropped, and the
 file's text is never held as one string (a hospital holds its CSV bytes and one matrix).
@@ -44,6 +45,7 @@ from pancreas_fl.columns import (
     numeric_columns,
 )
 from pancreas_fl.csvfile import read_table
+from pancreas_fl.dialect import Dialect, detect, to_standard
 from pancreas_fl.errors import ConfigError, DataError, PrivacyError, as_error, as_problem
 from pancreas_fl.params import DEFAULT_DATASET, Params
 from pancreas_fl.privacy import check_disclosure
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HospitalData",
     "Reading",
+    "in_tutorial_format",
     "load_hospital_data",
     "read_hospital",
     "read_hospital_data",
@@ -195,6 +198,9 @@ class Reading:
         (what the introduction sends); ``None`` otherwise.
     table : PreparedTable or None
         With column options: the rows used, until they are encoded.
+    dialect : Dialect or None
+        How the file is written (separator, decimal mark, encoding; :mod:`pancreas_fl.dialect`),
+        once it is found.
     """
 
     file: str
@@ -207,6 +213,7 @@ class Reading:
     columns: list[str] = field(default_factory=list)
     levels: dict[str, list[str]] | None = None
     table: PreparedTable | None = None
+    dialect: Dialect | None = None
 
     def guard(self, n_params: int) -> None:
         """Record a breach of the disclosure guards by the rows and parameters used.
@@ -279,6 +286,9 @@ def read_hospital(data: object, params: Params, *, require_both_classes: bool) -
     reading = Reading(file=params.dataset, params=params)
     try:
         reading.file = resolve_key(data, params.dataset)
+        data, reading.dialect = in_tutorial_format(
+            data, reading.file, sep=params.sep, decimal=params.decimal, encoding=params.encoding
+        )
     except DataError as err:
         reading.problems.append(err)
         return reading
@@ -340,6 +350,30 @@ def _read_with_column_options(reading: Reading, data: object, require_both_class
         reading.data = HospitalData.from_table(table, Encoding(table.features, fill=p.fill or {}))
     n_levels = sum(len(names) - 1 for names in table.levels.values())
     return len(table.features) - len(categorical) + n_levels + p.fit_intercept
+
+
+def in_tutorial_format(
+    data: list, key: str, *, sep=None, decimal=None, encoding=None
+) -> tuple[list, Dialect]:
+    """Return ``data`` with the object ``key`` in the tutorial's CSV format, and its dialect.
+
+    A file written otherwise (a spreadsheet export: ``;``, decimal commas, cp1252; or as
+    ``sep``, ``decimal`` and ``encoding`` say, ``None`` to detect) is rewritten
+    (:func:`pancreas_fl.dialect.to_standard`) into a list holding only that object; a file in
+    the tutorial's format leaves ``data`` as it is, the very same bytes.
+
+    Raises
+    ------
+    DataError
+        The object is missing, empty or not bytes, or cannot be read in its dialect.
+    """
+    raw = find_object(data, key)
+    text = raw if isinstance(raw, bytes) else bytes(raw)
+    dialect = detect(text, sep=sep, decimal=decimal, encoding=encoding)
+    standard = to_standard(text, dialect, key)
+    if standard is text:
+        return data, dialect
+    return [{key: standard}], dialect
 
 
 def load_hospital_data(

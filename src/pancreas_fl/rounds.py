@@ -39,7 +39,9 @@ class RoundLog:
         One entry per round: ``round``, ``delta`` (change of the global parameters, ``None``
         in the first round), ``log_loss`` (pooled training log-loss of the model the round
         evaluated, ``None`` for a round that evaluated no model), ``seconds``, and what the
-        strategy adds (exact: ``accepted``, ``False`` for a rejected line-search trial).
+        strategy adds (exact: ``accepted``, ``False`` for a rejected line-search trial, and
+        the stopping rule's ``step_norm``, ``step_bound`` and ``grad_norm`` at the best point,
+        ``None`` until known; see :class:`pancreas_fl.exact.SolverStep`).
     """
 
     def __init__(self, n_total: int, log: Log) -> None:

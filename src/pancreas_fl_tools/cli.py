@@ -4,6 +4,8 @@
     runs the federated analysis on local hospital folders with the offline engine;
 ``pancreas-fl predict``
     applies a result file to a CSV;
+``pancreas-fl show``
+    prints a result file (FLAME's download) as a table or JSON, and draws its forest plot;
 ``pancreas-fl sample``
     writes a synthetic cohort.
 
@@ -23,7 +25,14 @@ from pathlib import Path
 
 from pancreas_fl import results
 from pancreas_fl.constraints import Boolean, ColumnNames, ColumnRef, FillValues, Interval, Options
-from pancreas_fl.errors import ConfigError, DataError, HospitalProblemsError, UsageError, quote_path
+from pancreas_fl.errors import (
+    ConfigError,
+    DataError,
+    HospitalProblemsError,
+    MessageError,
+    UsageError,
+    quote_path,
+)
 from pancreas_fl.files import NotARegularFileError, read_regular_file
 from pancreas_fl.params import PARAMETERS, resolve_params
 from pancreas_fl_tools import report
@@ -75,7 +84,7 @@ def _failure(exc, folders_by_node) -> tuple[int, list[str]]:
         return 2, [_failure_line(report, folders_by_node) for report in error.reports]
     if isinstance(error, DataError):
         return 2, [_failure_line(error, folders_by_node)]
-    if isinstance(error, ConfigError):
+    if isinstance(error, (ConfigError, MessageError)):  # a damaged message names its sender
         return 2, [str(error)]
     where = _where(exc.role, exc.node_id)
     return 1, [f"the analysis failed at {where}: {exc.error_type}: {error if error else exc}"]
@@ -115,7 +124,10 @@ def _simulate(args) -> int:
     plt = _pyplot() if args.plot else None  # missing matplotlib: say so up front
     splits = _every_hospital(read_hospitals, folders, names, resolved.dataset)
     model, seconds = _run(args, splits, names, folders, params)
-    metrics = evaluate(model, splits, names, dataset=resolved.dataset, label=resolved.label)
+    dialect = {"sep": resolved.sep, "decimal": resolved.decimal, "encoding": resolved.encoding}
+    metrics = evaluate(
+        model, splits, names, dataset=resolved.dataset, label=resolved.label, dialect=dialect
+    )
     files = report.render_outputs(
         model,
         metrics,
@@ -180,6 +192,23 @@ def _run(args, splits, names, folders, params) -> tuple[dict, float]:
     return tester.result, time.perf_counter() - start
 
 
+def _read_csv(path: Path) -> bytes:
+    """Read a CSV given on the command line, in the tutorial's format (as hospitals do).
+
+    A spreadsheet export (``;``, decimal commas, cp1252) is rewritten when unambiguous
+    (:mod:`pancreas_fl.dialect`); a usage error when the file cannot be read.
+    """
+    from pancreas_fl.dialect import detect, to_standard
+
+    try:
+        raw = read_regular_file(path)
+    except NotARegularFileError:
+        raise UsageError(f"{quote_path(path)}: not a regular file; give a CSV file.") from None
+    except OSError as exc:
+        raise UsageError(f"{quote_path(path)}: cannot read the file ({exc.strerror}).") from None
+    return to_standard(raw, detect(raw), str(path))
+
+
 # ---------------------------------------------------------------------------- predict
 def _predict(args) -> int:
     from sklearn.pipeline import Pipeline
@@ -189,12 +218,7 @@ def _predict(args) -> int:
     path = Path(args.csv)
     check_outputs({"--out": args.out}, [("the --model file", args.model), ("the input CSV", path)])
     clf = results.load_model(args.model)
-    try:
-        raw = read_regular_file(path)
-    except NotARegularFileError:
-        raise UsageError(f"{quote_path(path)}: not a regular file; give a CSV file.") from None
-    except OSError as exc:
-        raise UsageError(f"{quote_path(path)}: cannot read the file ({exc.strerror}).") from None
+    raw = _read_csv(path)
     if isinstance(clf, Pipeline):  # categorical features or fill values: raw columns
         from pancreas_fl.encoding import Encoding, encode_frame
 
@@ -235,6 +259,48 @@ def _write_predictions(proba, out) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+# ---------------------------------------------------------------------------- show
+def _show(args) -> int:
+    from pancreas_fl_tools.show import read_view, view_json, view_text
+
+    inputs = [("the result file", args.result)]
+    if args.names_from:
+        inputs.append(("the --names-from CSV", args.names_from))
+    check_outputs({"--plot": args.plot}, inputs)
+    plt = _pyplot() if args.plot else None  # missing matplotlib: say so up front
+    view = read_view(args.result)
+    if args.names_from and view.bare:
+        view = read_view(args.result, feature_names=_names_from(args.names_from, view.n_features))
+    elif args.names_from:
+        print(
+            f"{PROG}: warning: --names-from is ignored: {quote_path(args.result)} is a model "
+            "dict, which names its own features.",
+            file=sys.stderr,
+        )
+    files = {}
+    if args.plot:
+        from pancreas_fl_tools.forest import forest_png
+
+        try:
+            files[args.plot] = forest_png(view, plt)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    print(view_json(view) if args.json else view_text(view))
+    if files:
+        write_outputs(files, {os.fspath(args.plot): "--plot"})
+        print(f"\nwrote {quote_path(args.plot)}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _names_from(csv: Path, n_features: int) -> list[str]:
+    """Return a bare array's feature names: the first columns of the CSV's header."""
+    from pancreas_fl_tools.patients import load_feature_table
+
+    path = Path(csv)
+    features = load_feature_table(_read_csv(path), dataset=str(path), n_features=n_features)
+    return [str(name) for name in features.columns]
 
 
 # ---------------------------------------------------------------------------- sample
@@ -318,8 +384,10 @@ def _add_parameter(group, parameter) -> None:
     kwargs = {"dest": parameter.name, "default": None}
     if isinstance(constraint, Boolean):
         kwargs["action"] = "store_true"
-    elif isinstance(constraint, Options):
-        kwargs["choices"] = constraint.choices
+    elif isinstance(constraint, Options):  # None: not given (the default)
+        kwargs["choices"] = tuple(choice for choice in constraint.choices if choice is not None)
+        if not all(choice.replace("-", "").isalnum() for choice in kwargs["choices"]):
+            kwargs["metavar"] = parameter.name.upper()  # ',' and ';' read badly in {...}
     elif isinstance(constraint, Interval):
         kwargs.update(type=constraint.kind, metavar=constraint.kind.__name__.upper())
     elif isinstance(constraint, ColumnRef):
@@ -338,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog=PROG,
-        description="Federated logistic regression for FLAME: simulate, predict, sample.",
+        description="Federated logistic regression for FLAME: simulate, predict, show, sample.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -378,6 +446,28 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("csv", type=Path, metavar="CSV")
     pred.add_argument("--out", type=Path, help="write here instead of stdout")
     pred.set_defaults(run=_predict)
+
+    show = commands.add_parser(
+        "show",
+        help="print a result file (FLAME's download) as a table, JSON or forest plot",
+        description="Read a result file (the aggregator's result FLAME hands out, or "
+        "simulate's --out) without running code from it, and print it as simulate prints "
+        "that result: the GLM table with odds ratios and 95%% intervals for the exact "
+        "strategy, the coefficients otherwise.",
+    )
+    show.add_argument("result", type=Path, metavar="RESULT", help="result file (.pkl)")
+    show.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    show.add_argument(
+        "--plot", type=Path, metavar="FILE", help="draw the forest plot of odds ratios (PNG)"
+    )
+    show.add_argument(
+        "--names-from",
+        type=Path,
+        metavar="CSV",
+        help="name a bare array's coefficients by the first columns of this CSV's header "
+        "(a hospital file, in training order)",
+    )
+    show.set_defaults(run=_show)
 
     samp = commands.add_parser(
         "sample",

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pancreas_fl.logistic import design_matrix, sigmoid
+from pancreas_fl.exact.sums import design_matrix, sigmoid
 
 __all__ = [
     "accuracy",

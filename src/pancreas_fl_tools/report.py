@@ -13,12 +13,21 @@ import json
 import math
 import pickle
 
-__all__ = ["plot_png", "render_outputs", "report_json", "summary_text"]
+__all__ = [
+    "glm_table",
+    "json_ready",
+    "outcome_line",
+    "plot_png",
+    "render_outputs",
+    "report_json",
+    "summary_text",
+]
 
 _STOP_REASONS = {
     "tolerance": "the change fell below tol",
     "max_iter": "max_iter was reached",
     "line_search": "no step could lower the objective any further",
+    "uncertified": "NOT converged: the gradient at the estimate does not certify it",
 }
 
 
@@ -28,11 +37,9 @@ def summary_text(model: dict, metrics: list[dict], seconds: float) -> str:
     Rounds, stop reason and time; accuracy and ROC AUC of the final model at each hospital;
     for the exact strategy, the GLM table (:func:`pancreas_fl.exact.format_summary`).
     """
-    reason = _STOP_REASONS.get(model["stop_reason"], model["stop_reason"])
     lines = [
         "",
-        f"{model['strategy']}: {model['rounds']} rounds in {seconds:.2f} s; stopped because "
-        f"{reason}.",
+        outcome_line(model, seconds),
         f"{'hospital':<16} {'patients':>8} {'label 1':>8} {'accuracy':>9} {'ROC AUC':>8}",
     ]
     for row in metrics:
@@ -43,20 +50,32 @@ def summary_text(model: dict, metrics: list[dict], seconds: float) -> str:
         )
     lines.append("(accuracy and ROC AUC of the final model at each hospital, on its own data)")
     if model.get("statistics"):
-        from pancreas_fl.exact import format_summary
-
-        lines += ["", format_summary(model["statistics"])]
+        lines += ["", glm_table(model["statistics"])]
     return "\n".join(lines)
 
 
-def _json_ready(obj):
+def outcome_line(model: dict, seconds: float | None = None) -> str:
+    """Return ``"<strategy>: <rounds> rounds [in <seconds> s]; stopped because <reason>."``."""
+    reason = _STOP_REASONS.get(model["stop_reason"], model["stop_reason"])
+    took = "" if seconds is None else f" in {seconds:.2f} s"
+    return f"{model['strategy']}: {model['rounds']} rounds{took}; stopped because {reason}."
+
+
+def glm_table(statistics: dict) -> str:
+    """Return the exact strategy's GLM table (:func:`pancreas_fl.exact.format_summary`)."""
+    from pancreas_fl.exact import format_summary
+
+    return format_summary(statistics)
+
+
+def json_ready(obj):
     """Plain JSON values: arrays to lists, non-finite floats to null."""
     if isinstance(obj, dict):
-        return {str(key): _json_ready(value) for key, value in obj.items()}
+        return {str(key): json_ready(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_ready(value) for value in obj]
+        return [json_ready(value) for value in obj]
     if hasattr(obj, "tolist"):
-        return _json_ready(obj.tolist())
+        return json_ready(obj.tolist())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
@@ -79,7 +98,7 @@ def report_json(model: dict, metrics: list[dict], seconds: float) -> bytes:
     )
     report = {name: model[name] for name in fields}
     report.update(metrics=metrics, history=model["history"], seconds_total=seconds)
-    return json.dumps(_json_ready(report), indent=2).encode()
+    return json.dumps(json_ready(report), indent=2).encode()
 
 
 def pyplot():
@@ -101,12 +120,20 @@ def pyplot():
 
 
 def plot_png(model: dict, plt=None) -> bytes:
-    """Plot the pooled training log-loss per round as PNG bytes (rejected trial steps marked)."""
+    """Plot the convergence per round as PNG bytes.
+
+    Left, the pooled training log-loss (rejected trial steps marked); right, on a log axis,
+    the quantity the stopping rule compares and its threshold
+    (:mod:`pancreas_fl_tools.convergence`).
+    """
+    from pancreas_fl_tools.convergence import draw_stopping_rule
+
     plt = plt or pyplot()
     history = [entry for entry in model["history"] if entry["log_loss"] is not None]
     accepted = [entry for entry in history if entry.get("accepted", True)]
     rejected = [entry for entry in history if not entry.get("accepted", True)]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, rule) = plt.subplots(1, 2, figsize=(11, 4))
+    draw_stopping_rule(rule, model)
     ax.plot([e["round"] for e in accepted], [e["log_loss"] for e in accepted], marker="o")
     if rejected:
         ax.plot(
@@ -119,7 +146,8 @@ def plot_png(model: dict, plt=None) -> bytes:
         ax.legend()
     ax.set_xlabel("round")
     ax.set_ylabel("pooled training log-loss")
-    ax.set_title(f"pancreas-fl ({model['strategy']}): convergence")
+    ax.set_title("log-loss", fontsize=10)
+    fig.suptitle(f"pancreas-fl ({model['strategy']}): convergence")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     buffer = io.BytesIO()

@@ -24,7 +24,7 @@ from pancreas_fl.encoding import Encoding
 from pancreas_fl.errors import DataError, HospitalProblemsError, UsageError, quote_path
 from pancreas_fl.files import NotARegularFileError, read_regular_file
 from pancreas_fl.params import DEFAULT_DATASET, resolve_params
-from pancreas_fl.reader import HospitalData, load_hospital_data
+from pancreas_fl.reader import HospitalData, in_tutorial_format, load_hospital_data
 from pancreas_fl.results import model_from_result
 from pancreas_fl.s3 import is_pattern, resolve_key, s3_query
 from pancreas_fl_tools.metrics import accuracy, roc_auc
@@ -318,7 +318,9 @@ def simulate(
     )
 
 
-def evaluate(result, splits, names, *, dataset=DEFAULT_DATASET, label=None) -> list[dict]:
+def evaluate(
+    result, splits, names, *, dataset=DEFAULT_DATASET, label=None, dialect=None
+) -> list[dict]:
     """Accuracy and ROC AUC of a final result at each hospital, on that hospital's data.
 
     Parameters
@@ -331,6 +333,9 @@ def evaluate(result, splits, names, *, dataset=DEFAULT_DATASET, label=None) -> l
         The hospitals' names, for the rows.
     dataset, label
         As in the analysis.
+    dialect : dict, optional
+        The ``sep``, ``decimal`` and ``encoding`` parameters of the analysis (``None``:
+        detected, as the hospitals detected them).
 
     Returns
     -------
@@ -342,10 +347,10 @@ def evaluate(result, splits, names, *, dataset=DEFAULT_DATASET, label=None) -> l
     encoding = result.get("encoding") if isinstance(result, dict) else None
     rows = []
     for name, split in zip(names, splits, strict=True):
+        key = resolve_key(split, dataset)
+        split, _ = in_tutorial_format(split, key, **(dialect or {}))  # as the hospital read it
         if encoding is None:
-            data = load_hospital_data(
-                split, dataset=resolve_key(split, dataset), label=label, require_both_classes=False
-            )
+            data = load_hospital_data(split, dataset=key, label=label, require_both_classes=False)
         else:
             data = _encoded_data(split, Encoding.from_dict(encoding), dataset=dataset, label=label)
         model = clf[-1] if isinstance(clf, Pipeline) else clf  # on the encoded columns

@@ -13,9 +13,10 @@ from _firth_data import FIXTURES
 from _helpers import DATASET, run_analysis
 from flame_offline import NodeFailedError
 from pancreas_fl.errors import ConfigError, OutOfStepError
-from pancreas_fl.exact import HESSIAN_LIMIT, ExactAggregator, firth, local_terms
+from pancreas_fl.exact import ExactAggregator, firth, local_terms
+from pancreas_fl.exact.curvature import FLOAT64_TRIANGLE_LIMIT
+from pancreas_fl.exact.sums import design_matrix, sigmoid
 from pancreas_fl.handshake import Cohort
-from pancreas_fl.logistic import design_matrix, sigmoid
 from pancreas_fl.params import resolve_params
 
 
@@ -200,7 +201,7 @@ def test_the_separated_unpenalized_fit_points_to_firth():
 
 def test_more_parameters_than_the_newton_solver_takes_are_refused():
     cohort = Cohort(
-        feature_names=[f"g{j}" for j in range(HESSIAN_LIMIT)],
+        feature_names=[f"g{j}" for j in range(FLOAT64_TRIANGLE_LIMIT)],
         label="y",
         n_samples={"a": 10_000},
         n_positive=5_000,
@@ -248,4 +249,25 @@ def test_the_estimate_does_not_depend_on_how_patients_are_split(n_hospitals):
     reference = pd.read_csv(FIXTURES / "quasi.csv").set_index("term")["estimate"]
     np.testing.assert_allclose(
         result["coef"][0], reference[["age", "exposed", "bmi"]].to_numpy(float), rtol=1e-9
+    )
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_the_fit_statistics_are_the_likelihood_at_firths_estimate(fit_intercept):
+    frame = pd.read_csv(FIXTURES / "quasi-data.csv")
+    params = {"strategy": "exact", "fit_intercept": fit_intercept, "tol": 1e-12}
+    model = run_analysis(splits(frame), penalty="firth", **params).result
+    mle = run_analysis(splits(frame), C=math.inf, **params).result
+    stats = model["statistics"]
+    X, y = frame[["age", "exposed", "bmi"]].to_numpy(float), frame["y"].to_numpy()
+    theta = (
+        model["coef"][0] if not fit_intercept else np.append(model["coef"][0], model["intercept"])
+    )
+    z = design_matrix(X, fit_intercept=fit_intercept) @ theta
+    loglik = float(np.sum(y * z - np.logaddexp(0.0, z)))
+    assert stats["llf"] == pytest.approx(loglik, rel=1e-9)
+    assert stats["deviance"] == pytest.approx(-2.0 * loglik, rel=1e-9)
+    assert stats["llf"] <= mle["statistics"]["llf"] + 1e-9  # no higher than the maximum
+    assert stats["penalized_llf"] == pytest.approx(
+        penalized_loglik(X, y, theta, fit_intercept), rel=1e-9
     )

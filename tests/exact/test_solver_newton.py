@@ -17,6 +17,17 @@ def test_a_well_conditioned_system_is_solved_exactly():
     np.testing.assert_allclose(H @ newton_direction(g, H), -g, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("p", [362, 363, 600])  # one LU solve, one scaled copy above 362
+def test_wide_systems_are_solved_exactly_and_leave_the_hessian_alone(p):
+    rng = np.random.default_rng(p)
+    A = rng.normal(size=(p, p)) * np.logspace(-2, 2, p)
+    H = A @ A.T + np.eye(p)
+    before = H.copy()
+    g = rng.normal(size=p)
+    np.testing.assert_allclose(H @ newton_direction(g, H), -g, rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(H, before)
+
+
 def test_badly_scaled_features_are_solved_accurately():
     # uncentred features of very different scales: the Jacobi scaling makes Cholesky work
     rng = np.random.default_rng(1)

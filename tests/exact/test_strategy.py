@@ -66,12 +66,15 @@ def test_a_standardized_fit_sends_moments_first_then_sums_on_standardized_featur
     [
         (3, None, "auto", 50),  # Newton: the exact default
         (3, None, "lbfgs", LBFGS_MAX_ITER),  # L-BFGS: every line-search step is a round
-        (1001, None, "auto", LBFGS_MAX_ITER),  # auto picks L-BFGS above 1000 parameters
+        (1001, None, "auto", 50),  # Newton: its curvature fits the budgets
+        (3, None, {"max_message_mb": 1e-5}, LBFGS_MAX_ITER),  # it does not: L-BFGS
+        (5657, None, "auto", LBFGS_MAX_ITER),  # beyond the default 64 MB per message
         (3, 20, "lbfgs", 20),  # what the analyst set stays
     ],
 )
 def test_the_default_max_iter_follows_the_solver(n_features, given, solver, expected):
-    agg = aggregator(n_features, given, solver=solver)
+    budgets = solver if isinstance(solver, dict) else {"solver": solver}
+    agg = aggregator(n_features, given, **budgets)
     assert agg.params.max_iter == expected
     assert agg.solver.max_rounds == expected + 1
 

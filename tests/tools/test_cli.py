@@ -160,7 +160,11 @@ def test_simulate_plot_without_matplotlib_fails_before_running(tmp_path, capsys,
 
 
 BAD = {
-    "semicolons": (lambda text: text.replace(",", ";"), r"';'"),
+    # ';' with both decimal commas and points is ambiguous: read as comma-separated, refused
+    "semicolons-with-both-decimal-marks": (
+        lambda text: text.replace(",", ";").replace(".", ",", 1),
+        r"';'",
+    ),
     "missing-value": (blank_first_value, r"1 missing value"),
     "one-class": (all_positive, r"class 0 is absent"),
 }
@@ -268,7 +272,8 @@ def test_predict_writes_probability_and_label_per_row(tmp_path, capsys, output):
     ("text", "match"),
     [
         ("KRAS,TP53\n1,2\n", r"lacks the model's feature column"),
-        ("KRAS;TP53\n1;2\n", r"';'"),
+        ("KRAS;TP53\n1;2\n", r"lacks the model's feature column"),  # ';' is read (dialect)
+        ("KRAS;TP53\n1,5;2.5\n", r"';'"),  # both decimal marks: ambiguous, refused
     ],
 )
 def test_predict_refuses_a_csv_without_the_models_features(tmp_path, capsys, text, match):

@@ -3,7 +3,8 @@
 Guarantees (beyond the SDK's local mock, which polls every 10 ms):
 
 * **No polling.** A waiting node blocks on the mailbox's :class:`threading.Condition` and is
-  woken by the delivery it waits for.
+  woken by the delivery it waits for, not before: an aggregator awaiting four hospitals
+  sleeps through the first three arrivals.
 * **Production's read/unread model.** Every received message stays in the mailbox (for
   ``get_messages``) until deleted; a wait returns, per sender, *every* unread message of the
   category and marks them read, as production's ``await_messages`` does.
@@ -52,6 +53,9 @@ class Mailbox:
         # meanwhile (Message.set_read, delete_messages) are skipped lazily
         self._unread: dict[tuple[str, str], deque[Message]] = {}
         self._data: dict[str, bytes] = {}
+        # (category, senders) of each wait now blocked in take(): a delivery wakes the owner
+        # only when it may complete one of them
+        self._waits: list[tuple[str, list[str]]] = []
         self._finished = False
         self._stop_reason: str | None = None
 
@@ -81,8 +85,22 @@ class Mailbox:
                 self._unread.setdefault((category, sender), deque()).append(message)
                 if category == FINISHED_CATEGORY:
                     self._finished = True
-            if messages:
+            if messages and self._completes_a_wait():
                 self._cond.notify_all()
+
+    def _completes_a_wait(self) -> bool:
+        """Whether a blocked wait may now be over (called with the lock held).
+
+        A wait is over when the end was announced, or when every awaited sender has a queued
+        message of the category (a necessary condition: ``take`` checks the rest, so a wake
+        may still be spurious, but no completing delivery goes unnoticed).
+        """
+        for category, senders in self._waits:
+            if self._finished and category != FINISHED_CATEGORY:
+                return True
+            if all(self._unread.get((category, sender)) for sender in senders):
+                return True
+        return False
 
     def stop(self, reason: str) -> None:
         """Stop the mailbox: current and later waits raise ``NodeStopped(reason)``."""
@@ -183,7 +201,12 @@ class Mailbox:
                             if pending
                         }
                         raise WaitExpired(received, missing)
-                self._cond.wait(remaining)
+                wait = (category, senders)
+                self._waits.append(wait)
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waits.remove(wait)
 
     def _pending(self, category: str, sender: str, message_id: str | None) -> list[Message]:
         queue = self._unread.get((category, sender))

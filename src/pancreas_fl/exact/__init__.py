@@ -37,8 +37,8 @@ from pancreas_fl.exact.standardize import (
     to_raw_space,
 )
 from pancreas_fl.exact.strategy import ExactAggregator, ExactHospital
-from pancreas_fl.exact.sums import aggregate_terms, local_terms
-from pancreas_fl.logistic import design_matrix, log_loss_terms, sigmoid
+from pancreas_fl.exact.sums import aggregate_terms, design_matrix, local_terms, sigmoid
+from pancreas_fl.logistic import log_loss_terms
 
 __all__ = [
     "DEFAULT_TOL",

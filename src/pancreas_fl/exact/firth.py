@@ -79,7 +79,8 @@ import numpy as np
 
 from pancreas_fl.errors import OutOfStepError
 from pancreas_fl.exact.glm import chi2_sf
-from pancreas_fl.logistic import BLOCK_BYTES, design_rows, sigmoid
+from pancreas_fl.exact.sums import sigmoid
+from pancreas_fl.logistic import BLOCK_BYTES, design_rows
 
 __all__ = [
     "NOTE",

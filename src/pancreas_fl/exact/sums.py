@@ -28,11 +28,62 @@ from typing import Any
 
 import numpy as np
 
-from pancreas_fl.logistic import BLOCK_BYTES, design_rows, log_loss_terms, sigmoid
+from pancreas_fl.exact.curvature import (
+    ENCODINGS,
+    GRAM_ROWS,
+    add_packed,
+    gram_of_weighted_rows,
+    is_packed,
+    pack_upper,
+    unpack_upper,
+)
+from pancreas_fl.logistic import BLOCK_BYTES, design_rows, log_loss_terms
 
-__all__ = ["aggregate_terms", "local_terms"]
+__all__ = ["aggregate_terms", "design_matrix", "local_terms", "sigmoid"]
 
-_HESSIAN_MODES = (True, False, "full", "diag", None)
+_HESSIAN_MODES = (True, False, "diag", None, *ENCODINGS)
+#: The curvature modes that pack the Hessian's upper triangle (see ``exact.curvature``).
+_PACKED = ("triangle", "triangle32", "residual32")
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    r"""Numerically stable logistic function :math:`\sigma(z) = 1 / (1 + e^{-z})`.
+
+    Parameters
+    ----------
+    z : array_like
+        Linear predictor.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`\sigma(z)` in :math:`[0, 1]`, computed as :math:`e^{-\log(1 + e^{-z})}`
+        with ``numpy.logaddexp`` so that no overflow occurs for large :math:`|z|`.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def design_matrix(X: Any, *, fit_intercept: bool) -> np.ndarray:
+    r"""Return ``X`` as float64 with a trailing column of ones if ``fit_intercept``.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        Feature matrix.
+    fit_intercept : bool
+        Append the intercept column (intercept last, as in :math:`\theta = (w, b)`).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, d + fit_intercept)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-d array. Got an array with {X.ndim} dimension(s).")
+    if fit_intercept:
+        X = np.hstack([X, np.ones((X.shape[0], 1))])
+    return X
 
 
 def local_terms(
@@ -57,12 +108,13 @@ def local_terms(
         Parameter vector :math:`(w, b)` broadcast by the aggregator (intercept last).
     fit_intercept : bool
         Whether ``theta`` ends with an intercept.
-    hessian : {True, False, None, "full", "diag"}, default=True
+    hessian : {True, False, None, "full", "diag", "triangle", "triangle32", "residual32"}
         What curvature to return: ``True``/``"full"`` the full matrix
         :math:`\sum_i \sigma_i(1-\sigma_i)\tilde x_i\tilde x_i^\top` (what
         Newton needs, :attr:`FederatedSolver.curvature` ``"full"``), ``"diag"`` only the
         :math:`2p+1` weighted moments used by the L-BFGS preconditioner, ``False``/``None``
-        nothing.
+        nothing; ``"triangle"``, ``"triangle32"`` and ``"residual32"`` that matrix's upper
+        triangle, packed (:func:`~pancreas_fl.exact.curvature.pack_upper`). Default True.
     mean, scale : array_like of shape (d,), optional
         A standardization (:func:`~pancreas_fl.exact.standardize`): the sums are then those
         of the standardized features :math:`(x - \mu) / s`, without a standardized copy of
@@ -92,16 +144,18 @@ def local_terms(
     X, yf, theta = _check_inputs(X, y, theta, fit_intercept=fit_intercept, hessian=hessian)
     scaler = _check_scaler(mean, scale, X.shape[1])
     (n, d), p = X.shape, theta.shape[0]
-    full, diag = hessian in (True, "full"), hessian == "diag"
-    materialized = fit_intercept or scaler is not None or full or diag
+    full, diag, packed = hessian in (True, "full"), hessian == "diag", hessian in _PACKED
+    materialized = fit_intercept or scaler is not None or full or diag or packed
     # X's own rows and no curvature: one block, nothing is copied
     rows = max(1, min(BLOCK_BYTES // (8 * p) if materialized else n, n))
+    if packed:  # each block's product passes over the p x p sum once: fewer, taller blocks
+        rows = max(rows, min(GRAM_ROWS, n))
     # reused from block to block: the design's rows (unless they are X's own), and the
     # curvature's products (weighted rows, or squared features)
     design = np.empty((rows, p)) if fit_intercept or scaler is not None else None
-    work = np.empty((rows, p if full else d)) if full or diag else None
+    work = np.empty((rows, p if full or packed else d)) if full or diag or packed else None
     z = np.empty(n)
-    v = np.empty(n) if full or diag else None
+    v = np.empty(n) if full or diag or packed else None
     grad = hess = sx = sxx = None
     for start in range(0, n, rows):
         Xd = design_rows(X[start : start + rows], design, fit_intercept, scaler)
@@ -116,6 +170,8 @@ def local_terms(
         vb = np.multiply(prob, sigmoid(-zb), out=v[start : start + m])
         if full:
             hess = _add(hess, np.multiply(Xd, vb[:, None], out=work[:m]).T @ Xd)
+        elif packed:
+            hess = gram_of_weighted_rows(Xd, vb, work, hess)
         else:
             Xf = Xd[:, :-1] if fit_intercept else Xd
             sx = _add(sx, vb @ Xf)
@@ -129,6 +185,8 @@ def local_terms(
     }
     if full:
         out["hess"] = np.zeros((p, p)) if hess is None else hess
+    elif packed:
+        out["hess"] = pack_upper(np.zeros((p, p)) if hess is None else hess, hessian)
     elif diag:
         out["hess"] = {
             "s": float(np.sum(v)),
@@ -203,7 +261,8 @@ def aggregate_terms(terms: list[dict[str, Any]]) -> dict[str, Any]:
     -------
     dict
         Same keys as :func:`local_terms`; every value is the sum over hospitals
-        (``hess`` stays ``None`` if any hospital sent none). Sums are accumulated in the given
+        (``hess`` stays ``None`` if any hospital sent none; packed triangles are summed in
+        float64 and returned as the symmetric ``(p, p)`` matrix). Sums are accumulated in the given
         order; the result does not depend on the order beyond floating-point rounding.
     """
     if not terms:
@@ -217,7 +276,9 @@ def aggregate_terms(terms: list[dict[str, Any]]) -> dict[str, Any]:
     }
     hess = [t.get("hess") for t in terms]
     if all(h is not None for h in hess):
-        if all(isinstance(h, dict) for h in hess):
+        if all(is_packed(h) for h in hess):  # packed triangles: summed in float64, unpacked
+            out["hess"] = unpack_upper(add_packed(hess), out["grad"].shape[0])
+        elif all(isinstance(h, dict) for h in hess):
             out["hess"] = {
                 "s": float(sum(float(h["s"]) for h in hess)),
                 "sx": np.sum([np.asarray(h["sx"], dtype=np.float64) for h in hess], axis=0),

@@ -224,3 +224,55 @@ def test_f_an_upload_without_the_package_fails_at_import(image_python, tmp_path)
     assert all(
         n["ended"].endswith("ModuleNotFoundError: No module named 'pancreas_fl'") for n in failed
     )
+
+
+_DAMAGING_ENTRYPOINT = '''\
+"""The Hub entrypoint with one hospital whose installation damages its round-2 message."""
+
+import numpy as np
+
+from flame.star import StarModel
+from pancreas_fl import FederatedLogisticRegression, PancreasAnalyzer
+
+
+class DamagedAnalyzer(PancreasAnalyzer):
+    """The first hospital (by node id) sends NaN coefficients in round 2."""
+
+    def analysis_method(self, data, aggregator_results):
+        message = super().analysis_method(data, aggregator_results)
+        aggregator = self.flame.get_aggregator_id()
+        hospitals = sorted({self.id, *self.partner_node_ids} - {aggregator})
+        if self.num_iterations == 2 and self.id == hospitals[0]:
+            message["update"]["coef"] = np.full_like(message["update"]["coef"], np.nan)
+        return message
+
+
+if __name__ == "__main__":
+    StarModel(DamagedAnalyzer, FederatedLogisticRegression, "s3", query=["pancreasData.csv"],
+              simple_analysis=False, output_type="pickle")
+'''
+
+
+def test_g_a_damaged_round_2_message_fails_the_run_naming_its_hospital(image_python, tmp_path):
+    entry = tmp_path / "upload" / "pancreas_analysis.py"
+    entry.parent.mkdir()
+    entry.write_text(_DAMAGING_ENTRYPOINT)
+    done, summary = run_emulator(
+        image_python, tmp_path / "out", upload=[entry, SRC / "pancreas_fl"]
+    )
+    assert done.returncode == 1, done.stderr.decode()
+    assert summary["outcome"] == "failed"
+    assert_every_node_ended(summary)
+    failure = summary["failure"]
+    assert failure["node"] == "aggregator"
+    damaged = sorted(n["node_id"] for n in summary["nodes"] if n["role"] == "default")[0]
+    assert failure["error"] == (
+        f"hospital {damaged!r} sent a round-2 update whose coef holds 8 non-finite value(s); "
+        "its data or installation is faulty. The analysis is stopped; no result is written."
+    )
+    aggregator_stream = (tmp_path / "out" / "logs" / "aggregator.stream.log").read_text()
+    assert f"error  failed    {failure['error']}" in aggregator_stream
+    assert "Traceback" not in failure["error"]
+    assert not (tmp_path / "out" / "final_result").exists()
+    assert summary["final_results"] == []
+    assert summary["wall_seconds"] - failure["seconds"] < 60

@@ -1,0 +1,195 @@
+"""The cost of checking every message where it is received (pancreas_fl.wire), per round.
+
+Runs the analysis round by round in this process (the star pattern by hand, every message
+pickled across as in production) and times, separately, everything the checks add: the
+aggregator's envelope, update and final-result checks and its broadcast digest, each
+hospital's broadcast check and digest, FedAvg's one-off sum of |x| and the exact fit's
+certificate. Prints, per configuration, the median over repeats (and the fastest run, the
+least disturbed on a shared machine) of the checks' milliseconds per round, as a share of
+the round's compute (the hospitals' updates, one after the other, plus the aggregation,
+without any messaging: an upper bound of the share) and as a share of a round on the
+offline engine (thread isolation: the aggregator's history times each round,
+messages both ways included). On a FLAME node a round also waits for the SDK's 1 s polls.
+
+Budgets (issue 16): < 2 % of a round on data/sample, < 1 % on 4 x 100,000 x 30.
+
+Run: ``python benchmarks/wire_checks.py [--repeats 5] [--rows 100000] [--big-repeats 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import pickle
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from pancreas_fl import fedavg, wire
+from pancreas_fl.analysis import FederatedLogisticRegression, PancreasAnalyzer
+from pancreas_fl.exact import strategy as exact
+from pancreas_fl_tools.sample import make_cohort
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = "pancreasData.csv"
+
+CONFIGS = {
+    "fedavg (tutorial)": {},
+    "fedavg + intercept": {"fit_intercept": True, "output": "model"},
+    "exact + intercept": {"strategy": "exact", "fit_intercept": True},
+    "exact, lbfgs": {"strategy": "exact", "solver": "lbfgs", "fit_intercept": True},
+}
+
+
+class _Core:
+    def __init__(self, node_id: str, role: str) -> None:
+        self.node_id, self.role = node_id, role
+
+    def get_id(self):
+        return self.node_id
+
+    def get_role(self):
+        return self.role
+
+    def get_participant_ids(self):
+        return []
+
+    def flame_log(self, *args, **kwargs):
+        pass
+
+
+class _Clock:
+    """Seconds spent in the wrapped functions (the checks)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.patched: list[tuple] = []
+
+    def wrap(self, owner, name: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        self.patched.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self.patched):
+            setattr(owner, name, original)
+
+
+def _checks(clock: _Clock) -> None:
+    for name in ("open", "check_updates", "sent"):
+        clock.wrap(wire.AggregatorInbox, name)
+    clock.wrap(wire.HospitalInbox, "receive")
+    clock.wrap(fedavg, "_sum_abs")
+    # names bound in other modules at import: wrap them where they are looked up
+    import pancreas_fl.analysis as analysis
+
+    clock.wrap(analysis, "check_final_result")
+    clock.wrap(exact, "certify")
+
+
+def one_run(splits, params) -> tuple[float, float, int]:
+    """Return (seconds of the checks, seconds of the rounds, rounds) of one analysis.
+
+    The garbage collector is off while it runs, as in ``timeit``: a collection of the
+    cohort's large heap would land in whichever call allocates next, a check or not.
+    """
+    clock = _Clock()
+    _checks(clock)
+    gc.collect()
+    gc.disable()
+    try:
+        hospitals = [
+            PancreasAnalyzer(_Core(f"node-{i + 1}", "default"), **params)
+            for i in range(len(splits))
+        ]
+        aggregator = FederatedLogisticRegression(_Core("aggregator", "aggregator"), **params)
+        busy = 0.0
+        for rounds in range(1, 10_000):
+            start = time.perf_counter()
+            sent = [h.analyze(data) for h, data in zip(hospitals, splits, strict=True)]
+            busy += time.perf_counter() - start
+            messages = [pickle.loads(pickle.dumps(m)) for m in sent]
+            start = time.perf_counter()
+            result, converged = aggregator.aggregate(messages, simple_analysis=False)
+            busy += time.perf_counter() - start
+            if converged:
+                return clock.seconds, busy, rounds
+            received = pickle.loads(pickle.dumps(result))
+            for hospital in hospitals:
+                hospital.latest_result = received
+        raise RuntimeError("no convergence")
+    finally:
+        gc.enable()
+        clock.restore()
+
+
+def engine_round(splits, params) -> float:
+    """Return the median seconds of a round on the offline engine (thread isolation).
+
+    The aggregator's history times each round from one aggregation to the next: the
+    hospitals' updates, the messages both ways and the aggregation.
+    """
+    from pancreas_fl_tools.simulation import simulate
+
+    params = {**params, "output": "model"}
+    gc.collect()
+    gc.disable()
+    try:
+        tester = simulate(splits, isolation="thread", stream_log_level=100, **params)
+    finally:
+        gc.enable()
+    return statistics.median(entry["seconds"] for entry in tester.result["history"][1:])
+
+
+def _splits_of_frames(frames):
+    return [[{DATASET: frame.to_csv(index=False).encode()}] for frame in frames]
+
+
+def main(argv=None) -> int:
+    """Print the checks' share of a round, per cohort and configuration."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=100_000, help="patients per hospital")
+    parser.add_argument("--big-repeats", type=int, default=3, help="runs on the large cohort")
+    args = parser.parse_args(argv)
+    sample = [
+        [{DATASET: (REPO / "data" / "sample" / node / DATASET).read_bytes()}]
+        for node in ("node1", "node2")
+    ]
+    big = _splits_of_frames(make_cohort(4, args.rows, 30, seed=0))
+    cohorts = {
+        "data/sample": (sample, 2.0, args.repeats),
+        f"4 x {args.rows:,} x 30": (big, 1.0, args.big_repeats),
+    }
+    print(f"{args.repeats} runs each: the median, and the fastest (the least disturbed)")
+    for cohort, (splits, budget, repeats) in cohorts.items():
+        for name, params in CONFIGS.items():
+            checks_ms, compute_ms, engine_ms = [], [], []
+            for _ in range(repeats):
+                checks, busy, rounds = one_run(splits, params)
+                checks_ms.append(checks / rounds * 1000)
+                compute_ms.append(busy / rounds * 1000)
+                engine_ms.append(engine_round(splits, params) * 1000)
+            for label, pick in (("median", statistics.median), ("fastest", min)):
+                c, b, e = pick(checks_ms), pick(compute_ms), pick(engine_ms)
+                mark = "ok" if c / e * 100 < budget else "OVER BUDGET"
+                print(
+                    f"{cohort:>18}  {name:<19} {label:>7}: checks {c:6.3f} ms/round = "
+                    f"{c / b * 100:5.2f} % of the compute ({b:8.2f} ms), {c / e * 100:5.2f} % "
+                    f"of the engine's round ({e:8.2f} ms; budget {budget:g} %: {mark})"
+                )
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
