@@ -43,7 +43,7 @@ from sklearn.linear_model import LogisticRegression
 
 from pancreas_fl.exact.curvature import ROUND_SECONDS
 from pancreas_fl.exact.strategy import ExactAggregator, ExactHospital
-from pancreas_fl.handshake import Cohort
+from pancreas_fl.handshake import Agreement
 from pancreas_fl.params import resolve_params
 from pancreas_fl.privacy import check_disclosure
 from pancreas_fl.reader import HospitalData
@@ -96,13 +96,13 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
         )
     names = hospitals[0].feature_names
     counts = {f"node{k}": int(d.X.shape[0]) for k, d in enumerate(hospitals, 1)}
-    cohort_ = Cohort(
+    agreement = Agreement(
         list(names), hospitals[0].label_name, counts, int(sum(d.y.sum() for d in hospitals))
     )
     sides = {f"node{k}": ExactHospital(d, params) for k, d in enumerate(hospitals, 1)}
     resident = {node: d.X.nbytes + d.y.nbytes for node, d in zip(sides, hospitals, strict=True)}
     tracemalloc.start()
-    aggregator = ExactAggregator(params, cohort_, lambda *a, **k: None, max_iter_given=False)
+    aggregator = ExactAggregator(params, agreement, lambda *a, **k: None, max_iter_given=False)
     hospital_seconds, aggregator_seconds, compute = [], [], 0.0
     hospital_peak = aggregator_peak = largest = 0
     broadcast, round_index = None, 0

@@ -26,7 +26,7 @@ from pancreas_fl.fedavg import (
     l2_change,
     stop_rule,
 )
-from pancreas_fl.handshake import Cohort
+from pancreas_fl.handshake import Agreement
 from pancreas_fl.params import resolve_params
 from pancreas_fl.reader import load_hospital_data
 
@@ -37,9 +37,9 @@ def hospital(**params) -> FedAvgHospital:
 
 
 def aggregator(**params) -> FedAvgAggregator:
-    cohort = Cohort([f"g{i}" for i in range(3)], "y", {"a": 30, "b": 10}, 20)
+    agreement = Agreement([f"g{i}" for i in range(3)], "y", {"a": 30, "b": 10}, 20)
     return FedAvgAggregator(
-        resolve_params(**params), cohort, StubCore("agg", "aggregator").flame_log
+        resolve_params(**params), agreement, StubCore("agg", "aggregator").flame_log
     )
 
 

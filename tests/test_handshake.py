@@ -1,4 +1,4 @@
-"""The aggregator's first-round checks, the cohort and the round log."""
+"""The aggregator's first-round checks, the agreement and the round log."""
 
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ def problem(text, *, hint="Fix it.", privacy=False):
 
 
 def test_introduce_counts_the_hospitals_and_keeps_the_names():
-    cohort = introduce({"h1": intro(40, 10), "h2": intro(25, 5)}, resolve_params())
-    assert cohort.feature_names == ["a", "b"]
-    assert cohort.label == "y"
-    assert cohort.n_samples == {"h1": 40, "h2": 25}
-    assert cohort.n_total == 65
-    assert cohort.n_positive == 15
+    agreement = introduce({"h1": intro(40, 10), "h2": intro(25, 5)}, resolve_params())
+    assert agreement.feature_names == ["a", "b"]
+    assert agreement.label == "y"
+    assert agreement.n_samples == {"h1": 40, "h2": 25}
+    assert agreement.n_total == 65
+    assert agreement.n_positive == 15
 
 
 def test_introduce_names_the_hospital_with_another_shared_parameter():
@@ -89,9 +89,9 @@ def test_introduce_agrees_the_union_of_levels_sorted_with_the_first_as_reference
         "h1": intro(columns=columns, levels={"sex": ["M"], "stage": ["II", "I"]}, **params),
         "h2": intro(columns=columns, levels={"sex": ["F", "M"], "stage": ["III"]}, **params),
     }
-    cohort = introduce(intros, resolve_params(**params))
-    assert cohort.encoding.levels == {"sex": ("F", "M"), "stage": ("I", "II", "III")}
-    assert cohort.feature_names == ["age", "sex[M]", "stage[II]", "stage[III]"]
+    agreement = introduce(intros, resolve_params(**params))
+    assert agreement.encoding.levels == {"sex": ("F", "M"), "stage": ("I", "II", "III")}
+    assert agreement.feature_names == ["age", "sex[M]", "stage[II]", "stage[III]"]
 
 
 def test_the_round_log_keeps_one_entry_and_writes_one_line_per_round():

@@ -49,6 +49,7 @@ def test_an_old_path_warns_and_holds_the_new_modules_names(old):
             "pancreas_fl.exact.solver",
         ),
         ("from pancreas_fl.strategies.common import RoundLog", "RoundLog", "pancreas_fl.rounds"),
+        ("from pancreas_fl.strategies.common import Cohort", "Agreement", "pancreas_fl.handshake"),
         ("from pancreas_fl.cli import main", "main", "pancreas_fl_tools.cli"),
     ],
 )
@@ -58,7 +59,8 @@ def test_old_imports_as_users_wrote_them(statement, name, new):
     namespace = {}
     with pytest.deprecated_call():
         exec(statement, namespace)
-    assert namespace[name] is getattr(importlib.import_module(new), name)
+    imported = statement.rsplit(" ", 1)[1]
+    assert namespace[imported] is getattr(importlib.import_module(new), name)
 
 
 def test_current_modules_are_not_deprecated():

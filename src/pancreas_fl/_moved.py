@@ -51,6 +51,9 @@ MOVED: dict[str, tuple[str, ...]] = {
 
 _PACKAGES = {"pancreas_fl.stats", "pancreas_fl.strategies"}
 
+#: Names that changed with their module: old module -> {old name: new name}.
+_RENAMED = {"pancreas_fl.strategies.common": {"Cohort": "Agreement"}}
+
 
 class _MovedModule(importlib.abc.Loader, importlib.abc.MetaPathFinder):
     """Finds an old path and fills a module with the names of the modules it moved to."""
@@ -84,6 +87,9 @@ class _MovedModule(importlib.abc.Loader, importlib.abc.MetaPathFinder):
                 (name, value) for name, value in vars(new).items() if not name.startswith("__")
             )
         vars(module).update(names)
+        for old, new in _RENAMED.get(module.__name__, {}).items():
+            if new in names:
+                vars(module)[old] = names[new]
         if module.__name__ in _PACKAGES:
             module.__path__ = []
 

@@ -268,7 +268,7 @@ class FederatedLogisticRegression(StarAggregator):
     params_ : Params or None
         The validated parameters (from the first round on; for the exact strategy with the
         L-BFGS solver's default ``max_iter`` applied).
-    cohort_ : Cohort or None
+    agreement_ : Agreement or None
         The hospitals' column names and counts, and the agreed encoding (from the first
         round on).
     setup_rounds_ : int or None
@@ -283,7 +283,7 @@ class FederatedLogisticRegression(StarAggregator):
         super().__init__(flame)
         self.params = params
         self.params_ = None
-        self.cohort_ = None
+        self.agreement_ = None
         self.setup_rounds_ = None
         self.strategy_ = None
         self.inbox_: AggregatorInbox | None = None
@@ -336,7 +336,7 @@ class FederatedLogisticRegression(StarAggregator):
             raise
         model_round = self.model_round()
         if model_round is None:
-            levels = self.cohort_.encoding.levels
+            levels = self.agreement_.encoding.levels
             self.flame.flame_log(
                 "setup round: categorical levels agreed ("
                 + ", ".join(f"{column}: {len(names)}" for column, names in levels.items())
@@ -353,7 +353,7 @@ class FederatedLogisticRegression(StarAggregator):
                 self.inbox_.sent(result)  # a broadcast: the hospitals echo its digest
                 return result
             # the final result, before it is submitted
-            d = len(self.cohort_.feature_names)
+            d = len(self.agreement_.feature_names)
             check_final_result(result, k, d, self.params_.fit_intercept)
             return result
         except (ConfigError, OutOfStepError, MessageError) as err:  # e.g. Firth, aliased
@@ -387,14 +387,14 @@ class FederatedLogisticRegression(StarAggregator):
     def _start(self, messages: list[HospitalMessage]) -> None:
         """First round: validate, check that the hospitals agree, pick the strategy."""
         p = resolve_params(**self.params)
-        self.cohort_ = introduce({message["node"]: message["intro"] for message in messages}, p)
+        self.agreement_ = introduce({message["node"]: message["intro"] for message in messages}, p)
         self.setup_rounds_ = 1 if p.categorical else 0
         log = self.flame.flame_log
         if p.strategy == "fedavg":
-            self.strategy_ = FedAvgAggregator(p, self.cohort_, log)
+            self.strategy_ = FedAvgAggregator(p, self.agreement_, log)
         else:
             from pancreas_fl.exact import ExactAggregator
 
             max_iter_given = self.params.get("max_iter") is not None
-            self.strategy_ = ExactAggregator(p, self.cohort_, log, max_iter_given=max_iter_given)
+            self.strategy_ = ExactAggregator(p, self.agreement_, log, max_iter_given=max_iter_given)
         self.params_ = self.strategy_.params

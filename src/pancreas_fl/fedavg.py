@@ -49,7 +49,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from pancreas_fl._warnings import ignoring
-from pancreas_fl.handshake import Cohort
+from pancreas_fl.handshake import Agreement
 from pancreas_fl.logistic import BLOCK_BYTES, log_loss_sum
 from pancreas_fl.params import Params, default
 from pancreas_fl.reader import HospitalData
@@ -257,7 +257,7 @@ class FedAvgAggregator:
     Parameters
     ----------
     params : Params
-    cohort : Cohort
+    agreement : Agreement
         The hospitals' column names and counts (round 0).
     log : callable
         ``flame.flame_log``.
@@ -272,16 +272,16 @@ class FedAvgAggregator:
         Why the analysis stopped (``None`` while it runs).
     """
 
-    def __init__(self, params: Params, cohort: Cohort, log: Log) -> None:
+    def __init__(self, params: Params, agreement: Agreement, log: Log) -> None:
         self.params = params
-        self.cohort = cohort
-        self.rounds = RoundLog(cohort.n_total, log)
+        self.agreement = agreement
+        self.rounds = RoundLog(agreement.n_total, log)
         self.previous_: np.ndarray | None = None
         self.stop_reason_: str | None = None
 
     def update_spec(self) -> UpdateSpec:
         """Return what this round's updates must be: their shapes, and the model they left."""
-        d = len(self.cohort.feature_names)
+        d = len(self.agreement.feature_names)
         p, previous = self.params, self.previous_
         start = None if previous is None else previous[:, :d]
         b0 = float(previous[0, d]) if previous is not None and p.fit_intercept else None
@@ -306,7 +306,7 @@ class FedAvgAggregator:
         """
         p = self.params
         local = list(updates.values())
-        weights = [self.cohort.n_samples[node] for node in updates] if p.weighted else None
+        weights = [self.agreement.n_samples[node] for node in updates] if p.weighted else None
         # Tutorial: global_params_ = np.stack(coefs, axis=0).mean(axis=0)
         coef = federated_mean([u["coef"] for u in local], weights)
         intercept = None
@@ -323,7 +323,7 @@ class FedAvgAggregator:
             return coef  # the tutorial's result, and its broadcast
         if self.stop_reason_ is None:
             return GlobalModel(coef=coef, intercept=intercept)  # the hospitals get the model only
-        return final_model(p, self.cohort, self.rounds, self.stop_reason_, coef, intercept)
+        return final_model(p, self.agreement, self.rounds, self.stop_reason_, coef, intercept)
 
     def stop_message(self, reason: str) -> tuple[str, str]:
         """Return the log line (message, log type) for ``reason``: the tutorial's words."""

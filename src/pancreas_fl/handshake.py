@@ -4,7 +4,7 @@
 same shared parameters, reports every problem the hospitals found with their data (in one
 error, :func:`~pancreas_fl.errors.raise_problems`), checks that they have the same columns
 (:func:`check_same_columns`), agrees the categorical levels, and keeps names and counts
-(:class:`Cohort`). Only names and counts cross, never a value.
+(:class:`Agreement`). Only names and counts cross, never a value.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from pancreas_fl.wording import listed
 if TYPE_CHECKING:
     from pancreas_fl.encoding import Encoding
 
-__all__ = ["Cohort", "check_same_columns", "introduce"]
+__all__ = ["Agreement", "check_same_columns", "introduce"]
 
 
 @dataclass(frozen=True)
-class Cohort:
-    """What the aggregator knows of the hospitals: column names and counts, nothing else.
+class Agreement:
+    """What round 0 agreed: the model's columns, and the hospitals' counts; nothing else.
+
+    (Not a cohort of patients: the aggregator never sees one.)
 
     Attributes
     ----------
@@ -58,7 +60,7 @@ class Cohort:
         return sum(self.n_samples.values())
 
 
-def introduce(intros: dict[str, Introduction], params: Params) -> Cohort:
+def introduce(intros: dict[str, Introduction], params: Params) -> Agreement:
     """Round 0 at the aggregator: check that the hospitals agree with it, and count them.
 
     Parameters
@@ -100,7 +102,7 @@ def introduce(intros: dict[str, Introduction], params: Params) -> Cohort:
             tuple(feature_names), levels=levels, fill=params.fill or {}, missing=params.missing
         )
         feature_names = encoding.feature_names
-    return Cohort(
+    return Agreement(
         feature_names=feature_names,
         label=first[-1],
         n_samples={node: intro["n"] for node, intro in intros.items()},

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pancreas_fl.handshake import Cohort
+from pancreas_fl.handshake import Agreement
 from pancreas_fl.params import Params
 
 __all__ = ["MAX_ITER_MESSAGE", "Log", "RoundLog", "final_model"]
@@ -72,7 +72,7 @@ class RoundLog:
 
 def final_model(
     params: Params,
-    cohort: Cohort,
+    agreement: Agreement,
     rounds: RoundLog,
     stop_reason: str,
     coef,
@@ -92,14 +92,14 @@ def final_model(
         strategy=params.strategy,
         coef=coef,
         intercept=intercept,
-        feature_names=cohort.feature_names,
-        label=cohort.label,
+        feature_names=agreement.feature_names,
+        label=agreement.label,
         params=params,
         history=rounds.history,
         stop_reason=stop_reason,
-        n_samples=cohort.n_samples,
+        n_samples=agreement.n_samples,
         standardization=standardization,
         statistics=statistics,
-        encoding=None if cohort.encoding is None else cohort.encoding.to_dict(),
-        n_dropped=cohort.n_dropped,
+        encoding=None if agreement.encoding is None else agreement.encoding.to_dict(),
+        n_dropped=agreement.n_dropped,
     )

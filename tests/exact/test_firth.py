@@ -16,7 +16,7 @@ from pancreas_fl.errors import ConfigError, OutOfStepError
 from pancreas_fl.exact import ExactAggregator, firth, local_terms
 from pancreas_fl.exact.curvature import FLOAT64_TRIANGLE_LIMIT
 from pancreas_fl.exact.sums import design_matrix, sigmoid
-from pancreas_fl.handshake import Cohort
+from pancreas_fl.handshake import Agreement
 from pancreas_fl.params import resolve_params
 
 
@@ -200,7 +200,7 @@ def test_the_separated_unpenalized_fit_points_to_firth():
 
 
 def test_more_parameters_than_the_newton_solver_takes_are_refused():
-    cohort = Cohort(
+    agreement = Agreement(
         feature_names=[f"g{j}" for j in range(FLOAT64_TRIANGLE_LIMIT)],
         label="y",
         n_samples={"a": 10_000},
@@ -208,7 +208,7 @@ def test_more_parameters_than_the_newton_solver_takes_are_refused():
     )
     params = resolve_params(strategy="exact", penalty="firth", fit_intercept=True)
     with pytest.raises(ConfigError, match=r"^penalty='firth' needs the information matrix"):
-        ExactAggregator(params, cohort, lambda *a, **k: None, max_iter_given=False)
+        ExactAggregator(params, agreement, lambda *a, **k: None, max_iter_given=False)
 
 
 def test_a_firth_fit_stopped_by_max_iter_says_so():
@@ -228,11 +228,11 @@ def test_a_firth_fit_stopped_by_max_iter_says_so():
 )
 def test_a_damaged_third_moment_sum_names_its_sender(third):
     X, y, _ = data(3)
-    cohort = Cohort(
+    agreement = Agreement(
         feature_names=["a", "b", "c"], label="y", n_samples={"h1": 40}, n_positive=int(y.sum())
     )
     params = resolve_params(strategy="exact", penalty="firth", fit_intercept=True)
-    aggregator = ExactAggregator(params, cohort, lambda *a, **k: None, max_iter_given=False)
+    aggregator = ExactAggregator(params, agreement, lambda *a, **k: None, max_iter_given=False)
     terms = local_terms(X, y, np.zeros(4), fit_intercept=True)
     update = {"terms": terms, "moments": None, "n_extreme": 0, "firth": third}
     with pytest.raises(OutOfStepError, match=r"^hospital 'h1' sent no valid Firth sum"):

@@ -9,7 +9,7 @@ from _helpers import cohort_splits, sample_splits
 from _star import StubCore
 from pancreas_fl.exact import combine_moments, local_terms, scale_from_var, standardize
 from pancreas_fl.exact.strategy import ExactAggregator, ExactHospital
-from pancreas_fl.handshake import Cohort
+from pancreas_fl.handshake import Agreement
 from pancreas_fl.params import LBFGS_MAX_ITER, resolve_params
 from pancreas_fl.reader import load_hospital_data
 
@@ -23,10 +23,10 @@ def hospital(split=None, **params) -> ExactHospital:
 
 
 def aggregator(n_features=3, given=None, **params) -> ExactAggregator:
-    cohort = Cohort([f"g{i}" for i in range(n_features)], "y", {"a": 30, "b": 10}, 20)
+    agreement = Agreement([f"g{i}" for i in range(n_features)], "y", {"a": 30, "b": 10}, 20)
     p = resolve_params(strategy="exact", max_iter=given, **params)
     log = StubCore("agg", "aggregator").flame_log
-    return ExactAggregator(p, cohort, log, max_iter_given=given is not None)
+    return ExactAggregator(p, agreement, log, max_iter_given=given is not None)
 
 
 @pytest.mark.parametrize(("solver", "curvature"), [("auto", "full"), ("lbfgs", "diag")])
@@ -94,7 +94,7 @@ def test_rounds_until_the_solver_converges():
     hospitals = [hospital(split, fit_intercept=True) for split in splits]
     agg = ExactAggregator(
         resolve_params(strategy="exact", fit_intercept=True),
-        Cohort(["a", "b", "c"], "y", {"h1": 150, "h2": 90}, 100),
+        Agreement(["a", "b", "c"], "y", {"h1": 150, "h2": 90}, 100),
         StubCore("agg", "aggregator").flame_log,
         max_iter_given=False,
     )

@@ -47,7 +47,7 @@ from pancreas_fl.exact.standardize import (
 )
 from pancreas_fl.exact.sums import aggregate_terms, local_terms
 from pancreas_fl.exact.wire import certify
-from pancreas_fl.handshake import Cohort
+from pancreas_fl.handshake import Agreement
 from pancreas_fl.params import LBFGS_MAX_ITER, Params
 from pancreas_fl.reader import HospitalData
 from pancreas_fl.rounds import MAX_ITER_MESSAGE, Log, RoundLog, final_model
@@ -176,7 +176,7 @@ class ExactAggregator:
     Parameters
     ----------
     params : Params
-    cohort : Cohort
+    agreement : Agreement
         The hospitals' column names and counts (round 0).
     log : callable
         ``flame.flame_log``.
@@ -221,16 +221,16 @@ class ExactAggregator:
     #: Accepted points kept to judge which coefficients diverge.
     PATH_LENGTH = 5
 
-    def __init__(self, params: Params, cohort: Cohort, log: Log, *, max_iter_given: bool):
-        n_params = len(cohort.feature_names) + params.fit_intercept
+    def __init__(self, params: Params, agreement: Agreement, log: Log, *, max_iter_given: bool):
+        n_params = len(agreement.feature_names) + params.fit_intercept
         self.plan = curvature_plan(n_params, params)
         method = self.plan.method
         if method == "lbfgs" and not max_iter_given:
             params = replace(params, max_iter=LBFGS_MAX_ITER)
         self.params = params
-        self.cohort = cohort
+        self.agreement = agreement
         self.log = log
-        self.rounds = RoundLog(cohort.n_total, log)
+        self.rounds = RoundLog(agreement.n_total, log)
         self.solver = FederatedSolver(
             n_params,
             fit_intercept=params.fit_intercept,
@@ -254,12 +254,12 @@ class ExactAggregator:
         self.trace0_: float | None = None
         self.firth_: FirthRounds | None = None  # penalty="firth" (exact/firth_rounds.py)
         if params.penalty == "firth":
-            terms = [*cohort.feature_names, *(["intercept"] if params.fit_intercept else [])]
+            terms = [*agreement.feature_names, *(["intercept"] if params.fit_intercept else [])]
             self.firth_ = FirthRounds(n_params, method, terms, fit_intercept=params.fit_intercept)
 
     def update_spec(self) -> UpdateSpec:
         """Return what this round's updates must be: moments, or the sums at the point asked for."""
-        d, p = len(self.cohort.feature_names), self.params
+        d, p = len(self.agreement.feature_names), self.params
         if p.standardize and self.scaler_ is None:
             return UpdateSpec("moments", d, p.fit_intercept)
         at_zero = not np.any(self.solver.pending)
@@ -354,7 +354,7 @@ class ExactAggregator:
             self.trace0_ = float(diag["s"] + np.sum(diag["sxx"]))
         if self.info0_ is None and isinstance(hess, np.ndarray) and not np.any(theta):
             self.info0_ = np.array(hess, dtype=np.float64)
-            self.scale_ = column_rms(hess, self.cohort.n_total)
+            self.scale_ = column_rms(hess, self.agreement.n_total)
         if not accepted:
             return
         if self.origin_ is None:
@@ -403,7 +403,7 @@ class ExactAggregator:
         hospitals evaluated, and the solver keeps the penalized gradient they sent there.
         """
         C, finite = self.params.C, math.isfinite(self.params.C)
-        d = len(self.cohort.feature_names)
+        d = len(self.agreement.feature_names)
         return certify(
             self.solver.g,
             step.best_theta,
@@ -411,7 +411,7 @@ class ExactAggregator:
             trace0=self.trace0_ or 0.0,
             n_penalized=d if finite else 0,
             tol=self.params.tol,
-            n_total=self.cohort.n_total,
+            n_total=self.agreement.n_total,
         )
 
     def stop_message(self, reason: str) -> tuple[str, str]:
@@ -437,7 +437,7 @@ class ExactAggregator:
     def _model(self) -> dict:
         """Build the model dict: raw-space coefficients, standardization and GLM statistics."""
         theta = self.step_.best_theta
-        d = len(self.cohort.feature_names)
+        d = len(self.agreement.feature_names)
         coef, intercept = theta[:d], (theta[d:] if self.params.fit_intercept else None)
         statistics = self._statistics(theta)
         standardization = None
@@ -455,7 +455,7 @@ class ExactAggregator:
             self._report(statistics)
         return final_model(
             self.params,
-            self.cohort,
+            self.agreement,
             self.rounds,
             self.stop_reason_,
             coef,
@@ -473,26 +473,28 @@ class ExactAggregator:
                 log_type="notice",
             )
             return None
-        p, n = self.params, self.cohort.n_total
+        p, n = self.params, self.agreement.n_total
         if self.firth_ is not None:
             return self.firth_.statistics(
                 theta,
                 info,
                 self.step_.best_objective,
                 design_info=self.info0_,
-                feature_names=self.cohort.feature_names,
+                feature_names=self.agreement.feature_names,
                 n=n,
-                n_positive=self.cohort.n_positive,
+                n_positive=self.agreement.n_positive,
                 rounds=len(self.rounds.history),
             )
         return glm_summary(
             theta,
             info,
-            feature_names=self.cohort.feature_names,
+            feature_names=self.agreement.feature_names,
             fit_intercept=p.fit_intercept,
             n=n,
             deviance=2.0 * self.step_.best_loss,
-            null_deviance=null_deviance(n, self.cohort.n_positive, fit_intercept=p.fit_intercept),
+            null_deviance=null_deviance(
+                n, self.agreement.n_positive, fit_intercept=p.fit_intercept
+            ),
             C=p.C,
             penalty="l2",
             rounds=len(self.rounds.history),
