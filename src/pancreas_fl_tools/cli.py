@@ -410,7 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_simulate, _add_predict, _add_show, _add_sample):
+        add(commands)
+    return parser
 
+
+def _add_simulate(commands) -> None:
+    """``simulate``: the analysis on hospital folders, with every parameter of the table."""
     sim = commands.add_parser(
         "simulate",
         help="run the federated analysis on local hospital folders (offline engine)",
@@ -436,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--quiet", action="store_true", help="no per-round lines")
     sim.set_defaults(run=_simulate)
 
+
+def _add_predict(commands) -> None:
+    """``predict``: a result file applied to the rows of a CSV."""
     pred = commands.add_parser(
         "predict",
         help="probability and predicted label per row of a CSV",
@@ -447,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--out", type=Path, help="write here instead of stdout")
     pred.set_defaults(run=_predict)
 
+
+def _add_show(commands) -> None:
+    """``show``: a result file printed as a table, JSON or forest plot."""
     show = commands.add_parser(
         "show",
         help="print a result file (FLAME's download) as a table, JSON or forest plot",
@@ -469,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.set_defaults(run=_show)
 
+
+def _add_sample(commands) -> None:
+    """``sample``: a synthetic cohort written as hospital folders."""
     samp = commands.add_parser(
         "sample",
         help="write a synthetic pancreatic-cancer cohort (no real patients)",
@@ -482,7 +497,6 @@ def build_parser() -> argparse.ArgumentParser:
     samp.add_argument("--seed", type=int, default=42, help="default: data/sample's seed")
     samp.add_argument("--out", type=Path, required=True, metavar="DIR")
     samp.set_defaults(run=_sample)
-    return parser
 
 
 def main(argv=None) -> int:
