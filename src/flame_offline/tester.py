@@ -133,6 +133,65 @@ _NO_QUERY = (
 )
 
 
+def _check_options(
+    *, load_checkpoint, local_storage_dir, isolation, timeout, data_type, epsilon, sensitivity
+) -> None:
+    """Refuse options the engine does not take, or values no run can have."""
+    for name, value in (
+        ("load_checkpoint", load_checkpoint),
+        ("local_storage_dir", local_storage_dir),
+    ):
+        if value is not None:
+            raise NotImplementedError(
+                f"{name} is accepted for signature compatibility only: the offline "
+                "engine keeps no checkpoints. Leave it None."
+            )
+    if isolation not in ("thread", "process"):
+        raise ValueError(f"isolation must be 'thread' or 'process'. Got {isolation!r}.")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds or None. Got {timeout!r}.")
+    if data_type not in ("s3", "fhir"):
+        raise ValueError(f"data_type must be 's3' or 'fhir'. Got {data_type!r} instead.")
+    if (epsilon is None) != (sensitivity is None):
+        raise ValueError(
+            "local DP needs both epsilon and sensitivity (or neither); the SDK's tester "
+            "silently runs without local DP when one is missing."
+        )
+    if epsilon is not None and not (epsilon > 0 and sensitivity > 0):
+        raise ValueError(
+            f"epsilon and sensitivity must be positive. Got epsilon={epsilon!r} and "
+            f"sensitivity={sensitivity!r} instead."
+        )
+
+
+def _split_payloads(data_splits, analyzer_ids, isolation: str) -> list:
+    """Pickle every split (each must be able to travel); warn of splits FLAME never gives.
+
+    Under threads, s3 bytes are shared (immutable) rather than copied per node: their pickle
+    is only checked, never held (``None`` in the list).
+    """
+    payloads = [
+        _pickle_split(
+            split,
+            index,
+            analyzer_ids[index],
+            keep=not (isolation == "thread" and _all_bytes(split)),
+        )
+        for index, split in enumerate(data_splits)
+    ]
+    for index, split in enumerate(data_splits):
+        problems = _split_problems(split)
+        if problems:
+            print(
+                f"Warning! Data split {index} (node {analyzer_ids[index]!r}) is not a list "
+                "of dicts: in FLAME every node gets a list with one dict per data source "
+                "(s3: dataset name -> bytes; fhir: query -> bundle), so the analysis may "
+                f"work here but not in FLAME. To fix: {'; '.join(problems)}.",
+                file=sys.stderr,
+            )
+    return payloads
+
+
 class StarModelTester:
     """Run a star-pattern analysis locally: one analyzer per data split plus one aggregator.
 
@@ -251,38 +310,19 @@ class StarModelTester:
             leave_reimported_main()
         if filename is not None and result_filepath is not None:
             raise TypeError("give either result_filepath or filename (its alias), not both")
-        if result_filepath is None:
-            result_filepath = filename
-        for name, value in (
-            ("load_checkpoint", load_checkpoint),
-            ("local_storage_dir", local_storage_dir),
-        ):
-            if value is not None:
-                raise NotImplementedError(
-                    f"{name} is accepted for signature compatibility only: the offline "
-                    "engine keeps no checkpoints. Leave it None."
-                )
-        if isolation not in ("thread", "process"):
-            raise ValueError(f"isolation must be 'thread' or 'process'. Got {isolation!r}.")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(
-                f"timeout must be a positive number of seconds or None. Got {timeout!r}."
-            )
-        if data_type not in ("s3", "fhir"):
-            raise ValueError(f"data_type must be 's3' or 'fhir'. Got {data_type!r} instead.")
-        if (epsilon is None) != (sensitivity is None):
-            raise ValueError(
-                "local DP needs both epsilon and sensitivity (or neither); the SDK's tester "
-                "silently runs without local DP when one is missing."
-            )
-        if epsilon is not None and not (epsilon > 0 and sensitivity > 0):
-            raise ValueError(
-                f"epsilon and sensitivity must be positive. Got epsilon={epsilon!r} and "
-                f"sensitivity={sensitivity!r} instead."
-            )
+        _check_options(
+            load_checkpoint=load_checkpoint,
+            local_storage_dir=local_storage_dir,
+            isolation=isolation,
+            timeout=timeout,
+            data_type=data_type,
+            epsilon=epsilon,
+            sensitivity=sensitivity,
+        )
         check_output_type(output_type)
-        self._filename = self._check_filename(result_filepath, multiple_results)
-
+        self._filename = self._check_filename(
+            filename if result_filepath is None else result_filepath, multiple_results
+        )
         num_splits = len(data_splits)
         if num_splits == 0:
             raise ValueError("data_splits must hold at least one data split (one per analyzer).")
@@ -291,27 +331,7 @@ class StarModelTester:
         self.participants = [{"id": i, "role": r} for i, r in zip(analyzer_ids, roles, strict=True)]
         self.participants.append({"id": AGGREGATOR_ID, "role": "aggregator"})
         self.node_ids = [p["id"] for p in self.participants]
-        # Every split must be able to travel. Under threads, s3 bytes are shared (immutable)
-        # rather than copied per node: their pickle is only checked, never held.
-        payloads = [
-            _pickle_split(
-                split,
-                index,
-                analyzer_ids[index],
-                keep=not (isolation == "thread" and _all_bytes(split)),
-            )
-            for index, split in enumerate(data_splits)
-        ]
-        for index, split in enumerate(data_splits):
-            problems = _split_problems(split)
-            if problems:
-                print(
-                    f"Warning! Data split {index} (node {analyzer_ids[index]!r}) is not a list "
-                    "of dicts: in FLAME every node gets a list with one dict per data source "
-                    "(s3: dataset name -> bytes; fhir: query -> bundle), so the analysis may "
-                    f"work here but not in FLAME. To fix: {'; '.join(problems)}.",
-                    file=sys.stderr,
-                )
+        payloads = _split_payloads(data_splits, analyzer_ids, isolation)
 
         self.isolation = isolation
         self.timeout = timeout
@@ -323,22 +343,46 @@ class StarModelTester:
         self._log_handler = log_handler
         self._stream_log_level = stream_log_level
 
-        model_kwargs: dict[str, Any] = {
-            "analyzer": analyzer,
-            "aggregator": aggregator,
-            "data_type": data_type,
-            "query": query,
-            "simple_analysis": simple_analysis,
-            "output_type": output_type,
-            "multiple_results": multiple_results,
-            "analyzer_kwargs": analyzer_kwargs,
-            "aggregator_kwargs": aggregator_kwargs,
-        }
-        model_cls: type = StarModel
+        model_cls, model_kwargs = (
+            StarModel,
+            {
+                "analyzer": analyzer,
+                "aggregator": aggregator,
+                "data_type": data_type,
+                "query": query,
+                "simple_analysis": simple_analysis,
+                "output_type": output_type,
+                "multiple_results": multiple_results,
+                "analyzer_kwargs": analyzer_kwargs,
+                "aggregator_kwargs": aggregator_kwargs,
+            },
+        )
         if epsilon is not None:
             model_cls = StarLocalDPModel
             model_kwargs.update(epsilon=epsilon, sensitivity=sensitivity)
-        no_data = pickle.dumps(None)
+        specs = self._node_specs(
+            model_cls, model_kwargs, f"{data_type}_data", data_splits, payloads, timeout, dp_seed
+        )
+        run = RunState({p["id"]: p["role"] for p in self.participants}, self._on_log)
+        if isolation == "thread":
+            self._run_threads(specs, run)
+        else:
+            run_processes(specs, run, (analyzer, aggregator), _STOP_GRACE)
+        if run.first_failure is not None:
+            self._raise_failure(run, print_failures)
+        if run.submission is None:
+            raise RuntimeError(
+                "every node finished but no final result was submitted "
+                "(is the aggregator the last participant with role 'aggregator'?)"
+            )
+        self._take_result(run.submission)
+        self._output(run.submission, print_result)
+
+    def _node_specs(
+        self, model_cls, model_kwargs, data_key, data_splits, payloads, timeout, dp_seed
+    ) -> list[NodeSpec]:
+        """One spec per participant: its model, its test arguments and its data."""
+        num_splits, no_data = len(data_splits), pickle.dumps(None)
         specs = []
         for index, participant in enumerate(self.participants):
             test_kwargs = {
@@ -357,27 +401,13 @@ class StarModelTester:
                     model_cls,
                     model_kwargs,
                     test_kwargs,
-                    f"{data_type}_data",
+                    data_key,
                     payloads[index] if index < num_splits else no_data,
                     timeout,
                     data_splits[index] if index < num_splits and payloads[index] is None else None,
                 )
             )
-
-        run = RunState({p["id"]: p["role"] for p in self.participants}, self._on_log)
-        if isolation == "thread":
-            self._run_threads(specs, run)
-        else:
-            run_processes(specs, run, (analyzer, aggregator), _STOP_GRACE)
-        if run.first_failure is not None:
-            self._raise_failure(run, print_failures)
-        if run.submission is None:
-            raise RuntimeError(
-                "every node finished but no final result was submitted "
-                "(is the aggregator the last participant with role 'aggregator'?)"
-            )
-        self._take_result(run.submission)
-        self._output(run.submission, print_result)
+        return specs
 
     # ------------------------------------------------------------------ checks
     @staticmethod
