@@ -224,38 +224,7 @@ def run(config: RunConfig) -> RunResult:
         outcome = orchestrator.run(deadline=started + config.timeout)
         if outcome == "executed" and not storage.final_results:
             outcome = "failed"  # every node finished, but nothing was submitted
-        for index, result in enumerate(storage.final_results, start=1):
-            name = FINAL_RESULT if index == 1 else f"{FINAL_RESULT}_{index}"
-            _write_atomic(config.out_dir / name, result.content)
-        extra = {
-            "python": info["python"],
-            "sdk": info["sdk"],
-            "libraries": info["libraries"],
-            "entrypoint": f"/opt/code/src/{config.entrypoint}",
-            "uploaded": sorted(p.name for p in (run_dir / "upload").iterdir())
-            if config.image is None
-            else config.image.uploaded(),
-            "hospitals": {name: str(path) for name, path in config.hospitals.items()},
-            "status_interval": config.status_interval,
-        }
-        summary = summarize(
-            timeline,
-            spec,
-            pods,
-            storage,
-            outcome=outcome,
-            wall_seconds=time.monotonic() - started,
-            extra=extra,
-        )
-        if config.image is not None:
-            summary["image"] = config.image.name
-            summary["command"] = config.image.command(config.entrypoint)
-        if info["has_pancreas_fl"]:
-            summary["warning"] = (
-                "pancreas_fl is installed in the node interpreter's environment; FLAME's image "
-                "has only what is uploaded"
-            )
-        _write_atomic(config.out_dir / SUMMARY, json.dumps(summary, indent=2).encode() + b"\n")
+        summary = _report(config, info, run_dir, timeline, spec, pods, storage, outcome, started)
         return RunResult(outcome, summary)
     finally:
         if orchestrator is not None:
@@ -270,6 +239,43 @@ def run(config: RunConfig) -> RunResult:
         if logs is not None:
             logs.close()
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _report(config, info, run_dir, timeline, spec, pods, storage, outcome, started) -> dict:
+    """Write the final result(s) and the run's summary into the output folder; return it."""
+    for index, result in enumerate(storage.final_results, start=1):
+        name = FINAL_RESULT if index == 1 else f"{FINAL_RESULT}_{index}"
+        _write_atomic(config.out_dir / name, result.content)
+    extra = {
+        "python": info["python"],
+        "sdk": info["sdk"],
+        "libraries": info["libraries"],
+        "entrypoint": f"/opt/code/src/{config.entrypoint}",
+        "uploaded": sorted(p.name for p in (run_dir / "upload").iterdir())
+        if config.image is None
+        else config.image.uploaded(),
+        "hospitals": {name: str(path) for name, path in config.hospitals.items()},
+        "status_interval": config.status_interval,
+    }
+    summary = summarize(
+        timeline,
+        spec,
+        pods,
+        storage,
+        outcome=outcome,
+        wall_seconds=time.monotonic() - started,
+        extra=extra,
+    )
+    if config.image is not None:
+        summary["image"] = config.image.name
+        summary["command"] = config.image.command(config.entrypoint)
+    if info["has_pancreas_fl"]:
+        summary["warning"] = (
+            "pancreas_fl is installed in the node interpreter's environment; FLAME's image "
+            "has only what is uploaded"
+        )
+    _write_atomic(config.out_dir / SUMMARY, json.dumps(summary, indent=2).encode() + b"\n")
+    return summary
 
 
 def _keep_sandbox_log(pod: Pod, log_dir: Path) -> None:
