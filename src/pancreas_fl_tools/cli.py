@@ -438,7 +438,11 @@ def _add_simulate(commands) -> None:
         "--out", type=Path, default=Path("pancreas.pkl"), help="the result (default: pancreas.pkl)"
     )
     sim.add_argument("--report", type=Path, help="write a JSON report")
-    sim.add_argument("--plot", type=Path, help="draw the log-loss per round (PNG)")
+    sim.add_argument(
+        "--plot",
+        type=Path,
+        help="draw the log-loss and the stopping rule's quantity per round (PNG)",
+    )
     sim.add_argument("--quiet", action="store_true", help="no per-round lines")
     sim.set_defaults(run=_simulate)
 
