@@ -327,14 +327,12 @@ class FederatedLogisticRegression(StarAggregator):
             _check_round(messages, k)
             if k == 0:
                 self._start(messages)
-            setup = self.model_round() is None
-            self.inbox_.check_updates(
-                messages, k, UpdateSpec("none") if setup else self.strategy_.update_spec()
-            )
+            model_round = self.model_round()
+            spec = UpdateSpec("none") if model_round is None else self.strategy_.update_spec()
+            self.inbox_.check_updates(messages, k, spec)
         except (ConfigError, DataError, OutOfStepError, MessageError) as err:
             _fail(self.flame, err)
             raise
-        model_round = self.model_round()
         if model_round is None:
             levels = self.agreement_.encoding.levels
             self.flame.flame_log(
@@ -343,9 +341,9 @@ class FederatedLogisticRegression(StarAggregator):
                 + "); the model rounds start next",
                 log_type="info",
             )
-            setup = SetupBroadcast(levels={c: list(names) for c, names in levels.items()})
-            self.inbox_.sent(setup)
-            return setup
+            broadcast = SetupBroadcast(levels={c: list(names) for c, names in levels.items()})
+            self.inbox_.sent(broadcast)
+            return broadcast
         updates = {message["node"]: message["update"] for message in messages}
         try:
             result = self.strategy_.aggregate(updates, model_round)
