@@ -16,6 +16,16 @@ How node processes start (``isolation='process'``):
   is loaded from its file); a script that starts the tester without an
   ``if __name__ == "__main__":`` guard gets one :class:`~flame_offline.errors.ScriptGuardError`.
 
+Node threads (``isolation='thread'``) all run on one CPU of those the process may use, where
+the platform lets a thread choose (Linux). The interpreter's lock lets one of them run Python
+at a time anyway, and a round is a chain of hand-overs: the aggregator's broadcast wakes each
+hospital, the last hospital's update wakes the aggregator. On one CPU a hand-over is a context
+switch; across CPUs it is a wake-up of a sleeping CPU, which on an idle machine takes longer
+than the round's Python (``benchmarks/engine_overhead.py``: about half the engine's time per
+round). Native code that releases the lock (BLAS, pandas' parser) keeps its own threads, which
+stay on every CPU; an analysis whose nodes should compute in parallel runs with
+``isolation='process'``.
+
 A node process ignores Ctrl-C (the tester stops the nodes) and ends quietly when its tester
 goes away. Its native thread pools (BLAS, OpenMP; through ``threadpoolctl``, which comes with
 scikit-learn, when installed) are limited to its share of the machine's cores, as separate
@@ -26,6 +36,7 @@ threads, results may then differ from thread isolation in the last bits.)
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import multiprocessing
@@ -52,8 +63,10 @@ __all__ = [
     "cpu_share",
     "fork_child_main",
     "leave_reimported_main",
+    "node_thread_cpu",
     "reimported_main",
     "run_node",
+    "run_node_thread",
     "run_processes",
     "spawn_child_main",
     "start_method",
@@ -167,6 +180,32 @@ def _import_modules(modules: list[tuple[str, str | None]]) -> None:
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
             spec.loader.exec_module(module)
+
+
+def node_thread_cpu() -> int | None:
+    """Return the CPU for a run's node threads, or ``None`` to leave them where they are.
+
+    ``None`` where a thread cannot choose its CPUs (not Linux) or the process may use one CPU
+    only. Otherwise one of the process's CPUs, picked by process id, so that runs in parallel
+    processes (a test suite's workers) spread over the machine.
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on every platform
+        return None
+    if len(cpus) < 2:
+        return None
+    return cpus[os.getpid() % len(cpus)]
+
+
+def run_node_thread(spec: NodeSpec, endpoint: Endpoint, cpu: int | None) -> None:
+    """Run a node in the calling thread (see :func:`run_node`), first moved to ``cpu``."""
+    if cpu is not None:
+        # on Linux, pid 0 is the calling thread (the other threads keep their CPUs); a CPU
+        # taken away meanwhile leaves the node where it is
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {cpu})
+    run_node(spec, endpoint)
 
 
 def _node_process_setup() -> None:

@@ -45,8 +45,9 @@ from flame_offline.model import StarLocalDPModel, StarModel
 from flame_offline.runner import (
     NodeSpec,
     leave_reimported_main,
+    node_thread_cpu,
     reimported_main,
-    run_node,
+    run_node_thread,
     run_processes,
 )
 from flame_offline.transport import FinalSubmission, RunState, ThreadBus, ThreadEndpoint
@@ -466,14 +467,15 @@ class StarModelTester:
     def _run_threads(specs: list[NodeSpec], run: RunState) -> None:
         bus = ThreadBus(run)
         threads = []
+        cpu = node_thread_cpu()  # one CPU for every node: a hand-over is a context switch
         for spec in specs:
             endpoint = ThreadEndpoint(bus, spec.node_id, spec.timeout)
             # A deep copy gives each node its own kwargs (classes are kept); each node
             # unpickles its own copy of its data.
             threads.append(
                 threading.Thread(
-                    target=run_node,
-                    args=(copy.deepcopy(spec), endpoint),
+                    target=run_node_thread,
+                    args=(copy.deepcopy(spec), endpoint, cpu),
                     name=f"flame-node-{spec.node_id}",
                     daemon=True,
                 )

@@ -269,3 +269,17 @@ class ConstantAggregator(StarAggregator):
 
     def has_converged(self, result, last_result):
         return True
+
+
+class AffinityAnalyzer(StarAnalyzer):
+    """Returns the CPUs its thread (or process) may run on, sorted."""
+
+    def analysis_method(self, data, aggregator_results):
+        return sorted(os.sched_getaffinity(0))
+
+
+class AffinityAggregator(ListAggregator):
+    """Returns the analyzers' CPUs and, last, its own."""
+
+    def aggregation_method(self, analysis_results):
+        return [*analysis_results, sorted(os.sched_getaffinity(0))]
