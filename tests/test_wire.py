@@ -218,7 +218,10 @@ def test_no_honest_exact_message_breaks_a_bound(data):
         theta = np.zeros(p) if point == 0 else rng.normal(size=p) * spread * 10.0**point
         if point and not scaler:
             theta[:d] /= np.maximum(np.abs(X).max(axis=0), 1e-300)  # z of a sensible size
-        terms = local_terms(X, y, theta, fit_intercept=fit_intercept, hessian=curvature, **scaler)
+        asked = curvature
+        if point and curvature in ("triangle", "triangle32") and data.draw(st.booleans()):
+            asked = None  # a round on the kept Hessian (exact/reuse.py): the gradient alone
+        terms = local_terms(X, y, theta, fit_intercept=fit_intercept, hessian=asked, **scaler)
         third = None
         cubes_finite = bool(scaler) or float(np.abs(X).max()) < 1e90  # else Firth overflows
         if curvature == "full" and cubes_finite and data.draw(st.booleans()):  # Firth's sum
@@ -227,7 +230,7 @@ def test_no_honest_exact_message_breaks_a_bound(data):
             "terms",
             d,
             fit_intercept,
-            curvature,
+            asked,
             at_zero=point == 0,
             scaler=scaler or None,
             firth_third=third is not None,

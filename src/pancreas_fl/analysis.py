@@ -200,6 +200,7 @@ class PancreasAnalyzer(StarAnalyzer):
             firth=p.penalty == "firth",
             levels=reading.levels,
             budgets=(p.max_message_mb, p.max_memory_mb),
+            reuse=p.reuse_curvature,
         )
         if reading.data is not None:
             self.data_ = reading.data

@@ -288,6 +288,17 @@ PARAMETERS: tuple[Parameter, ...] = (
         shared=True,
     ),
     Parameter(
+        "reuse_curvature",
+        Options(("auto", "on", "off")),
+        "auto",
+        "both",
+        "exact: keep Newton's packed Hessian while its steps converge fast and ask the rounds "
+        'between for the gradient alone (the chord method); `"auto"`: from 2,000 parameters, '
+        "where it pays (see *Wide gene panels*)",
+        strategy="exact",
+        shared=True,
+    ),
+    Parameter(
         "penalty",
         Options(PENALTIES),
         "l2",
@@ -374,6 +385,7 @@ class Params:
     solver: str
     max_message_mb: float
     max_memory_mb: float
+    reuse_curvature: str
     penalty: str
     min_patients: int
     max_param_ratio: float

@@ -284,7 +284,9 @@ class UpdateSpec:
     curvature : {'full', 'triangle', 'triangle32', 'residual32', 'diag'} or None
         exact: what the hospitals were asked to return (the packed triangles of
         :mod:`pancreas_fl.exact.curvature` are checked as the matrix they carry; the
-        statistics round's float32 residual against the bounds of that matrix).
+        statistics round's float32 residual against the bounds of that matrix); ``None``
+        with ``'terms'``: the gradient alone (a round on the kept Hessian,
+        :mod:`pancreas_fl.exact.reuse`), and no curvature may come.
     at_zero : bool
         exact: the point asked for is zeros (the solver's start point).
     C : float
@@ -565,6 +567,9 @@ class HospitalInbox:
     budgets : tuple of (float, float)
         exact: ``max_message_mb`` and ``max_memory_mb``, which with ``solver`` fix the
         curvature's encoding (:func:`~pancreas_fl.exact.curvature.plan_curvature`).
+    reuse : {'auto', 'on', 'off'}
+        exact: ``reuse_curvature``: whether a broadcast may ask for no curvature
+        (:func:`~pancreas_fl.exact.reuse.reuses_curvature`).
 
     Attributes
     ----------
@@ -580,6 +585,7 @@ class HospitalInbox:
     firth: bool = False
     levels: dict | None = None
     budgets: tuple = (64.0, 4096.0)
+    reuse: str = "auto"
     scaler: dict | None = None
 
     def receive(self, broadcast: Any, k: int, n_features: int | None) -> str:

@@ -56,8 +56,8 @@ class LocalTerms(TypedDict):
     grad: np.ndarray
     """``(p,)``: sum of the per-patient gradients."""
     hess: np.ndarray | PackedTriangle | DiagMoments | None
-    """Newton: the ``(p, p)`` Hessian sum or :class:`PackedTriangle`; L-BFGS:
-    :class:`DiagMoments`."""
+    """Newton: the ``(p, p)`` Hessian sum or :class:`PackedTriangle` (``None`` where the
+    broadcast asked for none); L-BFGS: :class:`DiagMoments`."""
 
 
 class FeatureMoments(TypedDict):
@@ -116,11 +116,12 @@ class ExactBroadcast(TypedDict):
 
     next_theta: np.ndarray
     """``(p,)``: coefficients, then the intercept when ``fit_intercept``."""
-    curvature: str
+    curvature: str | None
     """Newton: ``"full"`` (the Hessian sum), ``"triangle"``, ``"triangle32"`` or
     ``"residual32"`` (:class:`PackedTriangle`, as the plan of
     :func:`~pancreas_fl.exact.curvature.plan_curvature` says); L-BFGS: ``"diag"``
-    (:class:`DiagMoments`)."""
+    (:class:`DiagMoments`); ``None``: no curvature, the gradient alone (a round on the
+    aggregator's kept Hessian, :mod:`~pancreas_fl.exact.reuse`; ``terms.hess`` is ``None``)."""
     scaler: Scaler | None
     """Set with ``standardize=True``: the hospitals standardize once, in round 1."""
     firth: FirthRequest | None

@@ -35,7 +35,10 @@ turned inside out because each evaluation of :math:`F` costs a round; its sectio
 2. **gradient and Hessian**: :math:`F`, :math:`\nabla F` (and :math:`\nabla^2 F`) from the
    round's sums, ``C`` and the penalty applied once (:func:`objective`);
 3. **inner solve**: the direction :math:`d`. Newton (Fisher scoring for the logit link):
-   :math:`d = -(\nabla^2 F)^{-1} \nabla F` (:func:`newton_direction`). L-BFGS, for many
+   :math:`d = -(\nabla^2 F)^{-1} \nabla F` (:func:`newton_direction`); on wide panels, while
+   its steps converge fast, from the last fresh Hessian kept factorized, the hospitals then
+   sending the gradient alone (``reuse=True``, the chord method:
+   :mod:`~pancreas_fl.exact.reuse`). L-BFGS, for many
    parameters (:class:`LBFGSMemory`): hospitals send only O(p) numbers, the gradient and the
    weighted moments that build a "centred diagonal" preconditioner
    (:class:`CentredDiagonal`), the initial inverse Hessian of the two-loop recursion;
@@ -79,6 +82,7 @@ import numpy as np
 
 from pancreas_fl.constraints import check_bool, check_choice, check_int, check_real
 from pancreas_fl.errors import ConfigError
+from pancreas_fl.exact.reuse import ChordRule
 from pancreas_fl.params import default
 
 __all__ = [
@@ -662,6 +666,9 @@ class FederatedSolver:
     theta0 : array_like of shape (n_params,), optional
         Start point (warm start, e.g. from a FedAvg result); zeros by default, as
         scikit-learn. A poor start is safe: the line search guards it.
+    reuse : bool, default=False
+        Newton: keep the last Hessian while the steps converge fast, and ask for the
+        gradient alone meanwhile (:mod:`~pancreas_fl.exact.reuse`, the chord method).
 
     Attributes
     ----------
@@ -689,6 +696,9 @@ class FederatedSolver:
         The direction, its slope and the current trial step.
     lbfgs : LBFGSMemory
         The correction pairs (empty for Newton).
+    reuse : ChordRule or None
+        With ``reuse=True`` (Newton): the kept Hessian and whether the next point asks for
+        curvature; ``hess_loglik`` is then the last fresh Hessian, at ``reuse.fresh_at``.
 
     Notes
     -----
@@ -712,6 +722,7 @@ class FederatedSolver:
         max_hessian_features: int = HESSIAN_LIMIT,
         memory: int = 20,
         theta0: Any = None,
+        reuse: bool = False,
     ) -> None:
         params = validate_solver_params(
             n_params=n_params,
@@ -746,6 +757,8 @@ class FederatedSolver:
         self.last_step_bound = math.nan
         self.line_search = ArmijoLineSearch()
         self.lbfgs = LBFGSMemory(params["memory"])
+        reuse = check_bool("reuse", reuse) and self.method == "newton"
+        self.reuse: ChordRule | None = ChordRule() if reuse else None
 
     def _check_theta0(self, theta0: Any) -> np.ndarray:
         if theta0 is None:
@@ -761,8 +774,11 @@ class FederatedSolver:
     # ------------------------------------------------------------------ protocol helpers
     @property
     def curvature(self) -> str | None:
-        """``hessian=`` argument for ``local_terms`` in the next round (``None`` when done)."""
-        if self.done:
+        """``hessian=`` argument for ``local_terms`` in the next round.
+
+        ``None`` when done, and in the rounds that reuse the kept Hessian (the gradient alone).
+        """
+        if self.done or (self.reuse is not None and not self.reuse.asks):
             return None
         return "full" if self.method == "newton" else "diag"
 
@@ -819,6 +835,13 @@ class FederatedSolver:
         if not self.done and self.round >= self.max_rounds:
             self.done, self.status = True, "max_rounds"
         self.pending = None if self.done else self.line_search.trial_point(self.theta)
+        if self.reuse is not None:  # whether the next point asks for curvature
+            self.reuse.plan(
+                accepted=accepted,
+                fresh=hess_sum is not None,
+                step_norm=self.last_step_norm,
+                bound=self.last_step_bound,
+            )
         return self.finalize(f, accepted)
 
     def _check_round(
@@ -842,6 +865,8 @@ class FederatedSolver:
             raise ValueError(f"grad_sum must have {p} entries. Got {g_raw.shape[0]}.")
         if self.method == "lbfgs":
             return theta, g_raw, None, hess_sum if isinstance(hess_sum, dict) else None
+        if hess_sum is None and self.reuse is not None and not self.reuse.asks:
+            return theta, g_raw, None, None  # a round on the kept Hessian
         if hess_sum is None or isinstance(hess_sum, dict):
             raise ValueError("method='newton' needs the full Hessian sum (hessian='full').")
         H = np.asarray(hess_sum, dtype=np.float64)
@@ -868,8 +893,10 @@ class FederatedSolver:
             self.lbfgs.add(theta - previous, g - self.g)
         taken = math.inf if previous is None else float(np.linalg.norm(theta - previous))
         self.theta, self.f, self.g, self.loss = theta, f, g, loss
-        if self.method == "newton":
+        if self.method == "newton" and hess_sum is not None:
             self.hess_loglik = np.asarray(hess_sum, dtype=np.float64).copy()
+            if self.reuse is not None:
+                self.reuse.fresh(theta)
         self.iteration += 1
         return taken
 
@@ -913,7 +940,9 @@ class FederatedSolver:
         Should it not descend (:math:`\nabla F^\top d \ge 0`, not expected), the direction is
         (preconditioned) steepest descent, and L-BFGS forgets its pairs.
         """
-        if self.method == "newton":
+        if self.method == "newton" and hessian is None:  # the kept Hessian (chord step)
+            d = self.reuse.direction(g, self._kept_hessian)
+        elif self.method == "newton":
             d = newton_direction(g, hessian)
         else:
             d = self.lbfgs.direction(g, precondition)
@@ -923,6 +952,12 @@ class FederatedSolver:
                 return -(g.copy() if precondition is None else precondition(g))
             return -g
         return d
+
+    def _kept_hessian(self) -> np.ndarray:
+        r""":math:`\nabla^2 F` of the last fresh curvature (``hess_loglik``), penalized."""
+        penalized = self._scale() * self.hess_loglik
+        penalized[np.diag_indices(self.n_params)] += self._pen
+        return penalized
 
     def check_convergence(
         self,

@@ -37,6 +37,7 @@ from pancreas_fl.exact.curvature import CurvaturePlan, plan_curvature
 from pancreas_fl.exact.firth_rounds import FirthRounds
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactBroadcast, ExactUpdate
+from pancreas_fl.exact.reuse import reuses_curvature
 from pancreas_fl.exact.separation import column_rms, count_extreme
 from pancreas_fl.exact.solver import FederatedSolver, SolverStep
 from pancreas_fl.exact.standardize import (
@@ -238,6 +239,12 @@ class ExactAggregator:
             tol=params.tol,
             max_rounds=params.max_iter + 1,
             method=method,
+            reuse=reuses_curvature(  # the chord method (exact/reuse.py): wide panels only
+                n_params,
+                self.plan.encoding,
+                params.reuse_curvature,
+                firth=params.penalty == "firth",
+            ),
         )
         self.scaler_: dict | None = None
         self.previous_: np.ndarray | None = None
@@ -249,8 +256,10 @@ class ExactAggregator:
         self.n_extreme_: int | None = None
         self.info0_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
-        # why the fit stopped, while the statistics round runs (see ExactAggregator._refined)
+        # why the fit stopped, while the statistics rounds run (see ExactAggregator._refined),
+        # and the curvature each of them still asks for at the estimate
         self.refining_: str | None = None
+        self.statistics_rounds_: list[str] = []
         self.trace0_: float | None = None
         self.firth_: FirthRounds | None = None  # penalty="firth" (exact/firth_rounds.py)
         if params.penalty == "firth":
@@ -266,8 +275,8 @@ class ExactAggregator:
         if self.firth_ is not None and self.firth_.request["send"] == "hat":
             return UpdateSpec("hat", d, p.fit_intercept)  # the second of two Firth rounds
         curvature = self.solver.curvature
-        if self.refining_:  # the statistics round
-            curvature, at_zero = "residual32", False
+        if self.refining_:  # a statistics round
+            curvature, at_zero = self.statistics_rounds_[0], False
         elif curvature == "full":  # Newton's curvature, in the plan's encoding
             curvature = self.plan.encoding
         spec = UpdateSpec("terms", d, p.fit_intercept, curvature, at_zero=at_zero)
@@ -292,7 +301,7 @@ class ExactAggregator:
         """
         if self.params.standardize and self.scaler_ is None:
             return self._pool_moments(updates, num_iterations)
-        if self.refining_:  # the statistics round (float32 curvature; never with Firth)
+        if self.refining_:  # a statistics round (float32 or reused curvature; never Firth)
             total = aggregate_terms([update["terms"] for update in updates.values()])
             return self._refined(total, num_iterations)
         theta = self.solver.pending
@@ -327,17 +336,36 @@ class ExactAggregator:
         )
         if self.stop_reason_ is None:
             return self._broadcast(step.next_theta, step.curvature)
-        if self.plan.statistics_round and self.params.output == "model":
-            # the statistics need the Hessian at the estimate to full precision: one round
-            # for the float32 residual of the triangles sent at that point
+        self.statistics_rounds_ = self._statistics_rounds(step.best_theta)
+        if self.statistics_rounds_ and self.params.output == "model":
             self.refining_, self.stop_reason_ = self.stop_reason_, None
-            return self._broadcast(step.best_theta, "residual32")
+            return self._broadcast(step.best_theta, self.statistics_rounds_[0])
         return self._final()
 
+    def _statistics_rounds(self, theta: np.ndarray) -> list[str]:
+        """Return the curvature the GLM statistics still need at the estimate, round by round.
+
+        They need the Hessian at the estimate to full precision. After rounds on a kept
+        Hessian (``exact/reuse.py``) the estimate may lack it: one round for it in the plan's
+        encoding. With float32 one round for the residual of the triangles sent there.
+        """
+        rounds = []
+        reuse = self.solver.reuse
+        if reuse is not None and not reuse.fresh_at_point(theta):
+            rounds.append(self.plan.encoding)
+        if self.plan.statistics_round:
+            rounds.append("residual32")
+        return rounds
+
     def _refined(self, total: dict, num_iterations: int):
-        """Close the statistics round: add the residuals to the information at the estimate."""
-        self.solver.hess_loglik += total["hess"]
+        """Close a statistics round: the Hessian at the estimate, or its float32 residual."""
+        if self.statistics_rounds_.pop(0) == "residual32":
+            self.solver.hess_loglik += total["hess"]
+        else:  # the estimate was evaluated on a kept Hessian: its own, now
+            self.solver.hess_loglik = np.asarray(total["hess"], dtype=np.float64)
         self.rounds.record(num_iterations, 0.0, total["loss"], accepted=False)
+        if self.statistics_rounds_:
+            return self._broadcast(self.step_.best_theta, self.statistics_rounds_[0])
         self.stop_reason_ = self.refining_
         return self._final()
 
@@ -349,7 +377,8 @@ class ExactAggregator:
     def _remember(self, theta: np.ndarray, total: dict, updates, *, accepted: bool) -> None:
         """Keep what the statistics need of an accepted point (aggregates only)."""
         hess = total["hess"]
-        if self.trace0_ is None and not np.any(theta):  # the certificate's curvature bound
+        # the certificate's curvature bound (the start point always carries curvature)
+        if self.trace0_ is None and hess is not None and not np.any(theta):
             diag = hess if isinstance(hess, dict) else {"s": 0.0, "sxx": np.diag(hess)}
             self.trace0_ = float(diag["s"] + np.sum(diag["sxx"]))
         if self.info0_ is None and isinstance(hess, np.ndarray) and not np.any(theta):
@@ -374,7 +403,8 @@ class ExactAggregator:
     def _broadcast(self, theta: np.ndarray, curvature: str) -> ExactBroadcast:
         """Return what the hospitals need for the next round (no patient-level content).
 
-        Newton's curvature (the solver's ``"full"``) crosses in the plan's encoding.
+        Newton's curvature (the solver's ``"full"``) crosses in the plan's encoding; ``None``
+        asks for the gradient alone (a round on the kept Hessian, ``exact/reuse.py``).
         """
         if curvature == "full":
             curvature = self.plan.encoding

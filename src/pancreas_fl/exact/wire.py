@@ -58,6 +58,7 @@ import numpy as np
 
 from pancreas_fl.columns import MAX_ABS_VALUE
 from pancreas_fl.exact.curvature import plan_curvature, unpack_upper
+from pancreas_fl.exact.reuse import reuses_curvature
 from pancreas_fl.wire import (
     EPS,
     TINY,
@@ -264,6 +265,8 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: Limits | No
         if spec.curvature == "residual32":
             _residual(hess, limits, p, tiny)
             return limits
+        if spec.curvature is None:  # a round on the kept Hessian: the gradient alone
+            return _gradient_only(hess, grad, limits)
         rounding = _rounding(spec.curvature)
         rho += rounding
         if spec.curvature == "full" or spec.curvature in _PACKED:
@@ -307,6 +310,16 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: Limits | No
     return limits
 
 
+def _gradient_only(hess: Any, grad: np.ndarray, limits: Limits | None) -> Limits:
+    """Check a round that asked for no curvature (``exact/reuse.py``): the gradient alone."""
+    if hess is not None:
+        raise Damage("terms.hess", f"is a {type_name(hess)}, but no curvature was asked for")
+    if limits is None:  # the first model round always asks for curvature
+        raise Damage("terms.hess", "is None before any curvature was sent")
+    at_most(grad, limits.grad_max, "terms.grad", "sum(|x|) of its column")
+    return limits
+
+
 # ------------------------------------------------------------------- aggregator -> hospital
 def check_broadcast(inbox: HospitalInbox, broadcast: Any, d: int) -> None:
     """Check an exact broadcast at a hospital: the point, the curvature asked for, the scaler.
@@ -328,7 +341,10 @@ def check_broadcast(inbox: HospitalInbox, broadcast: Any, d: int) -> None:
     allowed = {plan.encoding}
     if plan.statistics_round and inbox.output == "model":  # the statistics round
         allowed.add("residual32")
-    if not isinstance(b["curvature"], str) or b["curvature"] not in allowed:
+    if reuses_curvature(p, plan.encoding, inbox.reuse, firth=inbox.firth):
+        allowed.add(None)  # a round on the kept Hessian (exact/reuse.py): the gradient alone
+    curvature = b["curvature"]
+    if not (curvature is None or isinstance(curvature, str)) or curvature not in allowed:
         raise Damage("curvature", f"is not the solver's {plan.encoding!r}")
     scaler = b["scaler"]
     if not inbox.standardize:
