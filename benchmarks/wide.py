@@ -8,6 +8,9 @@ message crosses as a pickle (as on FLAME), so that each node is timed and its me
 its own:
 
 * rounds: the analysis's rounds (a statistics round included);
+* Hessian rounds: the rounds whose updates carried curvature (a float32 residual included);
+  the others carried the gradient alone (``reuse_curvature``, ``exact/reuse.py``);
+* bytes per hospital: what the busiest hospital sent over the whole run (pickled updates);
 * method: what ``solver="auto"`` chose and the curvature's encoding (``exact.curvature``);
 * largest message: the largest pickled hospital update, in bytes;
 * hospital s / round, aggregator s / round: means over the rounds (a hospital's: the mean
@@ -26,7 +29,8 @@ checks it as a hospital does. p = 2,500 and 5,000 take minutes (the pooled refer
 costs as much as the federated one).
 
 Run: ``python benchmarks/wide.py [--sizes 100 300 1100 2500 5000] [--intercept both|yes|no]
-[--max-message-mb MB]`` (a smaller budget forces the float32 triangle, or L-BFGS).
+[--max-message-mb MB] [--reuse auto|on|off]`` (a smaller budget forces the float32 triangle,
+or L-BFGS; ``--reuse`` sets ``reuse_curvature``).
 """
 
 from __future__ import annotations
@@ -104,18 +108,22 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
     tracemalloc.start()
     aggregator = ExactAggregator(params, agreement, lambda *a, **k: None, max_iter_given=False)
     hospital_seconds, aggregator_seconds, compute = [], [], 0.0
-    hospital_peak = aggregator_peak = largest = 0
+    hospital_peak = aggregator_peak = largest = hessian_rounds = 0
+    sent = dict.fromkeys(sides, 0)
     broadcast, round_index = None, 0
     while True:
-        wire, slowest = {}, 0.0
+        wire, slowest, curvature = {}, 0.0, False
         for node, side in sides.items():
             update, seconds, peak = traced(lambda side=side, b=broadcast: side.update(b))
             wire[node] = pickle.dumps(update, pickle.HIGHEST_PROTOCOL)
+            curvature |= update["terms"] is not None and update["terms"]["hess"] is not None
             del update
+            sent[node] += len(wire[node])
             hospital_seconds.append(seconds)
             slowest = max(slowest, seconds)
             hospital_peak = max(hospital_peak, resident[node] + peak)
             largest = max(largest, len(wire[node]))
+        hessian_rounds += curvature
         held, _ = tracemalloc.get_traced_memory()  # the aggregator's state and the messages
 
         def aggregate(wire=wire, round_index=round_index):
@@ -135,7 +143,10 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
     return {
         "model": result,
         "rounds": rounds,
-        "method": f"{aggregator.plan.method} ({aggregator.plan.encoding})",
+        "hessian_rounds": hessian_rounds,
+        "sent": max(sent.values()),
+        "method": f"{aggregator.plan.method} ({aggregator.plan.encoding}"
+        + (", reuse)" if aggregator.solver.reuse is not None else ")"),
         "largest": largest,
         "hospital_s": float(np.mean(hospital_seconds)),
         "aggregator_s": float(np.mean(aggregator_seconds)),
@@ -169,19 +180,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--intercept", choices=("both", "yes", "no"), default="both")
     parser.add_argument(
+        "--reuse",
+        choices=("auto", "on", "off"),
+        help="reuse_curvature: keep the Hessian across rounds (default: the parameter's)",
+    )
+    parser.add_argument(
         "--max-message-mb",
         type=float,
         help="the curvature budget per hospital and round (default: the parameter's, 64)",
     )
     args = parser.parse_args(argv)
     budgets = {} if args.max_message_mb is None else {"max_message_mb": args.max_message_mb}
+    if args.reuse is not None:
+        budgets["reuse_curvature"] = args.reuse
     intercepts = {"both": (False, True), "yes": (True,), "no": (False,)}[args.intercept]
     print(
-        "| p | intercept | method | rounds | largest message | hospital s / round | "
+        "| p | intercept | method | rounds | Hessian rounds | bytes per hospital | "
+        "largest message | hospital s / round | "
         "aggregator s / round | hospital peak | aggregator peak | rel. distance | "
         "production estimate |"
     )
-    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     federated(cohort(20), True)  # warm up: the first fit's imports are not a round's cost
     for p in args.sizes:
         hospitals = cohort(p)
@@ -190,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
             distance = pooled_distance(hospitals, row["model"], fit_intercept)
             print(
                 f"| {p:,} | {'yes' if fit_intercept else 'no'} | {row['method']} | "
-                f"{row['rounds']} | {row['largest']:,} B | {row['hospital_s']:.3f} | "
+                f"{row['rounds']} | {row['hessian_rounds']} | {row['sent']:,} B | "
+                f"{row['largest']:,} B | {row['hospital_s']:.3f} | "
                 f"{row['aggregator_s']:.3f} | {row['hospital_mb']:,.1f} MB | "
                 f"{row['aggregator_mb']:,.1f} MB | {distance:.1e} | "
                 f"{row['production_s']:.1f} s |",
