@@ -26,7 +26,9 @@ checks it as a hospital does. p = 2,500 and 5,000 take minutes (the pooled refer
 costs as much as the federated one).
 
 Run: ``python benchmarks/wide.py [--sizes 100 300 1100 2500 5000] [--intercept both|yes|no]
-[--max-message-mb MB]`` (a smaller budget forces the float32 triangle, or L-BFGS).
+[--max-message-mb MB] [--solver auto|newton|lbfgs]`` (a smaller budget forces the float32
+triangle, or L-BFGS with Böhning's bound shared once; ``--solver lbfgs``: L-BFGS with the
+per-round centred diagonal, whatever the budgets).
 """
 
 from __future__ import annotations
@@ -173,8 +175,10 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         help="the curvature budget per hospital and round (default: the parameter's, 64)",
     )
+    parser.add_argument("--solver", choices=("auto", "newton", "lbfgs"), default="auto")
     args = parser.parse_args(argv)
     budgets = {} if args.max_message_mb is None else {"max_message_mb": args.max_message_mb}
+    budgets["solver"] = args.solver
     intercepts = {"both": (False, True), "yes": (True,), "no": (False,)}[args.intercept]
     print(
         "| p | intercept | method | rounds | largest message | hospital s / round | "

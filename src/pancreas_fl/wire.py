@@ -281,7 +281,7 @@ class UpdateSpec:
     n_features : int
         ``d``, the model's features (after encoding).
     fit_intercept : bool
-    curvature : {'full', 'triangle', 'triangle32', 'residual32', 'diag'} or None
+    curvature : {'full', 'triangle', 'triangle32', 'residual32', 'diag', 'none'} or None
         exact: what the hospitals were asked to return (the packed triangles of
         :mod:`pancreas_fl.exact.curvature` are checked as the matrix they carry; the
         statistics round's float32 residual against the bounds of that matrix).
@@ -298,6 +298,9 @@ class UpdateSpec:
         exact with ``standardize``: the pooled scaler (``mean``, ``scale``) broadcast.
     firth_third : bool
         exact with ``penalty='firth'``: the sums come with the ``(p, p, p)`` third-moment sum.
+    gram : (int, int) or None
+        exact with Böhning's bound (:mod:`pancreas_fl.exact.bohning`): the rows of the Gram
+        triangle the update carries as ``gram``; ``None``: no ``gram`` key.
     """
 
     kind: str
@@ -310,6 +313,7 @@ class UpdateSpec:
     start_intercept: float | None = None
     scaler: dict | None = None
     firth_third: bool = False
+    gram: tuple | None = None
 
 
 @dataclass

@@ -53,6 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from pancreas_fl.exact.bohning import gram_chunks, triangle_offset
+
 __all__ = [
     "ENCODINGS",
     "FLOAT64_TRIANGLE_LIMIT",
@@ -110,11 +112,16 @@ def node_memory_bytes(n_params: int, encoding: str) -> int:
     For every Newton encoding :math:`12 \cdot 8 p^2` bytes: ``benchmarks/wide.py`` measured
     the aggregator's peak at about 11 float64 ``p x p`` matrices (the pooled Hessian, the
     solver's copies and factorization, and at the end the covariance and its checks: 2.25 GB
-    at p = 5,000). For ``"diag"``, the L-BFGS memory (20 pairs of two vectors).
+    at p = 5,000). For ``"diag"``, the L-BFGS memory (20 pairs of two vectors). For
+    ``"bohning"`` (:mod:`~pancreas_fl.exact.bohning`), 4 float64 ``p x p`` matrices: the
+    packed Gram sum, Böhning's bound and its Cholesky factor at the factorization's peak (then
+    only the factor's inverse stays).
     """
     p = int(n_params)
     if encoding == "diag":
         return 8 * p * (2 * 20 + 4)
+    if encoding == "bohning":  # the packed sum, B and its factor, then the factor's inverse
+        return 4 * 8 * p * p
     return 12 * 8 * p * p
 
 
@@ -125,14 +132,19 @@ class CurvaturePlan:
     Attributes
     ----------
     method : {"newton", "lbfgs"}
-    encoding : {"full", "triangle", "triangle32", "diag"}
-        The curvature each hospital sends per round.
+    encoding : {"full", "triangle", "triangle32", "diag", "bohning"}
+        The curvature each hospital sends per round; ``"bohning"``: L-BFGS preconditioned by
+        Böhning's bound, whose Gram triangle crosses once, in ``gram_rows`` chunks
+        (:mod:`~pancreas_fl.exact.bohning`).
     message_bytes : int
-        Its size.
+        Its size (``"bohning"``: the largest round's, the moments and the first chunk or a
+        later chunk).
     memory_bytes : int
         The curvature the aggregator holds (see :func:`node_memory_bytes`).
     reason : str
         One line: why this method (for the log).
+    gram_rows : tuple of (int, int)
+        ``"bohning"``: the rows of the Gram triangle each round carries, in order; else empty.
     """
 
     method: str
@@ -140,6 +152,7 @@ class CurvaturePlan:
     message_bytes: int
     memory_bytes: int
     reason: str
+    gram_rows: tuple = ()
 
     @property
     def statistics_round(self) -> bool:
@@ -207,6 +220,10 @@ def plan_curvature(
                 memory,
                 f"Newton as asked, beyond the budgets ({_mb(size)} per hospital and round)",
             )
+    if solver == "auto" and float32:
+        bound = _bohning_plan(p, budget_message, budget_memory, max_message_mb, max_memory_mb)
+        if bound is not None:
+            return bound
     size, memory = message_bytes(p, "diag"), node_memory_bytes(p, "diag")
     if solver == "lbfgs":
         reason = "L-BFGS as asked"
@@ -217,6 +234,34 @@ def plan_curvature(
             f"max_memory_mb={max_memory_mb:g}"
         )
     return CurvaturePlan("lbfgs", "diag", size, memory, reason)
+
+
+def _bohning_plan(
+    p: int, budget_message: float, budget_memory: float, message_mb: float, memory_mb: float
+) -> CurvaturePlan | None:
+    """L-BFGS with Böhning's bound, if its Gram triangle fits the budgets, else ``None``.
+
+    The triangle (float32) crosses once, a chunk of rows per round: the first with the
+    moments at zero, within ``max_message_mb`` together; the aggregator holds ``p x p``.
+    """
+    memory = node_memory_bytes(p, "bohning")
+    moments = message_bytes(p, "diag")
+    chunks = gram_chunks(p, budget_message - moments, budget_message)
+    if memory > budget_memory or chunks is None:
+        return None
+    sizes = [4 * (triangle_offset(b, p) - triangle_offset(a, p)) for a, b in chunks]
+    largest = max([moments + sizes[0], *sizes[1:]])
+    return CurvaturePlan(
+        "lbfgs",
+        "bohning",
+        largest,
+        memory,
+        f"L-BFGS preconditioned by Böhning's bound: Newton's curvature "
+        f"({_mb(message_bytes(p, 'triangle32'))} per hospital and round at the least) exceeds "
+        f"max_message_mb={message_mb:g} or max_memory_mb={memory_mb:g}; the Gram triangle "
+        f"crosses once, in {len(chunks)} round(s) of at most {_mb(largest)}",
+        gram_rows=chunks,
+    )
 
 
 def _mb(size: int) -> str:
