@@ -10,6 +10,7 @@ its own:
 * rounds: the analysis's rounds (a statistics round included);
 * method: what ``solver="auto"`` chose and the curvature's encoding (``exact.curvature``);
 * largest message: the largest pickled hospital update, in bytes;
+* sent per hospital: the bytes of all its pickled updates, the largest over hospitals;
 * hospital s / round, aggregator s / round: means over the rounds (a hospital's: the mean
   over hospitals);
 * hospital / aggregator peak: the largest memory a node holds, in MB: a hospital's matrix plus
@@ -107,6 +108,7 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
     aggregator = ExactAggregator(params, agreement, lambda *a, **k: None, max_iter_given=False)
     hospital_seconds, aggregator_seconds, compute = [], [], 0.0
     hospital_peak = aggregator_peak = largest = 0
+    sent = dict.fromkeys(sides, 0)
     broadcast, round_index = None, 0
     while True:
         wire, slowest = {}, 0.0
@@ -118,6 +120,7 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
             slowest = max(slowest, seconds)
             hospital_peak = max(hospital_peak, resident[node] + peak)
             largest = max(largest, len(wire[node]))
+            sent[node] += len(wire[node])
         held, _ = tracemalloc.get_traced_memory()  # the aggregator's state and the messages
 
         def aggregate(wire=wire, round_index=round_index):
@@ -139,6 +142,7 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
         "rounds": rounds,
         "method": f"{aggregator.plan.method} ({aggregator.plan.encoding})",
         "largest": largest,
+        "sent": max(sent.values()),
         "hospital_s": float(np.mean(hospital_seconds)),
         "aggregator_s": float(np.mean(aggregator_seconds)),
         "hospital_mb": hospital_peak / _MB,
@@ -183,9 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         "| p | intercept | method | rounds | largest message | hospital s / round | "
         "aggregator s / round | hospital peak | aggregator peak | rel. distance | "
-        "production estimate |"
+        "production estimate | sent per hospital |"
     )
-    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     federated(cohort(20), True)  # warm up: the first fit's imports are not a round's cost
     for p in args.sizes:
         hospitals = cohort(p)
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['rounds']} | {row['largest']:,} B | {row['hospital_s']:.3f} | "
                 f"{row['aggregator_s']:.3f} | {row['hospital_mb']:,.1f} MB | "
                 f"{row['aggregator_mb']:,.1f} MB | {distance:.1e} | "
-                f"{row['production_s']:.1f} s |",
+                f"{row['production_s']:.1f} s | {row['sent']:,} B |",
                 flush=True,
             )
             gc.collect()

@@ -12,13 +12,16 @@ transfer of the largest message. So the rounds decide what an analyst waits for:
     t_\text{aggregator}) + R \cdot \text{bytes} / \text{bandwidth}.
 
 Newton converges in 6-10 rounds whatever ``p``; a gradient-only method needs hundreds on wide,
-correlated data (measured: 299 and 403 rounds of L-BFGS at ``p = 1,100``, i.e. 5.5 to 7.5
-minutes of polling alone). Newton's price is the curvature: :math:`O(n p^2)` flops at each
-hospital, :math:`O(p^3)` at the aggregator, and :math:`p (p + 1) / 2` numbers per hospital
-per round. Up to ``p`` of several thousand that compute costs seconds and the transfer
-(a 100 MB triangle at ``p = 5,000``, about a second on a hospital's uplink) less than the
-hundreds of extra polling rounds. So :func:`plan_curvature` chooses Newton whenever its
-curvature fits two budgets, and the gradient-only solver (L-BFGS) only above them:
+correlated data (measured: 324 and 351 rounds of L-BFGS with the per-round centred diagonal
+at ``p = 1,100``, i.e. 6 to 6.5 minutes of polling alone; 37 and 36 with Böhning's bound).
+Newton's price is the curvature: :math:`O(n p^2)` flops at each hospital, :math:`O(p^3)` at
+the aggregator, and :math:`p (p + 1) / 2` numbers per hospital per round. Up to ``p`` of
+several thousand that compute costs seconds and the transfer (a 100 MB triangle at
+``p = 5,000``, about a second on a hospital's uplink) less than the hundreds of extra polling
+rounds. So :func:`plan_curvature` chooses Newton whenever its
+curvature fits two budgets, and the gradient-only solver (L-BFGS) only above them, with
+Böhning's bound :math:`C \tilde X^\top \tilde X / 4 + P` shared once while a ``p x p``
+matrix fits the aggregator (``"bohning"``, :mod:`~pancreas_fl.exact.bohning`):
 
 * ``max_message_mb``: the curvature one hospital sends in one round;
 * ``max_memory_mb``: the curvature a node holds: at the aggregator, the busiest node, about
@@ -172,10 +175,14 @@ def plan_curvature(
 
     ``solver="auto"`` takes Newton with the first encoding that fits both budgets, in the
     order ``"full"`` (up to :data:`SQUARE_LIMIT_BYTES`), ``"triangle"``, ``"triangle32"``;
-    when none fits, L-BFGS. ``solver="newton"`` takes the first encoding that fits the
-    budgets, else the smallest (the analyst asked for Newton); ``solver="lbfgs"`` always
-    L-BFGS. The hospitals and the aggregator evaluate the same plan from the same shared
-    parameters, so they agree on what crosses without a message.
+    when none fits, L-BFGS: preconditioned by Böhning's bound (``"bohning"``) when its Gram
+    triangle's rows fit the message budget (the first beside the moments at zero) and its
+    ``p x p`` matrices the memory budget, else with the per-round centred diagonal
+    (``"diag"``). ``solver="newton"`` takes the first encoding that fits the budgets, else the
+    smallest (the analyst asked for Newton); ``solver="lbfgs"`` always L-BFGS with the
+    per-round diagonal: nothing ``p x p`` crosses. Firth's penalty (``float32=False``) needs
+    Newton and never takes the bound. The hospitals and the aggregator evaluate the same
+    plan from the same shared parameters, so they agree on what crosses without a message.
 
     Parameters
     ----------

@@ -38,7 +38,9 @@ turned inside out because each evaluation of :math:`F` costs a round; its sectio
    :math:`d = -(\nabla^2 F)^{-1} \nabla F` (:func:`newton_direction`). L-BFGS, for many
    parameters (:class:`LBFGSMemory`): hospitals send only O(p) numbers, the gradient and the
    weighted moments that build a "centred diagonal" preconditioner
-   (:class:`CentredDiagonal`), the initial inverse Hessian of the two-loop recursion;
+   (:class:`CentredDiagonal`), the initial inverse Hessian of the two-loop recursion; or,
+   fixed once (:meth:`FederatedSolver.fix_preconditioner`), Böhning's bound
+   :math:`C \tilde X^\top \tilde X / 4 + P` shared once (:mod:`~pancreas_fl.exact.bohning`);
 4. **line search**: Armijo backtracking, one trial point per round
    (:class:`ArmijoLineSearch`): accept the evaluated point or shrink the step and ask for
    another, so the objective of accepted iterates never increases (in exact arithmetic; see

@@ -14,6 +14,8 @@ Rounds:
   point, and the fit begins in round 1.
 * then: one evaluation per round, until the solver converges, the line search cannot lower
   the objective, or ``max_iter + 1`` rounds have run.
+* above the curvature budget, L-BFGS with Böhning's bound (:mod:`~pancreas_fl.exact.bohning`):
+  the first rounds also carry the rows of the hospitals' Gram triangle, one chunk a round.
 * ``penalty="firth"`` (:mod:`~pancreas_fl.exact.firth`): the hospitals add their
   third-moment sum to their sums, and the solver (unpenalized, ``C=inf``) is handed Firth's
   objective :math:`-\ell^*` and its gradient in place of the log-loss sum and its gradient.

@@ -442,8 +442,10 @@ def certify(
     (bound 3. of the module docstring: :math:`v_i \le 1/4`). The factor 2 covers the
     L-BFGS preconditioner's centring (:math:`\operatorname{tr} M = \sum_j (C c_j + 1) + C s
     (1 + \lVert m\rVert^2)` with :math:`c_j + s m_j^2 = sxx_j` and :math:`s m_j^2 \le
-    sxx_j`, and its floors, which raise no entry above the largest), Newton's ridge (at most
-    0.1 of the diagonal) and the solve's backward error. An honest converged fit therefore has
+    sxx_j`, and its floors, which raise no entry above the largest; Böhning's bound
+    :math:`C \tilde X^\top \tilde X / 4 + P` has :math:`\operatorname{tr} = C\, T_0 +
+    \#\text{penalized}` up to float32's rounding), Newton's ridge (at most 0.1 of the
+    diagonal) and the solve's backward error. An honest converged fit therefore has
     :math:`\lVert \nabla F \rVert \le \Lambda\, \mathrm{tol} \lVert \theta \rVert`, up
     to the rounding of the gradient sums (:math:`\gamma_n \sqrt{4 n T_0}` in norm, times
     :math:`C`) and the solver's zero-gradient threshold (every entry below the smallest
