@@ -32,8 +32,11 @@ Rounds (:class:`BohningRounds`):
 * the next rounds: the gradient and the next chunk, no per-round curvature (``"none"``);
 * once the triangle is complete: the gradient alone, :math:`8p` bytes.
 
-Measured (``benchmarks/wide.py --sizes 1100 --max-message-mb 1``, 3 hospitals): see the
-README's *Wide gene panels*.
+Measured (``python benchmarks/wide.py --sizes 1100 --max-message-mb 1``, 3 hospitals of
+2,200 patients, the triangle in 3 chunks of at most 1 MB): 37 and 36 rounds without and with
+an intercept, against 324 and 351 for the per-round centred diagonal (``--solver lbfgs``),
+with a third of the bytes; 3e-11 and 1.8e-11 from the pooled scikit-learn fit (README, *Wide
+gene panels*).
 """
 
 from __future__ import annotations
