@@ -183,6 +183,16 @@ def test_the_shared_bound_reaches_the_pooled_fit_in_fewer_rounds(fit_intercept, 
     )
 
 
+@pytest.mark.parametrize("C", [0.01, math.inf])
+def test_the_shared_bound_reaches_newtons_fit_at_any_penalty(C):
+    params = {"strategy": "exact", "fit_intercept": True, "C": C}
+    shared = run_analysis(WIDE, max_message_mb=1e-3, **params).result
+    newton = run_analysis(WIDE, **params).result  # the curvature fits: Newton
+    assert shared["stop_reason"] == newton["stop_reason"] == "tolerance"
+    ours, theirs = fitted(shared, True), fitted(newton, True)
+    assert np.linalg.norm(ours - theirs) <= 1e-8 * np.linalg.norm(theirs)
+
+
 # -------------------------------------------------------------- the checks of what crosses
 SAMPLE_SPLITS = sample_splits()
 #: data/sample: 8 features and the intercept; Newton's 12 p x p exceed the memory budget,
