@@ -49,8 +49,10 @@ notation and slack :math:`\rho` they use):
    :math:`\sum_i |\tilde x_{ij}\tilde x_{ik}| \le \sqrt{E_j E_k}`.
 9. **The Gram triangle** (Böhning's bound, :mod:`~pancreas_fl.exact.bohning`): its diagonal
    is the column energies, :math:`G_{jj} = E_j`, which the moments at zero predict
-   (:math:`4\,sxx^{(0)}_j`, the intercept's :math:`n`) within :math:`2\rho` and float32's
-   rounding; and :math:`|G_{jk}| \le \sqrt{E_j E_k}` (Cauchy-Schwarz).
+   (:math:`4\,sxx^{(0)}_j`, the intercept's :math:`n`): both sums are within :math:`\rho` of
+   :math:`E_j`, the float32 entry within :math:`2^{-24}`, checked within :math:`3\rho`
+   (:math:`\rho` with float32's :math:`2^{-23}` added); and
+   :math:`|G_{jk}| \le \sqrt{E_j E_k}` (Cauchy-Schwarz).
 """
 
 from __future__ import annotations
@@ -204,8 +206,8 @@ def _agrees_with_moments(
 def _gram_rows(gram: Any, rows: tuple[int, int], limits: Limits | None, n: int) -> None:
     r"""Check rows ``rows`` of a hospital's Gram triangle (bound 9. of the module docstring).
 
-    Its diagonal must be the column energies the moments at zero gave, within :math:`2\rho`
-    and float32's rounding; every entry at most :math:`\sqrt{E_j E_k}`.
+    Its diagonal must be the column energies the moments at zero gave, within :math:`3\rho`
+    (float32's rounding included); every entry at most :math:`\sqrt{E_j E_k}`.
     """
     if limits is None:
         raise Damage("gram", "arrived before any curvature was sent")
