@@ -8,11 +8,12 @@ message crosses as a pickle (as on FLAME), so that each node is timed and its me
 its own:
 
 * rounds: the analysis's rounds (a statistics round included);
-* Hessian rounds: the rounds whose updates carried curvature (a float32 residual included);
-  the others carried the gradient alone (``reuse_curvature``, ``exact/reuse.py``);
-* bytes per hospital: what the busiest hospital sent over the whole run (pickled updates);
 * method: what ``solver="auto"`` chose and the curvature's encoding (``exact.curvature``);
 * largest message: the largest pickled hospital update, in bytes;
+* sent per hospital: the bytes of all its pickled updates, the largest over hospitals;
+* Hessian rounds: the rounds whose updates carried a Hessian (the matrix or a packed triangle,
+  a float32 residual included); with ``reuse_curvature`` (``exact/reuse.py``) the others
+  carried the gradient alone;
 * hospital s / round, aggregator s / round: means over the rounds (a hospital's: the mean
   over hospitals);
 * hospital / aggregator peak: the largest memory a node holds, in MB: a hospital's matrix plus
@@ -29,8 +30,10 @@ checks it as a hospital does. p = 2,500 and 5,000 take minutes (the pooled refer
 costs as much as the federated one).
 
 Run: ``python benchmarks/wide.py [--sizes 100 300 1100 2500 5000] [--intercept both|yes|no]
-[--max-message-mb MB] [--reuse auto|on|off]`` (a smaller budget forces the float32 triangle,
-or L-BFGS; ``--reuse`` sets ``reuse_curvature``).
+[--max-message-mb MB] [--solver auto|newton|lbfgs] [--reuse auto|on|off]`` (a smaller budget
+forces the float32 triangle, or L-BFGS with Böhning's bound shared once; ``--solver lbfgs``:
+L-BFGS with the per-round centred diagonal, whatever the budgets; ``--reuse`` sets
+``reuse_curvature``).
 """
 
 from __future__ import annotations
@@ -112,18 +115,19 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
     sent = dict.fromkeys(sides, 0)
     broadcast, round_index = None, 0
     while True:
-        wire, slowest, curvature = {}, 0.0, False
+        wire, slowest, hessian = {}, 0.0, False
         for node, side in sides.items():
             update, seconds, peak = traced(lambda side=side, b=broadcast: side.update(b))
             wire[node] = pickle.dumps(update, pickle.HIGHEST_PROTOCOL)
-            curvature |= update["terms"] is not None and update["terms"]["hess"] is not None
-            del update
-            sent[node] += len(wire[node])
+            hess = None if update["terms"] is None else update["terms"]["hess"]
+            hessian |= isinstance(hess, np.ndarray) or (isinstance(hess, dict) and "upper" in hess)
+            del update, hess
             hospital_seconds.append(seconds)
             slowest = max(slowest, seconds)
             hospital_peak = max(hospital_peak, resident[node] + peak)
             largest = max(largest, len(wire[node]))
-        hessian_rounds += curvature
+            sent[node] += len(wire[node])
+        hessian_rounds += hessian
         held, _ = tracemalloc.get_traced_memory()  # the aggregator's state and the messages
 
         def aggregate(wire=wire, round_index=round_index):
@@ -143,11 +147,11 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
     return {
         "model": result,
         "rounds": rounds,
-        "hessian_rounds": hessian_rounds,
-        "sent": max(sent.values()),
         "method": f"{aggregator.plan.method} ({aggregator.plan.encoding}"
         + (", reuse)" if aggregator.solver.reuse is not None else ")"),
         "largest": largest,
+        "sent": max(sent.values()),
+        "hessian_rounds": hessian_rounds,
         "hospital_s": float(np.mean(hospital_seconds)),
         "aggregator_s": float(np.mean(aggregator_seconds)),
         "hospital_mb": hospital_peak / _MB,
@@ -180,25 +184,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--intercept", choices=("both", "yes", "no"), default="both")
     parser.add_argument(
-        "--reuse",
-        choices=("auto", "on", "off"),
-        help="reuse_curvature: keep the Hessian across rounds (default: the parameter's)",
-    )
-    parser.add_argument(
         "--max-message-mb",
         type=float,
         help="the curvature budget per hospital and round (default: the parameter's, 64)",
     )
+    parser.add_argument("--solver", choices=("auto", "newton", "lbfgs"), default="auto")
+    parser.add_argument(
+        "--reuse",
+        choices=("auto", "on", "off"),
+        help="reuse_curvature: keep the Hessian across rounds (default: the parameter's)",
+    )
     args = parser.parse_args(argv)
     budgets = {} if args.max_message_mb is None else {"max_message_mb": args.max_message_mb}
+    budgets["solver"] = args.solver
     if args.reuse is not None:
         budgets["reuse_curvature"] = args.reuse
     intercepts = {"both": (False, True), "yes": (True,), "no": (False,)}[args.intercept]
     print(
-        "| p | intercept | method | rounds | Hessian rounds | bytes per hospital | "
-        "largest message | hospital s / round | "
+        "| p | intercept | method | rounds | largest message | hospital s / round | "
         "aggregator s / round | hospital peak | aggregator peak | rel. distance | "
-        "production estimate |"
+        "production estimate | sent per hospital | Hessian rounds |"
     )
     print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     federated(cohort(20), True)  # warm up: the first fit's imports are not a round's cost
@@ -209,11 +214,10 @@ def main(argv: list[str] | None = None) -> None:
             distance = pooled_distance(hospitals, row["model"], fit_intercept)
             print(
                 f"| {p:,} | {'yes' if fit_intercept else 'no'} | {row['method']} | "
-                f"{row['rounds']} | {row['hessian_rounds']} | {row['sent']:,} B | "
-                f"{row['largest']:,} B | {row['hospital_s']:.3f} | "
+                f"{row['rounds']} | {row['largest']:,} B | {row['hospital_s']:.3f} | "
                 f"{row['aggregator_s']:.3f} | {row['hospital_mb']:,.1f} MB | "
                 f"{row['aggregator_mb']:,.1f} MB | {distance:.1e} | "
-                f"{row['production_s']:.1f} s |",
+                f"{row['production_s']:.1f} s | {row['sent']:,} B | {row['hessian_rounds']} |",
                 flush=True,
             )
             gc.collect()
