@@ -30,10 +30,12 @@ checks it as a hospital does. p = 2,500 and 5,000 take minutes (the pooled refer
 costs as much as the federated one).
 
 Run: ``python benchmarks/wide.py [--sizes 100 300 1100 2500 5000] [--intercept both|yes|no]
-[--max-message-mb MB] [--solver auto|newton|lbfgs] [--reuse auto|on|off]`` (a smaller budget
-forces the float32 triangle, or L-BFGS with Böhning's bound shared once; ``--solver lbfgs``:
-L-BFGS with the per-round centred diagonal, whatever the budgets; ``--reuse`` sets
-``reuse_curvature``).
+[--max-message-mb MB] [--solver auto|newton|lbfgs] [--reuse auto|on|off] [--per-round]``
+(a smaller budget forces the float32 triangle, or L-BFGS with Böhning's bound shared once;
+``--solver lbfgs``: L-BFGS with the per-round centred diagonal, whatever the budgets;
+``--reuse`` sets ``reuse_curvature``; ``--per-round`` prints each round's seconds below its
+row: ``H`` or ``g`` (a Hessian, or the gradient alone), the slowest hospital / the
+aggregator).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
     resident = {node: d.X.nbytes + d.y.nbytes for node, d in zip(sides, hospitals, strict=True)}
     tracemalloc.start()
     aggregator = ExactAggregator(params, agreement, lambda *a, **k: None, max_iter_given=False)
-    hospital_seconds, aggregator_seconds, compute = [], [], 0.0
+    hospital_seconds, aggregator_seconds, compute, per_round = [], [], 0.0, []
     hospital_peak = aggregator_peak = largest = hessian_rounds = 0
     sent = dict.fromkeys(sides, 0)
     broadcast, round_index = None, 0
@@ -139,6 +141,7 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
         aggregator_seconds.append(seconds)
         aggregator_peak = max(aggregator_peak, held + peak)
         compute += slowest + seconds
+        per_round.append(f"{'H' if hessian else 'g'} {slowest:.2f}/{seconds:.2f}")
         if aggregator.stop_reason_ is not None:
             break
         broadcast, round_index = pickle.loads(pickle.dumps(result)), round_index + 1
@@ -152,6 +155,7 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
         "largest": largest,
         "sent": max(sent.values()),
         "hessian_rounds": hessian_rounds,
+        "per_round": " ".join(per_round),
         "hospital_s": float(np.mean(hospital_seconds)),
         "aggregator_s": float(np.mean(aggregator_seconds)),
         "hospital_mb": hospital_peak / _MB,
@@ -190,6 +194,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--solver", choices=("auto", "newton", "lbfgs"), default="auto")
     parser.add_argument(
+        "--per-round",
+        action="store_true",
+        help="after each row, each round's slowest hospital / aggregator seconds (H: a Hessian)",
+    )
+    parser.add_argument(
         "--reuse",
         choices=("auto", "on", "off"),
         help="reuse_curvature: keep the Hessian across rounds (default: the parameter's)",
@@ -220,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['production_s']:.1f} s | {row['sent']:,} B | {row['hessian_rounds']} |",
                 flush=True,
             )
+            if args.per_round:
+                print(f"  per round: {row['per_round']}", flush=True)
             gc.collect()
         del hospitals
         gc.collect()

@@ -188,6 +188,18 @@ def test_an_estimate_without_its_hessian_gets_it_in_the_statistics_rounds(
     assert carried[2 : -len(stats_rounds)] == [None] * (len(carried) - 2 - len(stats_rounds))
     assert carried[-len(stats_rounds) :] == stats_rounds
     assert_statsmodels(result["statistics"], statsmodels_fit(frames))
+    # the same rounds through the node classes: every message checked where it is received
+    checked = run_analysis(
+        cohort_splits(**COHORT),
+        strategy="exact",
+        fit_intercept=True,
+        C=math.inf,
+        max_message_mb=budget,
+        reuse_curvature="on",
+        tol=1e-10,
+    ).result
+    assert checked["rounds"] == result["rounds"] == len(carried)
+    np.testing.assert_array_equal(checked["coef"], result["coef"])
 
 
 @pytest.mark.parametrize("budget", [TRIANGLE, TRIANGLE32])

@@ -6,10 +6,11 @@ aggregator. The fixed point depends only on the gradient sums; the Hessian only 
 step. So once Newton converges fast, the aggregator keeps the last Hessian, factorized once,
 and asks the next rounds for the gradient alone (the hospitals skip the Hessian, the message
 shrinks to :math:`O(p)`): the *chord* (simplified Newton) method, and with fresh curvature every
-few steps Shamanskii's method (V. E. Shamanskii, Ukrainian Math. J. 19, 1967; C. T. Kelley,
-*Iterative Methods for Linear and Nonlinear Equations*, SIAM 1995, sec. 5.4, and *Solving
-Nonlinear Equations with Newton's Method*, SIAM 2003, sec. 2.3; P. Deuflhard, *Newton Methods
-for Nonlinear Problems*, Springer 2004, sec. 2.1.2). A step from the kept Hessian
+few steps Shamanskii's method (V. E. Shamanskii, "A modification of Newton's method",
+Ukrainian Math. J. 19, 1967; C. T. Kelley, *Iterative Methods for Linear and Nonlinear
+Equations*, SIAM 1995, ch. 5, and *Solving Nonlinear Equations with Newton's Method*, SIAM
+2003, ch. 2; P. Deuflhard, *Newton Methods for Nonlinear Problems*, Springer 2004, ch. 2,
+the simplified Newton method). A step from the kept Hessian
 :math:`H_j` converges linearly, :math:`e_{k+1} \approx \lVert H_j^{-1}(H_j - H_*)\rVert e_k`,
 at a rate proportional to the distance of :math:`\theta_j` from the optimum: fast once Newton
 itself is fast, slow (and worth a fresh Hessian) before.
@@ -53,7 +54,7 @@ Only for the packed encodings (``"triangle"``, ``"triangle32"`` of
 matrix, p <= 362) keep their rounds and results bit for bit. Not with Firth's penalty, whose
 every step needs the curvature. The parameter ``reuse_curvature`` (``"auto"``, ``"on"``,
 ``"off"``) decides; ``"auto"`` reuses from :data:`REUSE_MIN_PARAMS` parameters, where one
-hospital's Hessian (about 1 s and 25 MB at p = 2,500, ``benchmarks/wide.py``) costs about a
+hospital's Hessian (0.5 to 1 s and 25 MB at p = 2,500, ``benchmarks/wide.py``) costs about a
 polling round, so that the round a missed prediction may cost is paid for. Measured there
 (README, *Wide gene panels*): one Hessian round of eight saved at p = 2,500, none at 1,100 and
 5,000, in the same rounds: Newton's quadratic phase is its last two or three rounds.
