@@ -37,6 +37,7 @@ from pancreas_fl.exact.curvature import CurvaturePlan, plan_curvature
 from pancreas_fl.exact.firth_rounds import FirthRounds
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactBroadcast, ExactUpdate
+from pancreas_fl.exact.packed import PackedSymmetric, diagonal
 from pancreas_fl.exact.separation import column_rms, count_extreme
 from pancreas_fl.exact.solver import FederatedSolver, SolverStep
 from pancreas_fl.exact.standardize import (
@@ -293,7 +294,7 @@ class ExactAggregator:
         if self.params.standardize and self.scaler_ is None:
             return self._pool_moments(updates, num_iterations)
         if self.refining_:  # the statistics round (float32 curvature; never with Firth)
-            total = aggregate_terms([update["terms"] for update in updates.values()])
+            total = aggregate_terms([u["terms"] for u in updates.values()], keep_packed=True)
             return self._refined(total, num_iterations)
         theta = self.solver.pending
         if self.firth_ is not None:
@@ -302,8 +303,8 @@ class ExactAggregator:
                 self.rounds.record(num_iterations, None, None)
                 return self._broadcast(theta, "full")
             total, updates, loss, grad = pooled
-        else:
-            total = aggregate_terms([update["terms"] for update in updates.values()])
+        else:  # packed triangles stay packed: the solver unpacks their sum once
+            total = aggregate_terms([u["terms"] for u in updates.values()], keep_packed=True)
             loss, grad = total["loss"], total["grad"]
         self.step_ = step = self.solver.update(theta, loss, grad, total["hess"])
         self._remember(theta, total, updates, accepted=step.accepted)
@@ -350,10 +351,16 @@ class ExactAggregator:
         """Keep what the statistics need of an accepted point (aggregates only)."""
         hess = total["hess"]
         if self.trace0_ is None and not np.any(theta):  # the certificate's curvature bound
-            diag = hess if isinstance(hess, dict) else {"s": 0.0, "sxx": np.diag(hess)}
+            diag = hess if isinstance(hess, dict) else {"s": 0.0, "sxx": diagonal(hess)}
             self.trace0_ = float(diag["s"] + np.sum(diag["sxx"]))
-        if self.info0_ is None and isinstance(hess, np.ndarray) and not np.any(theta):
-            self.info0_ = np.array(hess, dtype=np.float64)
+        if (
+            self.info0_ is None
+            and isinstance(hess, (np.ndarray, PackedSymmetric))
+            and not np.any(theta)
+        ):
+            # a packed sum is read-only: kept by reference
+            packed = isinstance(hess, PackedSymmetric)
+            self.info0_ = hess if packed else np.array(hess, dtype=np.float64)
             self.scale_ = column_rms(hess, self.agreement.n_total)
         if not accepted:
             return
