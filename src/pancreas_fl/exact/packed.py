@@ -30,14 +30,17 @@ from pancreas_fl.exact.curvature import unpack_upper
 __all__ = [
     "SEGMENT_ENTRIES",
     "PackedSymmetric",
+    "count_beyond",
+    "count_nonfinite",
     "diagonal",
     "row_starts",
     "segment_indices",
     "segments",
+    "triangle_diagonal",
 ]
 
-#: Numbers per segment of a triangle read in pieces (8 MB in float64).
-SEGMENT_ENTRIES = 2**20
+#: Numbers per segment of a triangle read in pieces (the temporaries of a check: about 2 MB).
+SEGMENT_ENTRIES = 2**16
 
 
 def row_starts(n_params: int) -> np.ndarray:
@@ -78,6 +81,11 @@ def segment_indices(first_row: int, stop_row: int, n_params: int) -> tuple[np.nd
     return row, col
 
 
+def triangle_diagonal(upper: np.ndarray, n_params: int) -> np.ndarray:
+    """Return the diagonal of a packed triangle (float64 or float32) in float64 (a new array)."""
+    return upper[row_starts(n_params)[:-1]].astype(np.float64, copy=False)
+
+
 @dataclass(frozen=True)
 class PackedSymmetric:
     """A symmetric float64 ``p x p`` matrix held as its packed upper triangle (read-only).
@@ -110,7 +118,7 @@ class PackedSymmetric:
 
     def diagonal(self) -> np.ndarray:
         """Return the diagonal (a new array)."""
-        return self.upper[row_starts(self.n_params)[:-1]]
+        return triangle_diagonal(self.upper, self.n_params)
 
     def unpack(self) -> np.ndarray:
         """Return the symmetric ``p x p`` matrix (a new array, the caller's to overwrite)."""
@@ -128,3 +136,56 @@ def diagonal(matrix: Any) -> np.ndarray:
     if isinstance(matrix, PackedSymmetric):
         return matrix.diagonal()
     return np.diag(np.asarray(matrix, dtype=np.float64))
+
+
+def count_nonfinite(upper: np.ndarray, n_params: int) -> int:
+    """Return how many numbers of a packed triangle are not finite (read in segments)."""
+    return sum(
+        stop - start - int(np.count_nonzero(np.isfinite(upper[start:stop])))
+        for _, _, start, stop in segments(n_params)
+    )
+
+
+def count_beyond(
+    upper: np.ndarray,
+    n_params: int,
+    root: np.ndarray,
+    factor: float,
+    apart: float | np.ndarray,
+    extra: float | None = None,
+) -> int:
+    r"""Count the entries of the symmetric matrix beyond a bound, in both triangles.
+
+    The bound of entry :math:`(j, k)` is :math:`r_j r_k \cdot \text{factor} + a_{jk}`
+    (:math:`+\,\text{extra}`), with :math:`a_{jk}` = ``apart`` (a float) or
+    :math:`a_j + a_k` (a vector), evaluated in that order: the numbers a check of the
+    unpacked matrix compares with (``np.outer(r, r) * factor + (a[:, None] + a[None, :])``),
+    and the same count (an entry off the diagonal counts twice, as it stands twice there),
+    without a ``p x p`` temporary.
+
+    Parameters
+    ----------
+    upper : numpy.ndarray of shape (p (p + 1) / 2,)
+        The packed upper triangle (float64 or float32), finite.
+    n_params : int
+    root : numpy.ndarray of shape (p,)
+    factor : float
+    apart : float or numpy.ndarray of shape (p,)
+    extra : float, optional
+    """
+    p = int(n_params)
+    diagonal_over = off_over = 0
+    for first, stop_row, start, stop in segments(p):
+        rows, cols = segment_indices(first, stop_row, p)
+        bound = root[rows] * root[cols] * factor
+        if np.ndim(apart):
+            bound += apart[rows] + apart[cols]
+        else:
+            bound += apart
+        if extra is not None:
+            bound += extra
+        beyond = ~(np.abs(upper[start:stop]) <= bound)
+        on_diagonal = int(np.count_nonzero(beyond[rows == cols]))
+        diagonal_over += on_diagonal
+        off_over += int(np.count_nonzero(beyond)) - on_diagonal
+    return diagonal_over + 2 * off_over
