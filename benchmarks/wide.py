@@ -141,7 +141,7 @@ def federated(
             return aggregator.aggregate(updates, round_index)
 
         result, seconds, peak = traced(aggregate)
-        del wire
+        del wire, aggregate  # the closure holds the round's messages (its default argument)
         aggregator_seconds.append(seconds)
         aggregator_peak = max(aggregator_peak, held + peak)
         compute += slowest + seconds

@@ -44,7 +44,9 @@ def design(n=300, d=6, seed=0):
         (5656, {}, "newton", "triangle32"),
         (5657, {}, "lbfgs", "diag"),  # beyond 64 MB even in float32
         (5657, {"max_message_mb": 65}, "newton", "triangle32"),
-        (1101, {"max_memory_mb": 100}, "lbfgs", "diag"),  # 96 p^2 bytes do not fit
+        (1101, {"max_memory_mb": 80}, "lbfgs", "diag"),  # 72 p^2 bytes (87 MB) do not fit
+        (1101, {"max_memory_mb": 100}, "newton", "triangle"),  # the packed aggregator fits
+        (1101, {"max_memory_mb": 100, "float32": False}, "lbfgs", "diag"),  # Firth: 128 p^2
         (9, {"max_message_mb": 4e-4}, "newton", "triangle"),
         (9, {"max_message_mb": 2e-4}, "newton", "triangle32"),
         (9, {"max_message_mb": 1e-4}, "lbfgs", "diag"),
