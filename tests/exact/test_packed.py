@@ -274,6 +274,8 @@ def test_the_covariance_s_lists_share_their_mirrored_numbers():
     assert same(lists, cov.tolist())
     assert lists[7][2] is lists[2][7]
     assert pickle.dumps(lists) == pickle.dumps(cov.tolist())  # floats are not memoized
+    cov[0, 1] += 1e-12  # not exactly symmetric: listed as it is
+    assert same(_symmetric_lists(cov), cov.tolist())
 
 
 def pooled_fit(keep_packed: bool, *, C: float, fit_intercept: bool, seed: int = 5):

@@ -570,8 +570,11 @@ def _symmetric_lists(cov: np.ndarray) -> list[list[float]]:
 
     Entry ``[j][k]`` below the diagonal is the float object of ``[k][j]``, the same number:
     the lists are equal (and pickle to the same bytes), and hold 2.5 rather than 4 times
-    the matrix's bytes (a float object is 24 bytes, its reference 8).
+    the matrix's bytes (a float object is 24 bytes, its reference 8). A matrix that is not
+    exactly symmetric is listed as it is.
     """
+    if not np.array_equal(cov, cov.T, equal_nan=True):
+        return cov.tolist()
     rows: list[list[float]] = []
     for j, row in enumerate(cov):
         entries = list(map(itemgetter(j), rows))  # column j of the rows above

@@ -211,7 +211,7 @@ class ExactAggregator:
         The pooled log-likelihood gradient at the last accepted point.
     n_extreme_ : int or None
         Patients whose fitted probability is numerically 0 or 1 at the last accepted point.
-    info0_ : numpy.ndarray or None
+    info0_ : numpy.ndarray, PackedSymmetric or None
         The pooled information at the start point (zeros): :math:`\tilde X^\top\tilde X/4`
         of the pooled design, on which aliasing is judged.
     scale_ : numpy.ndarray or None
