@@ -13,7 +13,8 @@ interpreter when ``flame.star`` imports here, otherwise in the interpreter given
 ``--sdk-python`` (``make bench`` passes the one ``make flame-venv`` builds). Without either,
 the SDK's line says how to get it.
 
-Run: ``python benchmarks/engine_overhead.py [--sdk-python .venv-flame-0.5.0/bin/python]``.
+Run: ``python benchmarks/engine_overhead.py [--sdk-python .venv-flame-0.5.0/bin/python]
+[--repeats N]``.
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     """Print the median ms per round of the engine (both isolations) and of the SDK's harness."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sdk-python", help="a Python with the FLAME SDK (flame.star)")
+    parser.add_argument(
+        "--repeats", type=int, help="runs of each harness (default: thread 15, process 7, SDK 3)"
+    )
     parser.add_argument("--sdk-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.sdk_only:  # one measurement, for the interpreter that runs the table
@@ -149,10 +153,11 @@ def main(argv: list[str] | None = None) -> None:
     runs["process"] = lambda: engine_ms_per_round("process")
     if sdk is not None:
         runs["sdk"] = sdk
+    repeats = REPEATS if args.repeats is None else dict.fromkeys(REPEATS, args.repeats)
     figures: dict[str, list[float]] = {name: [] for name in runs}
-    for repeat in range(max(REPEATS.values())):  # interleaved: the machine's load hits all
+    for repeat in range(max(repeats.values())):  # interleaved: the machine's load hits all
         for name, run in runs.items():
-            if repeat < REPEATS[name]:
+            if repeat < repeats[name]:
                 figures[name].append(run())
     sdk_median = statistics.median(figures["sdk"]) if sdk is not None else None
     print(

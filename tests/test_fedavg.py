@@ -28,7 +28,7 @@ from pancreas_fl.fedavg import (
 )
 from pancreas_fl.handshake import Agreement
 from pancreas_fl.params import resolve_params
-from pancreas_fl.reader import load_hospital_data
+from pancreas_fl.reader import HospitalData, load_hospital_data
 
 
 def hospital(**params) -> FedAvgHospital:
@@ -196,3 +196,16 @@ def test_the_change_includes_the_intercept(shift, reason):
     agg.aggregate({"a": moved, "b": moved}, 1)
     assert agg.stop_reason_ == reason
     assert agg.rounds.history[1]["delta"] == pytest.approx(shift)
+
+
+@pytest.mark.parametrize("n", [2, 7, 8_737, 30_001])  # one block, several and a rest
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_the_first_update_carries_each_features_sum_of_abs_x(n, order):
+    rng = np.random.default_rng(n)
+    X = np.asarray(rng.normal(scale=5.0, size=(n, 30)), order=order)
+    y = np.arange(n) % 2
+    names = tuple(f"g{j}" for j in range(30))
+    fedavg = FedAvgHospital(HospitalData(X, y, names, "y"), resolve_params(local_steps=1))
+    first = fedavg.update(None)
+    np.testing.assert_allclose(first["sum_abs"], np.abs(X).sum(axis=0), rtol=1e-12)
+    assert fedavg.update(first["coef"])["sum_abs"] is None  # once, in the first round

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from _damage import KINDS, Damage, run_damaged
 from _helpers import SAMPLE, sample_splits
+from pancreas_fl import wire
 from pancreas_fl.errors import MessageError, PancreasFLError
 from pancreas_fl.exact.firth import local_third_moments
 from pancreas_fl.exact.standardize import combine_moments, local_moments, scale_from_var
@@ -39,6 +40,13 @@ CONFIGS = {
     "exact-standardized": {"strategy": "exact", "standardize": True},
     "exact-lbfgs": {"strategy": "exact", "solver": "lbfgs", "fit_intercept": True},
     "exact-firth": {"strategy": "exact", "penalty": "firth", "fit_intercept": True},
+    # L-BFGS with Böhning's bound: the Gram triangle's rows cross in model rounds 0 and 1
+    "exact-bohning": {
+        "strategy": "exact",
+        "fit_intercept": True,
+        "max_message_mb": 2e-4,
+        "max_memory_mb": 4e-3,
+    },
 }
 HONEST = {name: run_damaged(SPLITS, None, **params) for name, params in CONFIGS.items()}
 
@@ -337,3 +345,44 @@ def test_a_fooled_solver_ends_as_not_converged_not_as_a_converged_model(monkeypa
         run.aggregator.flame.logs
     )
     assert "unreliable" in run.result["statistics"]["note"]
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (np.array([1.0, np.nan, 2.0, np.inf]), r"holds 2 non-finite value\(s\)"),
+        (np.array([-np.inf, 1.0, 1.0, 1.0]), r"holds 1 non-finite value\(s\)"),
+        (np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32), r"of another type \(float32\)"),
+        (np.array([1.0, 2.0, 3.0, 4.0]) + 0j, r"complex \(complex128\)"),
+        (np.array([1.0, 2.0, 3.0]), r"has shape \(3,\) instead of \(4,\)"),
+        ([1.0, 2.0, 3.0, 4.0], "is a list instead of a float64 array"),
+    ],
+)
+def test_an_array_field_is_real_finite_float64_of_its_shape(value, match):
+    with pytest.raises(wire.Damage, match=match):
+        wire.as_array(value, "terms.grad", (4,))
+
+
+@pytest.mark.parametrize("size", [1e155, 1e200, -1e300])
+def test_finite_values_whose_squares_overflow_pass_and_sum_to_inf(size):
+    value = np.full(4, size)
+    assert wire.sum_of_squares(value, "coef", (4,)) == np.inf
+    assert wire.as_array(value, "coef", (4,)) is value
+
+
+def test_the_sum_of_squares_is_that_of_the_values():
+    value = np.random.default_rng(3).normal(size=(2, 5))
+    assert wire.sum_of_squares(value, "coef", (2, 5)) == pytest.approx(float(np.sum(value**2)))
+
+
+def test_a_digest_tells_apart_what_differs_and_only_that():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(2, 3))
+    same = {"next_theta": a.copy(), "curvature": "full", "scaler": None}
+    assert wire.digest(a) == wire.digest(a.copy()) == wire.digest(np.asfortranarray(a))
+    assert wire.digest(same) == wire.digest({**same, "next_theta": a.copy()})
+    changed = a.copy()
+    changed[1, 2] = np.nextafter(changed[1, 2], np.inf)
+    for other in (changed, a.reshape(3, 2), a.astype(np.float32), a.tolist()):
+        assert wire.digest(other) != wire.digest(a)
+    assert wire.digest({**same, "curvature": "diag"}) != wire.digest(same)

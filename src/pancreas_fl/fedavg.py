@@ -187,11 +187,18 @@ class FedAvgHospital:
 
 
 def _sum_abs(X: np.ndarray) -> np.ndarray:
-    """Sum ``|x|`` per column, one block of rows at a time (no temporary the size of ``X``)."""
-    rows = max(1, BLOCK_BYTES // (8 * max(X.shape[1], 1)))
-    total = np.zeros(X.shape[1])
-    for start in range(0, X.shape[0], rows):
-        total += np.add.reduce(np.abs(X[start : start + rows]), axis=0)
+    """Sum ``|x|`` per column, one block of rows at a time (no temporary the size of ``X``).
+
+    Each block's ``|x|`` goes into one reused buffer and is summed by a matrix-vector product
+    with ones (BLAS reads the buffer once, while it is still in cache).
+    """
+    n, d = X.shape
+    rows = max(1, min(n, BLOCK_BYTES // (8 * max(d, 1))))
+    block, ones = np.empty((rows, d)), np.ones(rows)
+    total = np.zeros(d)
+    for start in range(0, n, rows):
+        part = np.abs(X[start : start + rows], out=block[: min(rows, n - start)])
+        total += ones[: len(part)] @ part
     return total
 
 

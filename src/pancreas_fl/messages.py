@@ -98,7 +98,7 @@ class HospitalMessage(TypedDict):
     :class:`pancreas_fl.exact.messages.ExactUpdate`); ``None`` in a setup round
     (``categorical``) and when the intro lists problems."""
     received: str | None
-    """``None`` in round 0; then the SHA-256 digest of the broadcast the update was computed
+    """``None`` in round 0; then the BLAKE2b digest of the broadcast the update was computed
     from (:func:`pancreas_fl.wire.digest`): the aggregator compares it with what it sent."""
 
 

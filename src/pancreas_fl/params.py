@@ -262,8 +262,10 @@ PARAMETERS: tuple[Parameter, ...] = (
         Options(("auto", "newton", "lbfgs")),
         "auto",
         "both",
-        'exact: `"newton"`, `"lbfgs"`, or `"auto"`: Newton while its curvature fits the two '
-        "budgets below, else L-BFGS (see *Wide gene panels*)",
+        'exact: `"newton"`, `"lbfgs"` (the gradient and O(p) moments a round, nothing p x p), or '
+        '`"auto"`: Newton while its curvature fits the two budgets below, else L-BFGS with '
+        "Böhning's bound X'X/4 shared once while p x p fits a node, else `\"lbfgs\"` (see "
+        "*Wide gene panels*)",
         strategy="exact",
         shared=True,
     ),
@@ -273,7 +275,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         64.0,
         "both",
         "exact: most megabytes of curvature one hospital sends per round (at 64, Newton "
-        "packs it in float32 above 3,999 parameters, and `auto` uses L-BFGS above 5,656)",
+        "packs it in float32 above 3,999 parameters, and `auto` uses L-BFGS above 5,656, "
+        "with Böhning's bound up to 11,313)",
         strategy="exact",
         shared=True,
     ),
@@ -283,7 +286,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         4096.0,
         "both",
         "exact: most megabytes of curvature a node holds (at its peak the aggregator holds "
-        "about 7.5 p x p float64 matrices, estimated as 9: 1.8 GB at p = 5,000)",
+        "about 7.5 p x p float64 matrices, estimated as 9: 1.8 GB at p = 5,000; with Böhning's "
+        "bound 4)",
         strategy="exact",
         shared=True,
     ),

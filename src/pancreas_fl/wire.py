@@ -92,6 +92,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,7 @@ __all__ = [
     "digest",
     "shown",
     "slack",
+    "sum_of_squares",
     "type_name",
 ]
 
@@ -156,20 +158,25 @@ def _message_error(sender: str, k: int, kind: str, damage: Damage) -> MessageErr
 
 # ------------------------------------------------------------------------- the digest
 def digest(broadcast: Any) -> str:
-    """Return the SHA-256 digest of a broadcast's content (its arrays' bytes, keys, numbers).
+    """Return the BLAKE2b digest of a broadcast's content (its arrays' bytes, keys, numbers).
 
     Every hospital echoes the digest of the broadcast it computed from (``received``), and
     the aggregator compares it with the digest of what it sent: a broadcast altered on the
     way, even into one of the right form, is caught, naming the hospital that received it.
-    A digest reveals nothing of the data.
+    A digest reveals nothing of the data. (BLAKE2b, in Python's own ``hashlib``, is a
+    cryptographic hash as SHA-256 is, and cheaper on messages this small.)
     """
-    h = hashlib.sha256()
+    h = hashlib.blake2b(digest_size=32)
     _feed(h, broadcast)
     return h.hexdigest()
 
 
 def _feed(h, value: Any) -> None:
-    if isinstance(value, dict):
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        # dtype.char and the shape tell arrays of the same bytes apart (dtype.str costs more)
+        h.update(f"array{value.dtype.char}{value.shape}".encode())
+        h.update(value if value.flags.c_contiguous else np.ascontiguousarray(value))
+    elif isinstance(value, dict):
         h.update(b"{")
         for key in sorted(value, key=repr):
             _feed(h, key)
@@ -180,9 +187,6 @@ def _feed(h, value: Any) -> None:
         for item in value:
             _feed(h, item)
         h.update(b"]")
-    elif isinstance(value, np.ndarray) and value.dtype != object:
-        h.update(f"array{value.dtype.str}{value.shape}".encode())
-        h.update(np.ascontiguousarray(value).tobytes())
     else:
         h.update(f"{type(value).__name__}:{value!r}".encode())
 
@@ -203,13 +207,13 @@ def as_dict(value: Any, path: str, keys) -> dict:
     """``value`` is a dict with exactly ``keys``."""
     if not isinstance(value, dict):
         raise Damage(path, f"is a {type_name(value)} instead of a dict")
+    if value.keys() == set(keys):
+        return value
     missing = [key for key in keys if key not in value]
     if missing:
         raise Damage(path, f"lacks the key(s) {', '.join(map(shown, missing))}")
     extra = [key for key in value if key not in keys]
-    if extra:
-        raise Damage(path, f"holds the unexpected key(s) {', '.join(map(shown, extra[:3]))}")
-    return value
+    raise Damage(path, f"holds the unexpected key(s) {', '.join(map(shown, extra[:3]))}")
 
 
 def as_int(value: Any, path: str, low: int = 0, high: int | None = None) -> int:
@@ -238,6 +242,16 @@ def as_float(value: Any, path: str) -> float:
 
 def as_array(value: Any, path: str, shape: tuple[int, ...]) -> np.ndarray:
     """``value`` is a real float64 ndarray of ``shape`` with every value finite."""
+    sum_of_squares(value, path, shape)
+    return value
+
+
+def sum_of_squares(value: Any, path: str, shape: tuple[int, ...]) -> float:
+    """Check ``value`` as :func:`as_array` does; return the sum of its squares.
+
+    One pass: the sum of squares is finite exactly when every value is, unless the squares
+    of finite values overflow, which only then costs a second look.
+    """
     if not isinstance(value, np.ndarray):
         raise Damage(path, f"is a {type_name(value)} instead of a float64 array")
     if value.dtype != np.float64:
@@ -245,12 +259,12 @@ def as_array(value: Any, path: str, shape: tuple[int, ...]) -> np.ndarray:
         raise Damage(path, f"is {kind} ({value.dtype}) instead of real float64")
     if value.shape != shape:
         raise Damage(path, f"has shape {value.shape} instead of {shape}")
-    finite = np.isfinite(value)
-    if not finite.all():
-        raise Damage(
-            path, f"holds {value.size - int(np.count_nonzero(finite))} non-finite value(s)"
-        )
-    return value
+    total = float(np.vdot(value, value))  # NaN or inf when a value is: squares are >= 0
+    if not math.isfinite(total):
+        finite = np.count_nonzero(np.isfinite(value))
+        if finite < value.size:
+            raise Damage(path, f"holds {value.size - finite} non-finite value(s)")
+    return total
 
 
 def as_strings(value: Any, path: str) -> list[str]:
@@ -281,7 +295,7 @@ class UpdateSpec:
     n_features : int
         ``d``, the model's features (after encoding).
     fit_intercept : bool
-    curvature : {'full', 'triangle', 'triangle32', 'residual32', 'diag'} or None
+    curvature : {'full', 'triangle', 'triangle32', 'residual32', 'diag', 'none'} or None
         exact: what the hospitals were asked to return (the packed triangles of
         :mod:`pancreas_fl.exact.curvature` are checked as the matrix they carry; the
         statistics round's float32 residual against the bounds of that matrix).
@@ -298,6 +312,9 @@ class UpdateSpec:
         exact with ``standardize``: the pooled scaler (``mean``, ``scale``) broadcast.
     firth_third : bool
         exact with ``penalty='firth'``: the sums come with the ``(p, p, p)`` third-moment sum.
+    gram : (int, int) or None
+        exact with Böhning's bound (:mod:`pancreas_fl.exact.bohning`): the rows of the Gram
+        triangle the update carries as ``gram``; ``None``: no ``gram`` key.
     """
 
     kind: str
@@ -310,6 +327,15 @@ class UpdateSpec:
     start_intercept: float | None = None
     scaler: dict | None = None
     firth_third: bool = False
+    gram: tuple | None = None
+
+    @cached_property
+    def fedavg_start(self) -> tuple[np.ndarray | None, float, float]:
+        """FedAvg: ``|w0|``, ``||w0||^2`` and ``|b0|`` of the global model (zeros: ``None``)."""
+        if self.start is None:
+            return None, 0.0, 0.0
+        w0 = self.start.ravel()
+        return np.abs(w0), float(w0 @ w0), abs(self.start_intercept or 0.0)
 
 
 @dataclass
@@ -496,10 +522,14 @@ def _ordinal(position: int) -> str:
 
 
 def _fedavg_update(update: Any, spec: UpdateSpec, n: int, n_pos: int, sum_abs) -> np.ndarray:
-    """Check FedAvg's update (bounds 1 and 6 of the module docstring); return its ``sum_abs``."""
+    """Check FedAvg's update (bounds 1 and 6 of the module docstring); return its ``sum_abs``.
+
+    The bounds are compared in Python floats (an overflow is ``inf``, no warning); the global
+    model's terms come from ``spec``, computed once a round for every hospital.
+    """
     update = as_dict(update, None, ("coef", "intercept", "loss", "sum_abs"))
     d = spec.n_features
-    coef = as_array(update["coef"], "coef", (1, d))
+    coef_squares = sum_of_squares(update["coef"], "coef", (1, d))
     intercept = 0.0
     if spec.fit_intercept:
         intercept = float(as_array(update["intercept"], "intercept", (1,))[0])
@@ -513,33 +543,31 @@ def _fedavg_update(update: Any, spec: UpdateSpec, n: int, n_pos: int, sum_abs) -
             raise Damage("sum_abs", "holds negative sums of |x|")
     elif update["sum_abs"] is not None:
         raise Damage("sum_abs", f"is a {type_name(update['sum_abs'])}, not None")
-    log2, grow, tiny = math.log(2), 1.0 + _FEDAVG_SLACK, 4 * (n + 2) * TINY
     if loss < 0:
         raise Damage("loss", "is negative (a log-loss sum is >= 0)")
-    w0 = np.zeros(d) if first else spec.start.ravel()
-    b0 = 0.0 if first else abs(spec.start_intercept or 0.0)
-    with np.errstate(all="ignore"):
-        if first and abs(loss - n * log2) > slack(n) * n * log2:
-            raise Damage("loss", "is not n log 2 at the zero model it was computed at")
-        if not loss <= (n * log2 + float(sum_abs @ np.abs(w0)) + n * b0) * grow + tiny:
-            raise Damage("loss", "is larger than n log 2 + sum |z| at the global model")
-        penalty = float(w0 @ w0) / (2.0 * spec.C)  # 0 without a penalty (C = inf)
-        if math.isfinite(spec.C) and not float(np.sum(np.square(coef))) <= (
-            2.0 * spec.C * (loss + penalty) * grow + tiny
-        ):
+    n_log2, grow, tiny = n * math.log(2), 1.0 + _FEDAVG_SLACK, 4 * (n + 2) * TINY
+    if first and abs(loss - n_log2) > slack(n) * n_log2:
+        raise Damage("loss", "is not n log 2 at the zero model it was computed at")
+    abs_w0, w0_squares, b0 = spec.fedavg_start
+    at_start = n_log2 + n * b0 + (0.0 if first else float(sum_abs @ abs_w0))
+    if not loss <= at_start * grow + tiny:
+        raise Damage("loss", "is larger than n log 2 + sum |z| at the global model")
+    penalty = w0_squares / (2.0 * spec.C)  # 0 without a penalty (C = inf)
+    if math.isfinite(spec.C) and not coef_squares <= 2.0 * spec.C * (loss + penalty) * grow + tiny:
+        raise Damage(
+            "coef",
+            "is longer than a local fit from the global model can reach "
+            "(||w||^2 <= ||w0||^2 + 2 C loss)",
+        )
+    fewest = min(n_pos, n - n_pos)
+    if spec.fit_intercept and fewest > 0:
+        reach = float(sum_abs @ np.abs(update["coef"].ravel()))
+        bound = (loss + penalty + reach) / fewest
+        if not abs(intercept) <= bound * grow + tiny:
             raise Damage(
-                "coef",
-                "is longer than a local fit from the global model can reach "
-                "(||w||^2 <= ||w0||^2 + 2 C loss)",
+                "intercept",
+                "is farther from 0 than a local fit from the global model can reach",
             )
-        fewest = min(n_pos, n - n_pos)
-        if spec.fit_intercept and fewest > 0:
-            bound = (loss + penalty + float(sum_abs @ np.abs(coef.ravel()))) / fewest
-            if not abs(intercept) <= bound * grow + tiny:
-                raise Damage(
-                    "intercept",
-                    "is farther from 0 than a local fit from the global model can reach",
-                )
     return sum_abs
 
 

@@ -12,13 +12,16 @@ transfer of the largest message. So the rounds decide what an analyst waits for:
     t_\text{aggregator}) + R \cdot \text{bytes} / \text{bandwidth}.
 
 Newton converges in 6-10 rounds whatever ``p``; a gradient-only method needs hundreds on wide,
-correlated data (measured: 299 and 403 rounds of L-BFGS at ``p = 1,100``, i.e. 5.5 to 7.5
-minutes of polling alone). Newton's price is the curvature: :math:`O(n p^2)` flops at each
-hospital, :math:`O(p^3)` at the aggregator, and :math:`p (p + 1) / 2` numbers per hospital
-per round. Up to ``p`` of several thousand that compute costs seconds and the transfer
-(a 100 MB triangle at ``p = 5,000``, about a second on a hospital's uplink) less than the
-hundreds of extra polling rounds. So :func:`plan_curvature` chooses Newton whenever its
-curvature fits two budgets, and the gradient-only solver (L-BFGS) only above them:
+correlated data (measured: 324 and 351 rounds of L-BFGS with the per-round centred diagonal
+at ``p = 1,100``, i.e. 6 to 6.5 minutes of polling alone; 37 and 36 with Böhning's bound).
+Newton's price is the curvature: :math:`O(n p^2)` flops at each hospital, :math:`O(p^3)` at
+the aggregator, and :math:`p (p + 1) / 2` numbers per hospital per round. Up to ``p`` of
+several thousand that compute costs seconds and the transfer (a 100 MB triangle at
+``p = 5,000``, about a second on a hospital's uplink) less than the hundreds of extra polling
+rounds. So :func:`plan_curvature` chooses Newton whenever its
+curvature fits two budgets, and the gradient-only solver (L-BFGS) only above them, with
+Böhning's bound :math:`C \tilde X^\top \tilde X / 4 + P` shared once while a ``p x p``
+matrix fits the aggregator (``"bohning"``, :mod:`~pancreas_fl.exact.bohning`):
 
 * ``max_message_mb``: the curvature one hospital sends in one round;
 * ``max_memory_mb``: the curvature a node holds: at the aggregator, the busiest node, about
@@ -53,6 +56,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from pancreas_fl.exact.bohning import gram_chunks, triangle_offset
 
 __all__ = [
     "ENCODINGS",
@@ -115,11 +120,16 @@ def node_memory_bytes(n_params: int, encoding: str, *, firth: bool = False) -> i
     counted twice, as received and unpickled); each further hospital's float64 triangle
     adds half a matrix. The dense matrix (``"full"``, p <= 362) and Firth's penalty
     (``firth``) keep the unpacked path: :math:`16 \cdot 8 p^2` (15.3 matrices measured with
-    Firth at p = 400). For ``"diag"``, the L-BFGS memory (20 pairs of two vectors).
+    Firth at p = 400). For ``"diag"``, the L-BFGS memory (20 pairs of two vectors). For
+    ``"bohning"`` (:mod:`~pancreas_fl.exact.bohning`), 4 float64 ``p x p`` matrices: the
+    packed Gram sum, Böhning's bound and its Cholesky factor at the factorization's peak (then
+    only the factor's inverse stays).
     """
     p = int(n_params)
     if encoding == "diag":
         return 8 * p * (2 * 20 + 4)
+    if encoding == "bohning":  # the packed sum, B and its factor, then the factor's inverse
+        return 4 * 8 * p * p
     unpacked = firth or encoding == "full"
     return (16 if unpacked else 9) * 8 * p * p
 
@@ -131,14 +141,19 @@ class CurvaturePlan:
     Attributes
     ----------
     method : {"newton", "lbfgs"}
-    encoding : {"full", "triangle", "triangle32", "diag"}
-        The curvature each hospital sends per round.
+    encoding : {"full", "triangle", "triangle32", "diag", "bohning"}
+        The curvature each hospital sends per round; ``"bohning"``: L-BFGS preconditioned by
+        Böhning's bound, whose Gram triangle crosses once, in ``gram_rows`` chunks
+        (:mod:`~pancreas_fl.exact.bohning`).
     message_bytes : int
-        Its size.
+        Its size (``"bohning"``: the largest round's, the moments and the first chunk or a
+        later chunk).
     memory_bytes : int
         The curvature the aggregator holds (see :func:`node_memory_bytes`).
     reason : str
         One line: why this method (for the log).
+    gram_rows : tuple of (int, int)
+        ``"bohning"``: the rows of the Gram triangle each round carries, in order; else empty.
     """
 
     method: str
@@ -146,6 +161,7 @@ class CurvaturePlan:
     message_bytes: int
     memory_bytes: int
     reason: str
+    gram_rows: tuple = ()
 
     @property
     def statistics_round(self) -> bool:
@@ -165,10 +181,14 @@ def plan_curvature(
 
     ``solver="auto"`` takes Newton with the first encoding that fits both budgets, in the
     order ``"full"`` (up to :data:`SQUARE_LIMIT_BYTES`), ``"triangle"``, ``"triangle32"``;
-    when none fits, L-BFGS. ``solver="newton"`` takes the first encoding that fits the
-    budgets, else the smallest (the analyst asked for Newton); ``solver="lbfgs"`` always
-    L-BFGS. The hospitals and the aggregator evaluate the same plan from the same shared
-    parameters, so they agree on what crosses without a message.
+    when none fits, L-BFGS: preconditioned by Böhning's bound (``"bohning"``) when its Gram
+    triangle's rows fit the message budget (the first beside the moments at zero) and its
+    ``p x p`` matrices the memory budget, else with the per-round centred diagonal
+    (``"diag"``). ``solver="newton"`` takes the first encoding that fits the budgets, else the
+    smallest (the analyst asked for Newton); ``solver="lbfgs"`` always L-BFGS with the
+    per-round diagonal: nothing ``p x p`` crosses. Firth's penalty (``float32=False``) needs
+    Newton and never takes the bound. The hospitals and the aggregator evaluate the same
+    plan from the same shared parameters, so they agree on what crosses without a message.
 
     Parameters
     ----------
@@ -215,6 +235,10 @@ def plan_curvature(
                 memory,
                 f"Newton as asked, beyond the budgets ({_mb(size)} per hospital and round)",
             )
+    if solver == "auto" and float32:
+        bound = _bohning_plan(p, budget_message, budget_memory, max_message_mb, max_memory_mb)
+        if bound is not None:
+            return bound
     size, memory = message_bytes(p, "diag"), node_memory_bytes(p, "diag")
     if solver == "lbfgs":
         reason = "L-BFGS as asked"
@@ -225,6 +249,34 @@ def plan_curvature(
             f"max_memory_mb={max_memory_mb:g}"
         )
     return CurvaturePlan("lbfgs", "diag", size, memory, reason)
+
+
+def _bohning_plan(
+    p: int, budget_message: float, budget_memory: float, message_mb: float, memory_mb: float
+) -> CurvaturePlan | None:
+    """L-BFGS with Böhning's bound, if its Gram triangle fits the budgets, else ``None``.
+
+    The triangle (float32) crosses once, a chunk of rows per round: the first with the
+    moments at zero, within ``max_message_mb`` together; the aggregator holds ``p x p``.
+    """
+    memory = node_memory_bytes(p, "bohning")
+    moments = message_bytes(p, "diag")
+    chunks = gram_chunks(p, budget_message - moments, budget_message)
+    if memory > budget_memory or chunks is None:
+        return None
+    sizes = [4 * (triangle_offset(b, p) - triangle_offset(a, p)) for a, b in chunks]
+    largest = max([moments + sizes[0], *sizes[1:]])
+    return CurvaturePlan(
+        "lbfgs",
+        "bohning",
+        largest,
+        memory,
+        f"L-BFGS preconditioned by Böhning's bound: Newton's curvature "
+        f"({_mb(message_bytes(p, 'triangle32'))} per hospital and round at the least) exceeds "
+        f"max_message_mb={message_mb:g} or max_memory_mb={memory_mb:g}; the Gram triangle "
+        f"crosses once, in {len(chunks)} round(s) of at most {_mb(largest)}",
+        gram_rows=chunks,
+    )
 
 
 def _mb(size: int) -> str:

@@ -68,7 +68,18 @@ class FeatureMoments(TypedDict):
     m2: np.ndarray
 
 
-class ExactUpdate(TypedDict):
+class _GramRows(TypedDict, total=False):
+    """The optional ``gram`` field of :class:`ExactUpdate` (Böhning's bound)."""
+
+    gram: np.ndarray
+    r"""Only in the rounds whose broadcast asks for Gram rows
+    (:mod:`~pancreas_fl.exact.bohning`): rows ``gram = (start, stop)`` of the upper triangle
+    of the hospital's :math:`\tilde X^\top \tilde X`, packed row by row from the diagonal on,
+    float32 (float64 where float32 would lose an entry). Sent once over the first rounds; the
+    diagonal is :math:`\sum_i \tilde x_{ij}^2`, as the moments at zero say."""
+
+
+class ExactUpdate(_GramRows):
     """exact, every round: the sums at the point asked for.
 
     In round 0 of a standardized fit: the feature moments instead.
@@ -111,7 +122,16 @@ class FirthRequest(TypedDict):
     """With ``"hat"``: the ``(p, p)`` inverse of the pooled information at the point."""
 
 
-class ExactBroadcast(TypedDict):
+class _GramRequest(TypedDict, total=False):
+    """The optional ``gram`` field of :class:`ExactBroadcast` (Böhning's bound)."""
+
+    gram: tuple[int, int]
+    """``(start, stop)``: the rows of the Gram triangle to send with the sums, one of the
+    plan's chunks (:attr:`~pancreas_fl.exact.curvature.CurvaturePlan.gram_rows`); absent
+    when none are asked for."""
+
+
+class ExactBroadcast(_GramRequest):
     """exact: the point every hospital evaluates next, and what curvature to return."""
 
     next_theta: np.ndarray
@@ -120,7 +140,8 @@ class ExactBroadcast(TypedDict):
     """Newton: ``"full"`` (the Hessian sum), ``"triangle"``, ``"triangle32"`` or
     ``"residual32"`` (:class:`PackedTriangle`, as the plan of
     :func:`~pancreas_fl.exact.curvature.plan_curvature` says); L-BFGS: ``"diag"``
-    (:class:`DiagMoments`)."""
+    (:class:`DiagMoments`), or with Böhning's bound ``"diag"`` at the start point and
+    ``"none"`` (no curvature, ``hess`` is ``None``) after it."""
     scaler: Scaler | None
     """Set with ``standardize=True``: the hospitals standardize once, in round 1."""
     firth: FirthRequest | None

@@ -38,7 +38,9 @@ turned inside out because each evaluation of :math:`F` costs a round; its sectio
    :math:`d = -(\nabla^2 F)^{-1} \nabla F` (:func:`newton_direction`). L-BFGS, for many
    parameters (:class:`LBFGSMemory`): hospitals send only O(p) numbers, the gradient and the
    weighted moments that build a "centred diagonal" preconditioner
-   (:class:`CentredDiagonal`), the initial inverse Hessian of the two-loop recursion;
+   (:class:`CentredDiagonal`), the initial inverse Hessian of the two-loop recursion; or,
+   fixed once (:meth:`FederatedSolver.fix_preconditioner`), Böhning's bound
+   :math:`C \tilde X^\top \tilde X / 4 + P` shared once (:mod:`~pancreas_fl.exact.bohning`);
 4. **line search**: Armijo backtracking, one trial point per round
    (:class:`ArmijoLineSearch`): accept the evaluated point or shrink the step and ask for
    another, so the objective of accepted iterates never increases (in exact arithmetic; see
@@ -751,6 +753,7 @@ class FederatedSolver:
         self.last_step_bound = math.nan
         self.line_search = ArmijoLineSearch()
         self.lbfgs = LBFGSMemory(params["memory"])
+        self.fixed_preconditioner: Callable[[np.ndarray], np.ndarray] | None = None
 
     def _check_theta0(self, theta0: Any) -> np.ndarray:
         if theta0 is None:
@@ -784,6 +787,34 @@ class FederatedSolver:
     def _scale(self) -> float:
         """Return the factor of the loss sum in :math:`F`: ``C``, or 1 without a penalty."""
         return 1.0 if self.penalty is None else self.C
+
+    @property
+    def loss_factor(self) -> float:
+        """The factor of the loss sum in :math:`F`: ``C``, or 1 without a penalty."""
+        return self._scale()
+
+    @property
+    def penalty_diag(self) -> np.ndarray:
+        """The diagonal of :math:`P`, the penalty's Hessian (0 for the intercept)."""
+        return self._pen.copy()
+
+    def fix_preconditioner(
+        self,
+        precondition: Callable[[np.ndarray], np.ndarray] | None = None,
+        *,
+        moments: dict[str, Any] | None = None,
+    ) -> None:
+        r"""L-BFGS: use one :math:`M^{-1}` from now on, whatever curvature a round brings.
+
+        ``precondition``, or the :class:`CentredDiagonal` of ``moments``: e.g. Böhning's
+        bound shared once (:mod:`~pancreas_fl.exact.bohning`), and until it is complete the
+        centred diagonal of the moments at zero.
+        """
+        if moments is not None:
+            precondition = CentredDiagonal(
+                moments, C=self._scale(), penalty_diag=self._pen, fit_intercept=self.fit_intercept
+            )
+        self.fixed_preconditioner = precondition
 
     # ------------------------------------------------------------------ the round
     def update(
@@ -886,6 +917,8 @@ class FederatedSolver:
 
     def _preconditioner(self, moments: dict[str, Any] | None) -> CentredDiagonal | None:
         """:math:`M^{-1}` from the pooled moments (L-BFGS), or ``None`` without them."""
+        if self.fixed_preconditioner is not None:
+            return self.fixed_preconditioner
         if moments is None:
             return None
         return CentredDiagonal(

@@ -14,6 +14,8 @@ Rounds:
   point, and the fit begins in round 1.
 * then: one evaluation per round, until the solver converges, the line search cannot lower
   the objective, or ``max_iter + 1`` rounds have run.
+* above the curvature budget, L-BFGS with Böhning's bound (:mod:`~pancreas_fl.exact.bohning`):
+  the first rounds also carry the rows of the hospitals' Gram triangle, one chunk a round.
 * ``penalty="firth"`` (:mod:`~pancreas_fl.exact.firth`): the hospitals add their
   third-moment sum to their sums, and the solver (unpenalized, ``C=inf``) is handed Firth's
   objective :math:`-\ell^*` and its gradient in place of the log-loss sum and its gradient.
@@ -33,6 +35,7 @@ from dataclasses import replace
 import numpy as np
 
 from pancreas_fl.exact import firth
+from pancreas_fl.exact.bohning import BohningRounds, local_gram_rows
 from pancreas_fl.exact.curvature import CurvaturePlan, plan_curvature
 from pancreas_fl.exact.firth_rounds import FirthRounds
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
@@ -131,11 +134,15 @@ class ExactHospital:
                 }
             theta = np.zeros(self.X.shape[1] + self.fit_intercept)
             # No broadcast yet: plan as the aggregator will, to send the curvature it needs.
-            curvature = curvature_plan(theta.size, self.params).encoding
+            plan = curvature_plan(theta.size, self.params)
+            curvature, gram = plan.encoding, None
+            if plan.gram_rows:  # Böhning's bound: the moments and the Gram's first rows
+                curvature, gram = "diag", plan.gram_rows[0]
             request = firth.first_request(theta.size) if self.penalty == "firth" else None
         else:
             self.scaler_ = broadcast["scaler"]
             theta, curvature = broadcast["next_theta"], broadcast["curvature"]
+            gram = broadcast.get("gram")  # rows of the Gram triangle (Böhning's bound)
             request = firth.check_request(broadcast.get("firth"), len(theta))
         extra = firth.local_sums(  # Firth's sums, as the request asks (else None)
             self.X, theta, request, fit_intercept=self.fit_intercept, **(self.scaler_ or {})
@@ -147,15 +154,20 @@ class ExactHospital:
             self.y,
             theta,
             fit_intercept=self.fit_intercept,
-            hessian=curvature,
+            hessian=None if curvature == "none" else curvature,
             **(self.scaler_ or {}),
         )
-        return {
+        update = {
             "terms": terms,
             "moments": None,
             "n_extreme": self._n_extreme(theta),
             "firth": extra,
         }
+        if gram is not None:
+            update["gram"] = local_gram_rows(
+                self.X, gram, fit_intercept=self.fit_intercept, **(self.scaler_ or {})
+            )
+        return update
 
     def _n_extreme(self, theta: np.ndarray) -> int:
         """Patients whose fitted probability at ``theta`` is numerically 0 or 1 (a count).
@@ -254,6 +266,10 @@ class ExactAggregator:
         self.refining_: str | None = None
         self.trace0_: float | None = None
         self.firth_: FirthRounds | None = None  # penalty="firth" (exact/firth_rounds.py)
+        # above the curvature budget: Böhning's bound, shared once (exact/bohning.py)
+        self.bohning_: BohningRounds | None = None
+        if self.plan.gram_rows:
+            self.bohning_ = BohningRounds(n_params, self.plan.gram_rows)
         if params.penalty == "firth":
             terms = [*agreement.feature_names, *(["intercept"] if params.fit_intercept else [])]
             self.firth_ = FirthRounds(n_params, method, terms, fit_intercept=params.fit_intercept)
@@ -271,6 +287,10 @@ class ExactAggregator:
             curvature, at_zero = "residual32", False
         elif curvature == "full":  # Newton's curvature, in the plan's encoding
             curvature = self.plan.encoding
+        elif self.bohning_ is not None:
+            curvature = self.bohning_.curvature
+            spec = UpdateSpec("terms", d, p.fit_intercept, curvature, at_zero=at_zero)
+            return replace(spec, scaler=self.scaler_, gram=self.bohning_.rows)
         spec = UpdateSpec("terms", d, p.fit_intercept, curvature, at_zero=at_zero)
         third = self.firth_ is not None and self.firth_.request["send"] == "third"
         return replace(spec, scaler=self.scaler_, firth_third=third)
@@ -306,6 +326,8 @@ class ExactAggregator:
         else:  # packed triangles stay packed: the solver unpacks their sum once
             total = aggregate_terms([u["terms"] for u in updates.values()], keep_packed=True)
             loss, grad = total["loss"], total["grad"]
+        if self.bohning_ is not None:  # the round's Gram rows; the initial inverse Hessian
+            self.bohning_.pool(updates, self.solver, total["hess"])
         self.step_ = step = self.solver.update(theta, loss, grad, total["hess"])
         self._remember(theta, total, updates, accepted=step.accepted)
         delta = None if self.previous_ is None else float(np.linalg.norm(theta - self.previous_))
@@ -385,12 +407,17 @@ class ExactAggregator:
         """
         if curvature == "full":
             curvature = self.plan.encoding
-        return {
+        broadcast = {
             "next_theta": theta,
             "curvature": curvature,
             "scaler": self.scaler_,
             "firth": None if self.firth_ is None else self.firth_.request,
         }
+        if self.bohning_ is not None:  # Böhning's bound: its next rows while they cross
+            broadcast["curvature"] = self.bohning_.curvature
+            if self.bohning_.rows is not None:
+                broadcast["gram"] = self.bohning_.rows
+        return broadcast
 
     def _decide(self, step: SolverStep, num_iterations: int) -> str | None:
         if step.converged and not self._certified(step):

@@ -47,6 +47,12 @@ notation and slack :math:`\rho` they use):
    are at most :math:`\sqrt{E_j E_k E_l}/8`: the weight is at most :math:`1/8`, a single
    :math:`|\tilde x_{il}|` at most :math:`\sqrt{E_l}`, and
    :math:`\sum_i |\tilde x_{ij}\tilde x_{ik}| \le \sqrt{E_j E_k}`.
+9. **The Gram triangle** (Böhning's bound, :mod:`~pancreas_fl.exact.bohning`): its diagonal
+   is the column energies, :math:`G_{jj} = E_j`, which the moments at zero predict
+   (:math:`4\,sxx^{(0)}_j`, the intercept's :math:`n`): both sums are within :math:`\rho` of
+   :math:`E_j`, the float32 entry within :math:`2^{-24}`, checked within :math:`3\rho`
+   (:math:`\rho` with float32's :math:`2^{-23}` added); and
+   :math:`|G_{jk}| \le \sqrt{E_j E_k}` (Cauchy-Schwarz).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pancreas_fl.columns import MAX_ABS_VALUE
+from pancreas_fl.exact.bohning import triangle_offset
 from pancreas_fl.exact.curvature import plan_curvature
 from pancreas_fl.exact.packed import count_beyond, count_nonfinite, triangle_diagonal
 from pancreas_fl.wire import (
@@ -92,7 +99,8 @@ def check_update(
     Damage
         The field and what is wrong (the inbox names the hospital and the round).
     """
-    update = as_dict(update, None, ("terms", "moments", "n_extreme", "firth"))
+    keys = ("terms", "moments", "n_extreme", "firth")
+    update = as_dict(update, None, keys if spec.gram is None else (*keys, "gram"))
     p = spec.n_features + spec.fit_intercept
     if spec.kind == "hat":
         for key in ("terms", "moments", "n_extreme"):
@@ -123,6 +131,8 @@ def check_update(
     limits = _terms(update["terms"], spec, n, n_pos, inbox.limits.get(node))
     if spec.firth_third:
         _third_moments(update["firth"], limits, n)
+    if spec.gram is not None:
+        _gram_rows(update["gram"], spec.gram, limits, n)
     if spec.at_zero and node not in inbox.limits:
         if spec.scaler is not None and node in inbox.moments:
             _agrees_with_moments(
@@ -188,6 +198,43 @@ def _agrees_with_moments(
         raise Damage(
             "terms.hess",
             f"disagrees in {off} column(s) with the feature moments this hospital sent in round 0",
+        )
+
+
+def _gram_rows(gram: Any, rows: tuple[int, int], limits: Limits | None, n: int) -> None:
+    r"""Check rows ``rows`` of a hospital's Gram triangle (bound 9. of the module docstring).
+
+    Its diagonal must be the column energies the moments at zero gave, within :math:`3\rho`
+    (float32's rounding included); every entry at most :math:`\sqrt{E_j E_k}`.
+    """
+    if limits is None:
+        raise Damage("gram", "arrived before any curvature was sent")
+    if not isinstance(gram, np.ndarray) or gram.dtype not in (np.float32, np.float64):
+        raise Damage("gram", f"is a {type_name(gram)}, not a float32 array")
+    p = limits.energy.shape[0]
+    start, stop = rows
+    size = triangle_offset(stop, p) - triangle_offset(start, p)
+    values = as_array(gram.astype(np.float64), "gram", (size,))
+    rho = slack(n) + (_FLOAT32_SLACK if gram.dtype == np.float32 else 0.0)
+    root = np.sqrt(limits.energy)
+    diag = np.empty(stop - start)
+    over = at = 0
+    for i in range(start, stop):
+        row = values[at : at + p - i]
+        bound = root[i] * root[i:] * (1 + rho) ** 2 + limits.under[i] + limits.under[i:]
+        over += int(np.count_nonzero(~(np.abs(row) <= bound)))
+        diag[i - start] = row[0]
+        at += p - i
+    if over:
+        raise Damage("gram", f"holds {over} value(s) beyond sqrt(E_j E_k)")
+    energy, under = limits.energy[start:stop], limits.under[start:stop]
+    with np.errstate(all="ignore"):
+        off = ~(np.abs(diag - energy / (1 + slack(n))) <= 3 * rho * energy + under)
+    if np.any(off):
+        raise Damage(
+            "gram",
+            f"has {int(np.count_nonzero(off))} diagonal value(s) that are not the column's "
+            "sum of squares its moments at zero gave",
         )
 
 
@@ -270,6 +317,13 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: Limits | No
     hess = terms["hess"]
     under = tiny if limits is None else limits.under
     with np.errstate(all="ignore"):  # damaged values may overflow here: they fail the test
+        if spec.curvature == "none":  # the gradient alone (Böhning's bound, after round 0)
+            if hess is not None:
+                raise Damage("terms.hess", f"is a {type_name(hess)}, not None")
+            if limits is None:
+                raise Damage("terms.hess", "is None before any curvature was sent")
+            at_most(grad, limits.grad_max, "terms.grad", "sum(|x|) of its column")
+            return limits
         if spec.curvature == "residual32":
             _residual(hess, limits, p, tiny)
             return limits
@@ -331,7 +385,9 @@ def check_broadcast(inbox: HospitalInbox, broadcast: Any, d: int) -> None:
     Damage
         The field and what is wrong (the inbox names the aggregator and the round).
     """
-    b = as_dict(broadcast, None, ("next_theta", "curvature", "scaler", "firth"))
+    keys = ("next_theta", "curvature", "scaler", "firth")
+    gram = isinstance(broadcast, dict) and "gram" in broadcast  # Böhning's rows, if any
+    b = as_dict(broadcast, None, (*keys, "gram") if gram else keys)
     p = d + inbox.fit_intercept
     as_array(b["next_theta"], "next_theta", (p,))
     if not inbox.firth and b["firth"] is not None:
@@ -343,8 +399,12 @@ def check_broadcast(inbox: HospitalInbox, broadcast: Any, d: int) -> None:
     allowed = {plan.encoding}
     if plan.statistics_round and inbox.output == "model":  # the statistics round
         allowed.add("residual32")
+    if plan.gram_rows:  # Böhning's bound: the moments with the first rows, then none
+        allowed = {"diag", "none"}
     if not isinstance(b["curvature"], str) or b["curvature"] not in allowed:
         raise Damage("curvature", f"is not the solver's {plan.encoding!r}")
+    if gram:
+        _gram_request(b["gram"], plan.gram_rows)
     scaler = b["scaler"]
     if not inbox.standardize:
         if scaler is not None:
@@ -359,6 +419,18 @@ def check_broadcast(inbox: HospitalInbox, broadcast: Any, d: int) -> None:
         inbox.scaler = {key: value.copy() for key, value in scaler.items()}
     elif not all(np.array_equal(scaler[key], inbox.scaler[key]) for key in scaler):
         raise Damage("scaler", "differs from the one agreed in the first model round")
+
+
+def _gram_request(rows: Any, chunks: tuple) -> None:
+    """Check the Gram rows a broadcast asks for: one of the plan's chunks."""
+    if not chunks:
+        raise Damage("gram", "asks for a Gram matrix the plan does not share")
+    if not isinstance(rows, (tuple, list)) or len(rows) != 2:
+        raise Damage("gram", f"is a {type_name(rows)}, not a pair of row numbers")
+    start = as_int(rows[0], "gram[0]")
+    stop = as_int(rows[1], "gram[1]")
+    if (start, stop) not in chunks:
+        raise Damage("gram", "asks for rows that are none of the plan's chunks")
 
 
 # ------------------------------------------------------------------------ the final estimate
@@ -387,8 +459,10 @@ def certify(
     (bound 3. of the module docstring: :math:`v_i \le 1/4`). The factor 2 covers the
     L-BFGS preconditioner's centring (:math:`\operatorname{tr} M = \sum_j (C c_j + 1) + C s
     (1 + \lVert m\rVert^2)` with :math:`c_j + s m_j^2 = sxx_j` and :math:`s m_j^2 \le
-    sxx_j`, and its floors, which raise no entry above the largest), Newton's ridge (at most
-    0.1 of the diagonal) and the solve's backward error. An honest converged fit therefore has
+    sxx_j`, and its floors, which raise no entry above the largest; Böhning's bound
+    :math:`C \tilde X^\top \tilde X / 4 + P` has :math:`\operatorname{tr} = C\, T_0 +
+    \#\text{penalized}` up to float32's rounding), Newton's ridge (at most 0.1 of the
+    diagonal) and the solve's backward error. An honest converged fit therefore has
     :math:`\lVert \nabla F \rVert \le \Lambda\, \mathrm{tol} \lVert \theta \rVert`, up
     to the rounding of the gradient sums (:math:`\gamma_n \sqrt{4 n T_0}` in norm, times
     :math:`C`) and the solver's zero-gradient threshold (every entry below the smallest
