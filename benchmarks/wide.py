@@ -18,7 +18,11 @@ its own:
   over hospitals);
 * hospital / aggregator peak: the largest memory a node holds, in MB: a hospital's matrix plus
   the peak of what its round allocates (``tracemalloc``, which numpy reports to); the
-  aggregator's state plus the round's messages and what its round allocates;
+  aggregator's state plus the round's messages and what its round allocates; the aggregator's
+  also in float64 ``p x p`` matrices (8 p^2 bytes). With ``--checks`` the aggregator's round
+  begins with the message checks of the node class
+  (``pancreas_fl.wire.AggregatorInbox.check_updates``), so its peak is the node's; LAPACK's
+  work arrays, which numpy allocates outside ``tracemalloc``'s view, are not counted;
 * rel. distance: ||theta - theta_pooled|| / ||theta_pooled|| to scikit-learn's pooled
   ``LogisticRegression(solver="newton-cholesky")``;
 * production estimate: rounds x 1.1 s (a FLAME round's polling) + the compute (per round, the
@@ -30,12 +34,12 @@ checks it as a hospital does. p = 2,500 and 5,000 take minutes (the pooled refer
 costs as much as the federated one).
 
 Run: ``python benchmarks/wide.py [--sizes 100 300 1100 2500 5000] [--intercept both|yes|no]
-[--max-message-mb MB] [--solver auto|newton|lbfgs] [--reuse auto|on|off] [--per-round]``
-(a smaller budget forces the float32 triangle, or L-BFGS with Böhning's bound shared once;
-``--solver lbfgs``: L-BFGS with the per-round centred diagonal, whatever the budgets;
-``--reuse`` sets ``reuse_curvature``; ``--per-round`` prints each round's seconds below its
-row: ``H`` or ``g`` (a Hessian, or the gradient alone), the slowest hospital / the
-aggregator).
+[--max-message-mb MB] [--solver auto|newton|lbfgs] [--reuse auto|on|off] [--checks]
+[--per-round]`` (a smaller budget forces the float32 triangle, or L-BFGS with Böhning's bound
+shared once; ``--solver lbfgs``: L-BFGS with the per-round centred diagonal, whatever the
+budgets; ``--reuse`` sets ``reuse_curvature``; ``--checks``: see the aggregator's peak above;
+``--per-round`` prints each round's seconds below its row: ``H`` or ``g`` (a Hessian, or the
+gradient alone), the slowest hospital / the aggregator).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from pancreas_fl.handshake import Agreement
 from pancreas_fl.params import resolve_params
 from pancreas_fl.privacy import check_disclosure
 from pancreas_fl.reader import HospitalData
+from pancreas_fl.wire import AggregatorInbox
 from pancreas_fl_tools.sample import make_cohort
 
 SIZES = (100, 300, 1100, 2500, 5000)
@@ -87,8 +92,13 @@ def traced(call):
     return result, seconds, peak - start
 
 
-def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> dict:
-    """Run the exact strategy round by round; return the model and the measurements."""
+def federated(
+    hospitals: list[HospitalData], fit_intercept: bool, *, checks: bool = False, **budgets
+) -> dict:
+    """Run the exact strategy round by round; return the model and the measurements.
+
+    ``checks``: the aggregator checks every update first, as its node class does.
+    """
     params = resolve_params(
         strategy="exact",
         fit_intercept=fit_intercept,
@@ -112,6 +122,10 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
     resident = {node: d.X.nbytes + d.y.nbytes for node, d in zip(sides, hospitals, strict=True)}
     tracemalloc.start()
     aggregator = ExactAggregator(params, agreement, lambda *a, **k: None, max_iter_given=False)
+    inbox = AggregatorInbox()
+    inbox.counts = {
+        node: (int(d.X.shape[0]), int(d.y.sum())) for node, d in zip(sides, hospitals, strict=True)
+    }
     hospital_seconds, aggregator_seconds, compute, per_round = [], [], 0.0, []
     hospital_peak = aggregator_peak = largest = hessian_rounds = 0
     sent = dict.fromkeys(sides, 0)
@@ -134,10 +148,14 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
 
         def aggregate(wire=wire, round_index=round_index):
             updates = {node: pickle.loads(payload) for node, payload in wire.items()}
+            if checks:
+                messages = [{"node": node, "update": u} for node, u in updates.items()]
+                inbox.check_updates(messages, round_index, aggregator.update_spec())
+                del messages
             return aggregator.aggregate(updates, round_index)
 
         result, seconds, peak = traced(aggregate)
-        del wire
+        del wire, aggregate  # the closure holds the round's messages (its default argument)
         aggregator_seconds.append(seconds)
         aggregator_peak = max(aggregator_peak, held + peak)
         compute += slowest + seconds
@@ -160,6 +178,7 @@ def federated(hospitals: list[HospitalData], fit_intercept: bool, **budgets) -> 
         "aggregator_s": float(np.mean(aggregator_seconds)),
         "hospital_mb": hospital_peak / _MB,
         "aggregator_mb": aggregator_peak / _MB,
+        "aggregator_squares": aggregator_peak / (8 * p * p),
         "production_s": rounds * ROUND_SECONDS + compute,
     }
 
@@ -194,6 +213,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--solver", choices=("auto", "newton", "lbfgs"), default="auto")
     parser.add_argument(
+        "--checks",
+        action="store_true",
+        help="run the aggregator node's message checks in its rounds (its real peak)",
+    )
+    parser.add_argument(
         "--per-round",
         action="store_true",
         help="after each row, each round's slowest hospital / aggregator seconds (H: a Hessian)",
@@ -211,22 +235,23 @@ def main(argv: list[str] | None = None) -> None:
     intercepts = {"both": (False, True), "yes": (True,), "no": (False,)}[args.intercept]
     print(
         "| p | intercept | method | rounds | largest message | hospital s / round | "
-        "aggregator s / round | hospital peak | aggregator peak | rel. distance | "
+        "aggregator s / round | hospital peak | aggregator peak | in p x p | rel. distance | "
         "production estimate | sent per hospital | Hessian rounds |"
     )
-    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     federated(cohort(20), True)  # warm up: the first fit's imports are not a round's cost
     for p in args.sizes:
         hospitals = cohort(p)
         for fit_intercept in intercepts:
-            row = federated(hospitals, fit_intercept, **budgets)
+            row = federated(hospitals, fit_intercept, checks=args.checks, **budgets)
             distance = pooled_distance(hospitals, row["model"], fit_intercept)
             print(
                 f"| {p:,} | {'yes' if fit_intercept else 'no'} | {row['method']} | "
                 f"{row['rounds']} | {row['largest']:,} B | {row['hospital_s']:.3f} | "
                 f"{row['aggregator_s']:.3f} | {row['hospital_mb']:,.1f} MB | "
-                f"{row['aggregator_mb']:,.1f} MB | {distance:.1e} | "
-                f"{row['production_s']:.1f} s | {row['sent']:,} B | {row['hessian_rounds']} |",
+                f"{row['aggregator_mb']:,.1f} MB | {row['aggregator_squares']:.1f} | "
+                f"{distance:.1e} | {row['production_s']:.1f} s | {row['sent']:,} B | "
+                f"{row['hessian_rounds']} |",
                 flush=True,
             )
             if args.per_round:

@@ -28,7 +28,7 @@ CONFIGS = {
     "exact-standardize": {"strategy": "exact", "standardize": True, "fit_intercept": True},
     "exact-lbfgs": {"strategy": "exact", "solver": "lbfgs", "fit_intercept": True},
     "exact-firth": {"strategy": "exact", "penalty": "firth", "fit_intercept": True},
-    # Böhning's bound: Newton's 12 p x p exceed the memory budget, its Gram rows cross in two
+    # Böhning's bound: Newton's 9 p x p exceed the memory budget, its Gram rows cross in two
     "exact-bohning": {
         "strategy": "exact",
         "fit_intercept": True,

@@ -286,7 +286,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         4096.0,
         "both",
         "exact: most megabytes of curvature a node holds (at its peak the aggregator holds "
-        "about 12 p x p float64 matrices: 2.4 GB at p = 5,000; with Böhning's bound 4)",
+        "about 7.5 p x p float64 matrices, estimated as 9: 1.8 GB at p = 5,000; with Böhning's "
+        "bound 4)",
         strategy="exact",
         shared=True,
     ),

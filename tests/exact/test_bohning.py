@@ -112,7 +112,7 @@ def test_a_singular_bound_takes_a_ridge_and_stays_finite():
     [
         (1101, {"max_message_mb": 1}, "bohning", 3),  # the README's measurement
         (1101, {"max_message_mb": 2.43}, "triangle32", 0),  # Newton fits again
-        (1101, {"max_memory_mb": 100}, "bohning", 1),  # Newton's 12 p x p do not fit
+        (1101, {"max_memory_mb": 80}, "bohning", 1),  # Newton's 9 p x p (87 MB) do not fit
         (1101, {"max_memory_mb": 30}, "diag", 0),  # nor Böhning's 4
         (1101, {"max_message_mb": 0.02}, "diag", 0),  # moments and a row do not fit
         (5657, {}, "bohning", 2),  # the defaults: beyond 64 MB in float32
@@ -195,7 +195,7 @@ def test_the_shared_bound_reaches_newtons_fit_at_any_penalty(C):
 
 # -------------------------------------------------------------- the checks of what crosses
 SAMPLE_SPLITS = sample_splits()
-#: data/sample: 8 features and the intercept; Newton's 12 p x p exceed the memory budget,
+#: data/sample: 8 features and the intercept; Newton's 9 p x p exceed the memory budget,
 #: the bound's 4 fit, and its rows cross in model rounds 0, (0, 1) with the moments, and 1,
 #: (1, 9).
 BOHNING = {

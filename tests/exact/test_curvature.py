@@ -44,7 +44,9 @@ def design(n=300, d=6, seed=0):
         (5656, {}, "newton", "triangle32"),
         (5657, {"max_memory_mb": 1000}, "lbfgs", "diag"),  # beyond 64 MB even in float32
         (5657, {"max_message_mb": 65}, "newton", "triangle32"),
-        (1101, {"max_memory_mb": 30}, "lbfgs", "diag"),  # 96 p^2 bytes do not fit
+        (1101, {"max_memory_mb": 30}, "lbfgs", "diag"),  # neither 72 nor 32 p^2 bytes fit
+        (1101, {"max_memory_mb": 100}, "newton", "triangle"),  # the packed aggregator fits
+        (1101, {"max_memory_mb": 100, "float32": False}, "lbfgs", "diag"),  # Firth: 128 p^2
         (9, {"max_message_mb": 4e-4}, "newton", "triangle"),
         (9, {"max_message_mb": 2e-4}, "newton", "triangle32"),
         (9, {"max_message_mb": 1e-4}, "lbfgs", "diag"),
@@ -56,6 +58,11 @@ def test_auto_takes_newton_whenever_its_curvature_fits_the_budgets(p, budgets, m
     assert plan.message_bytes == message_bytes(p, encoding)
     assert plan.statistics_round == (encoding == "triangle32")
     assert ("fits" in plan.reason) == (method == "newton")
+
+
+def test_the_packed_aggregator_s_memory_estimate_decides_between_newton_and_the_bound():
+    assert plan_curvature(1101, max_memory_mb=80).encoding == "bohning"  # 72 p^2 > 80 MB
+    assert plan_curvature(1101, max_memory_mb=88).encoding == "triangle"  # 87.3 MB fits
 
 
 def test_without_float32_newton_stops_at_the_float64_triangle():

@@ -13,10 +13,11 @@ from _federated import pooled_reference, rel_dist, run_federated, wide_hospitals
 from _helpers import cohort_splits, run_analysis, sample_splits
 from pancreas_fl.errors import MessageError
 from pancreas_fl.exact import reuse as reuse_module
+from pancreas_fl.exact.packed import PackedSymmetric
 from pancreas_fl.exact.reuse import ChordRule, needs_curvature, reuses_curvature
-from pancreas_fl.exact.solver import newton_direction
+from pancreas_fl.exact.solver import FederatedSolver, newton_direction
 from pancreas_fl.exact.strategy import ExactAggregator, ExactHospital
-from pancreas_fl.exact.sums import local_terms
+from pancreas_fl.exact.sums import aggregate_terms, local_terms
 from pancreas_fl.handshake import Agreement
 from pancreas_fl.params import resolve_params
 from pancreas_fl.reader import HospitalData
@@ -75,7 +76,7 @@ def test_the_kept_factor_gives_newton_s_direction():
         rule = ChordRule()
         for _ in range(2):  # factorized once, then kept
             g = rng.normal(size=n)
-            d = rule.direction(g, lambda H=H: H)
+            d = rule.direction(g, lambda H=H: H.copy())  # a new matrix, scaled in place
             np.testing.assert_allclose(d, newton_direction(g, H), rtol=1e-10, atol=1e-14)
 
 
@@ -99,6 +100,36 @@ def test_reuse_reaches_newton_s_optimum_in_as_many_rounds(seed, fit_intercept):
     assert rel_dist(kept.theta, plain.theta) <= 1e-8
     reference = pooled_reference(hospitals, fit_intercept=fit_intercept)
     assert rel_dist(kept.theta, reference) <= 1e-8
+
+
+def kept_fit(keep_packed: bool):
+    """Newton with reuse on hospitals sending triangles, summed packed or unpacked."""
+    hospitals = wide_hospitals(0, n=600, d=120)
+    solver = FederatedSolver(121, fit_intercept=True, reuse=True)
+    theta, steps = solver.initial_theta(), []
+    while True:
+        hessian = None if solver.curvature is None else "triangle"
+        terms = [
+            local_terms(X, y, theta, fit_intercept=True, hessian=hessian) for X, y in hospitals
+        ]
+        total = aggregate_terms(terms, keep_packed=keep_packed)
+        steps.append(solver.update(theta, total["loss"], total["grad"], total["hess"]))
+        if steps[-1].done:
+            return solver, steps
+        theta = steps[-1].next_theta
+
+
+def test_the_chord_steps_on_the_packed_sums_are_those_on_the_matrix_bit_for_bit():
+    packed, packed_steps = kept_fit(True)
+    dense, dense_steps = kept_fit(False)
+    assert isinstance(packed.hess_loglik, PackedSymmetric)
+    assert [s.curvature for s in packed_steps] == [s.curvature for s in dense_steps]
+    assert None in [s.curvature for s in packed_steps[:-1]]  # rounds on the kept Hessian
+    for ours, theirs in zip(packed_steps, dense_steps, strict=True):
+        np.testing.assert_array_equal(ours.best_theta, theirs.best_theta)
+        assert ours.step_norm == theirs.step_norm
+    np.testing.assert_array_equal(packed.hess_loglik.unpack(), dense.hess_loglik)
+    assert packed.reuse._factor is None  # done: the statistics hold no kept factor
 
 
 def test_without_reuse_every_round_carries_curvature():

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pancreas_fl.exact.packed import PackedSymmetric
+
 __all__ = ["ALIAS_TOL", "Aliasing", "find_aliased"]
 
 #: Largest ratio of a column's residual norm to its own norm for which it counts as aliased.
@@ -86,8 +88,9 @@ def find_aliased(info, *, fit_intercept: bool, tol: float = ALIAS_TOL) -> Aliasi
 
     Parameters
     ----------
-    info : array_like of shape (p, p)
-        Symmetric positive semi-definite :math:`X^\top W X`.
+    info : array_like of shape (p, p) or PackedSymmetric
+        Symmetric positive semi-definite :math:`X^\top W X` (packed: unpacked once, into
+        the scaled matrix).
     fit_intercept : bool
         Whether the last term is the intercept: it is processed first, as R's column order
         has it (a constant feature is then aliased with the intercept, not the reverse).
@@ -98,14 +101,22 @@ def find_aliased(info, *, fit_intercept: bool, tol: float = ALIAS_TOL) -> Aliasi
     -------
     Aliasing
     """
-    A = np.asarray(info, dtype=np.float64)
+    packed = isinstance(info, PackedSymmetric)
+    A = info if packed else np.asarray(info, dtype=np.float64)
     p = A.shape[0]
     order = [p - 1, *range(p - 1)] if fit_intercept and p > 0 else list(range(p))
-    diag = np.diag(A).copy()
+    diag = A.diagonal() if packed else np.diag(A).copy()
     usable = np.isfinite(diag) & (diag > 0)
     scale = np.sqrt(np.where(usable, diag, 1.0))
     # unit diagonal: the criterion S_jj <= tol^2 A_jj becomes S_jj <= tol^2
-    S = 0.5 * (A + A.T) / scale[:, None] / scale[None, :]
+    if packed:  # the same numbers in place: 0.5 (A + A^T) of the symmetric A is 2a halved
+        S = A.unpack()
+        S *= 2.0
+        S *= 0.5
+        S /= scale[:, None]
+        S /= scale[None, :]
+    else:
+        S = 0.5 * (A + A.T) / scale[:, None] / scale[None, :]
     S[~usable, :] = 0.0
     S[:, ~usable] = 0.0
     limit = tol * tol
@@ -116,6 +127,7 @@ def find_aliased(info, *, fit_intercept: bool, tol: float = ALIAS_TOL) -> Aliasi
     kept_idx = np.array(sorted(kept), dtype=int)
     aliased_idx = np.array(sorted(aliased), dtype=int)
     if aliased_idx.size and kept_idx.size:
+        A = A.unpack() if packed else A
         B = _solve_psd(A[np.ix_(kept_idx, kept_idx)], A[np.ix_(kept_idx, aliased_idx)])
     else:
         B = np.zeros((kept_idx.size, aliased_idx.size))

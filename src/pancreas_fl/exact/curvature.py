@@ -25,8 +25,9 @@ matrix fits the aggregator (``"bohning"``, :mod:`~pancreas_fl.exact.bohning`):
 
 * ``max_message_mb``: the curvature one hospital sends in one round;
 * ``max_memory_mb``: the curvature a node holds: at the aggregator, the busiest node, about
-  12 float64 ``p x p`` matrices at its peak (:func:`node_memory_bytes`); a hospital holds
-  its Hessian sum, one product block and its message.
+  9 float64 ``p x p`` matrices at its peak with the packed triangles, which it keeps packed
+  (:mod:`~pancreas_fl.exact.packed`; :func:`node_memory_bytes`); a hospital holds its
+  Hessian sum, one product block and its message.
 
 Encodings
 ---------
@@ -109,13 +110,17 @@ def message_bytes(n_params: int, encoding: str) -> int:
     raise ValueError(f"unknown curvature encoding {encoding!r}")
 
 
-def node_memory_bytes(n_params: int, encoding: str) -> int:
+def node_memory_bytes(n_params: int, encoding: str, *, firth: bool = False) -> int:
     r"""Return the bytes of curvature the busiest node holds (the aggregator's peak).
 
-    For every Newton encoding :math:`12 \cdot 8 p^2` bytes: ``benchmarks/wide.py`` measured
-    the aggregator's peak at about 11 float64 ``p x p`` matrices (the pooled Hessian, the
-    solver's copies and factorization, and at the end the covariance and its checks: 2.25 GB
-    at p = 5,000). For ``"diag"``, the L-BFGS memory (20 pairs of two vectors). For
+    For the packed triangles :math:`9 \cdot 8 p^2` bytes: ``benchmarks/wide.py --checks``
+    measured the aggregator node's peak, its message checks included, at about 7.5 float64
+    ``p x p`` matrices with 3 hospitals (at the end: the covariance and its lists, 3.5; the
+    information at the estimate and at zero, packed, 1; the last round's triangles, 1.5,
+    counted twice, as received and unpickled); each further hospital's float64 triangle
+    adds half a matrix. The dense matrix (``"full"``, p <= 362) and Firth's penalty
+    (``firth``) keep the unpacked path: :math:`16 \cdot 8 p^2` (15.3 matrices measured with
+    Firth at p = 400). For ``"diag"``, the L-BFGS memory (20 pairs of two vectors). For
     ``"bohning"`` (:mod:`~pancreas_fl.exact.bohning`), 4 float64 ``p x p`` matrices: the
     packed Gram sum, Böhning's bound and its Cholesky factor at the factorization's peak (then
     only the factor's inverse stays).
@@ -125,7 +130,8 @@ def node_memory_bytes(n_params: int, encoding: str) -> int:
         return 8 * p * (2 * 20 + 4)
     if encoding == "bohning":  # the packed sum, B and its factor, then the factor's inverse
         return 4 * 8 * p * p
-    return 12 * 8 * p * p
+    unpacked = firth or encoding == "full"
+    return (16 if unpacked else 9) * 8 * p * p
 
 
 @dataclass(frozen=True)
@@ -206,7 +212,8 @@ def plan_curvature(
         if message_bytes(p, "full") <= SQUARE_LIMIT_BYTES:
             candidates.insert(0, "full")
         for encoding in candidates:
-            size, memory = message_bytes(p, encoding), node_memory_bytes(p, encoding)
+            size = message_bytes(p, encoding)
+            memory = node_memory_bytes(p, encoding, firth=not float32)
             if size <= budget_message and memory <= budget_memory:
                 return CurvaturePlan(
                     "newton",
@@ -219,7 +226,8 @@ def plan_curvature(
                 )
         if solver == "newton":
             smallest = candidates[-1]
-            size, memory = message_bytes(p, smallest), node_memory_bytes(p, smallest)
+            size = message_bytes(p, smallest)
+            memory = node_memory_bytes(p, smallest, firth=not float32)
             return CurvaturePlan(
                 "newton",
                 smallest,

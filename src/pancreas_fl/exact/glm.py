@@ -47,11 +47,13 @@ the terms whose coefficients diverge are named with their direction, and ``penal
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from pancreas_fl.exact.aliasing import ALIAS_TOL, Aliasing, find_aliased
+from pancreas_fl.exact.packed import PackedSymmetric, diagonal
 from pancreas_fl.exact.separation import diverging_terms
 from pancreas_fl.exact.solver import DEFAULT_TOL
 
@@ -270,16 +272,17 @@ def glm_summary(
             theta, grad, info, aliasing, converged, tol, n_extreme, path, scale, origin
         )
     coef, cov, singular = _estimates(theta, info, aliasing, fit_intercept, C, penalized, wald)
+    # before the table: its lists hold p^2 floats, and the product is one more p x p matrix
+    edf = float(np.trace(cov @ _dense(info))) if penalized else float(aliasing.rank)
     diverging_names = {terms[j]: sign for j, sign in diverging}
     aliased = aliasing.aliased.tolist()
     aliases = _alias_relations(design, aliasing, terms, aliased)
-    table = _table(coef, cov, terms)
+    table = _table(coef, cov, terms, mirrored=isinstance(info, PackedSymmetric))
     if wald:
         note = _wald_note(C, penalized, singular, aliased, aliases)
     else:
         table = _withhold(table)
         note = _no_wald_note(converged, n_extreme, diverging_names, rounds)
-    edf = float(np.trace(cov @ info)) if penalized else float(aliasing.rank)
     max_likelihood = wald and not penalized
     return {
         **table,
@@ -307,7 +310,7 @@ def _checked_inputs(
     """Return the parameters, the information matrix and the term names, checked for shape."""
     theta = np.asarray(theta, dtype=np.float64).reshape(-1)
     p = theta.shape[0]
-    info = np.asarray(hess_loglik, dtype=np.float64)
+    info = _matrix(hess_loglik)
     if info.shape != (p, p):
         raise ValueError(f"hess_loglik must have shape ({p}, {p}). Got {info.shape}.")
     names = [str(f) for f in feature_names]
@@ -320,10 +323,22 @@ def _checked_inputs(
     return theta, info, terms
 
 
+def _matrix(matrix: Any) -> np.ndarray | PackedSymmetric:
+    """Return a dense matrix as float64, a packed one as it is (unpacked where it is used)."""
+    if isinstance(matrix, PackedSymmetric):
+        return matrix
+    return np.asarray(matrix, dtype=np.float64)
+
+
+def _dense(matrix: np.ndarray | PackedSymmetric) -> np.ndarray:
+    """Return the matrix itself, or a packed one unpacked (a new matrix)."""
+    return matrix.unpack() if isinstance(matrix, PackedSymmetric) else matrix
+
+
 def _design(design_info: Any, info: np.ndarray) -> np.ndarray:
     """Return the matrix aliasing is judged on: ``design_info``, by default the information."""
     p = info.shape[0]
-    design = info if design_info is None else np.asarray(design_info, dtype=np.float64)
+    design = info if design_info is None else _matrix(design_info)
     if design.shape != (p, p):
         raise ValueError(f"design_info must have shape ({p}, {p}). Got {design.shape}.")
     return design
@@ -442,7 +457,7 @@ def _estimable_converged(
         return False
     g = np.asarray(grad, dtype=np.float64).reshape(-1)[aliasing.kept]
     K = aliasing.kept
-    step = _solve_scaled(info[np.ix_(K, K)], g)
+    step = _solve_scaled(_dense(info)[np.ix_(K, K)], g)
     if not np.all(np.isfinite(step)):
         return False
     return bool(np.linalg.norm(step) <= tol * np.linalg.norm(aliasing.reduced(theta)))
@@ -469,8 +484,16 @@ def _covariance(
     pen = np.ones(info.shape[0])
     if fit_intercept:
         pen[-1] = 0.0
-    A = info + np.diag(pen / C) if penalized else info
-    A = 0.5 * (A + A.T)
+    if isinstance(info, PackedSymmetric):  # the same numbers, in the one unpacked matrix
+        A = info.unpack()
+        if penalized:  # info + diag(pen / C): + 0 off the diagonal (-0 becomes +0)
+            A += 0.0
+            A[np.diag_indices_from(A)] += pen / C
+        A *= 2.0  # 0.5 (A + A^T) of the symmetric A: 2a, then halved
+        A *= 0.5
+    else:
+        A = info + np.diag(pen / C) if penalized else info
+        A = 0.5 * (A + A.T)
     singular = False
     try:
         cov = np.linalg.inv(A)
@@ -479,6 +502,7 @@ def _covariance(
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(A, hermitian=True)
         singular = True
+    del A
     return 0.5 * (cov + cov.T), singular
 
 
@@ -511,13 +535,21 @@ def _reduced(
     coef = np.full(theta.shape, np.nan)
     coef[K] = aliasing.reduced(theta)
     cov = np.full(info.shape, np.nan)
-    cov_K, _ = _covariance(info[np.ix_(K, K)], fit_intercept=False, C=math.inf, penalized=False)
+    cov_K, _ = _covariance(
+        _dense(info)[np.ix_(K, K)], fit_intercept=False, C=math.inf, penalized=False
+    )
     cov[np.ix_(K, K)] = cov_K
     return coef, cov
 
 
-def _table(theta: np.ndarray, cov: np.ndarray, terms: list[str]) -> dict[str, Any]:
-    """Build the coefficient table: Wald standard errors, z, p-values and 95% intervals."""
+def _table(
+    theta: np.ndarray, cov: np.ndarray, terms: list[str], *, mirrored: bool = False
+) -> dict[str, Any]:
+    """Build the coefficient table: Wald standard errors, z, p-values and 95% intervals.
+
+    ``mirrored`` (the packed path, many parameters): the covariance's lists share each
+    number below the diagonal with its mirror (:func:`_symmetric_lists`).
+    """
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, theta / np.where(se > 0, se, 1.0), np.nan)
@@ -529,8 +561,26 @@ def _table(theta: np.ndarray, cov: np.ndarray, terms: list[str]) -> dict[str, An
         "p_value": [_p_value(float(v)) for v in z],
         "ci_lower": (theta - Z_975 * se).tolist(),
         "ci_upper": (theta + Z_975 * se).tolist(),
-        "cov": cov.tolist(),
+        "cov": _symmetric_lists(cov) if mirrored else cov.tolist(),
     }
+
+
+def _symmetric_lists(cov: np.ndarray) -> list[list[float]]:
+    """Return ``cov.tolist()`` of the exactly symmetric ``cov``, with half the float objects.
+
+    Entry ``[j][k]`` below the diagonal is the float object of ``[k][j]``, the same number:
+    the lists are equal (and pickle to the same bytes), and hold 2.5 rather than 4 times
+    the matrix's bytes (a float object is 24 bytes, its reference 8). A matrix that is not
+    exactly symmetric is listed as it is.
+    """
+    if not np.array_equal(cov, cov.T, equal_nan=True):
+        return cov.tolist()
+    rows: list[list[float]] = []
+    for j, row in enumerate(cov):
+        entries = list(map(itemgetter(j), rows))  # column j of the rows above
+        entries += row[j:].tolist()
+        rows.append(entries)
+    return rows
 
 
 def _withhold(table: dict[str, Any]) -> dict[str, Any]:
@@ -567,7 +617,7 @@ def _alias_relations(
     """Each aliased term as a combination of estimable ones (multipliers that matter)."""
     out: dict[str, dict[str, float]] = {}
     position = {j: i for i, j in enumerate(aliasing.aliased.tolist())}
-    norm = np.sqrt(np.clip(np.diag(info), 0.0, None))
+    norm = np.sqrt(np.clip(diagonal(info), 0.0, None))
     for j in aliased:
         column = aliasing.B[:, position[j]]
         # a multiplier matters when its column contributes to the aliased column's norm

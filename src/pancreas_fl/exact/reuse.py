@@ -134,6 +134,10 @@ class ChordRule:
         self.fresh_at = theta.copy()
         self._factor = None
 
+    def release(self) -> None:
+        """Drop the kept factor: fresh curvature arrived, or the fit is done (never used again)."""
+        self._factor = None
+
     def fresh_at_point(self, theta: np.ndarray) -> bool:
         """Whether the kept Hessian was evaluated at ``theta`` (the statistics need that)."""
         return self.fresh_at is not None and np.array_equal(self.fresh_at, theta)
@@ -142,10 +146,11 @@ class ChordRule:
         r"""Return the chord step :math:`d = -H_j^{-1} \nabla F` with the kept Hessian.
 
         The first chord step factorizes :math:`H_j` (``penalized()``, the penalized Hessian
-        :math:`\nabla^2 F` of the last fresh curvature) as
-        :func:`~pancreas_fl.exact.solver.newton_direction` does: Jacobi-scaled Cholesky, with
-        the same ridge fallback. The factor is kept: every chord step then costs two
-        triangular solves, :math:`O(p^2)`, against the :math:`O(p^3)` of a fresh step.
+        :math:`\nabla^2 F` of the last fresh curvature: a new matrix, which is scaled in
+        place) as :func:`~pancreas_fl.exact.solver.newton_direction` does with ``overwrite``:
+        Jacobi-scaled Cholesky, with the same ridge fallback. The factor is kept, the one
+        ``p x p`` matrix of the rule: every chord step then costs two triangular solves,
+        :math:`O(p^2)`, against the :math:`O(p^3)` of a fresh step.
         """
         if self._factor is None:
             self._factor = _scaled_cholesky(penalized())
@@ -226,12 +231,13 @@ def _rounds_to(bound: float, step: float, ratio: float, *, quadratic: bool) -> i
 def _scaled_cholesky(H: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """Return the Jacobi scale, the Cholesky factor of the scaled ``H`` (ridged if need be).
 
-    The last item says whether it is one; if not (no ridge made the matrix definite, not
-    expected) the second is the scaled matrix, for a least-squares solve.
+    ``H`` is scaled in place (the numbers of ``newton_direction``'s scaled copy). The last
+    item says whether it is one; if not (no ridge made the matrix definite, not expected) the
+    second is the scaled matrix, for a least-squares solve.
     """
     diag = np.diag(H).copy()
     scale = np.sqrt(np.where(diag > 0, diag, 1.0))
-    Hs = H / scale[:, None]
+    Hs = np.divide(H, scale[:, None], out=H)
     Hs /= scale[None, :]
     ridge = 0.0
     for _ in range(_RIDGE_TRIES):

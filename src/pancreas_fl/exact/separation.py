@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from pancreas_fl.exact.packed import diagonal
+
 __all__ = [
     "Z_EXTREME",
     "column_rms",
@@ -73,7 +75,7 @@ def column_rms(info0, n: int) -> np.ndarray:
 
     Parameters
     ----------
-    info0 : array_like of shape (p, p)
+    info0 : array_like of shape (p, p) or PackedSymmetric
         The pooled information (Hessian sum) at :math:`\theta = 0`.
     n : int
         Pooled number of patients.
@@ -82,7 +84,7 @@ def column_rms(info0, n: int) -> np.ndarray:
     -------
     numpy.ndarray of shape (p,)
     """
-    diag = np.diag(np.asarray(info0, dtype=np.float64))
+    diag = diagonal(info0)
     return 2.0 * np.sqrt(np.clip(diag, 0.0, None) / max(int(n), 1))
 
 

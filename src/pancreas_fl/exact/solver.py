@@ -84,6 +84,7 @@ import numpy as np
 
 from pancreas_fl.constraints import check_bool, check_choice, check_int, check_real
 from pancreas_fl.errors import ConfigError
+from pancreas_fl.exact.packed import PackedSymmetric
 from pancreas_fl.exact.reuse import ChordRule
 from pancreas_fl.params import default
 
@@ -254,7 +255,7 @@ _RIDGE_TRIES = 12
 _ONE_SOLVE_ABOVE = 362
 
 
-def newton_direction(g: np.ndarray, H: np.ndarray) -> np.ndarray:
+def newton_direction(g: np.ndarray, H: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
     r"""Solve :math:`H d = -g` for a symmetric positive semi-definite :math:`H`.
 
     Parameters
@@ -263,6 +264,9 @@ def newton_direction(g: np.ndarray, H: np.ndarray) -> np.ndarray:
         The gradient :math:`\nabla F`.
     H : numpy.ndarray of shape (p, p)
         The Hessian :math:`\nabla^2 F` (penalty included).
+    overwrite : bool, default=False
+        Whether ``H`` may be scaled in place (above ``_ONE_SOLVE_ABOVE`` parameters: one
+        ``p x p`` matrix less; the same numbers).
 
     Returns
     -------
@@ -282,7 +286,7 @@ def newton_direction(g: np.ndarray, H: np.ndarray) -> np.ndarray:
     diag = np.diag(H).copy()
     scale = np.sqrt(np.where(diag > 0, diag, 1.0))
     if len(g) > _ONE_SOLVE_ABOVE:  # one scaled copy (Cholesky reads only one triangle)
-        Hs = H / scale[:, None]
+        Hs = np.divide(H, scale[:, None], out=H if overwrite else None)
         Hs /= scale[None, :]
     else:
         Hs = H / scale[:, None] / scale[None, :]
@@ -684,9 +688,10 @@ class FederatedSolver:
         :math:`F` and :math:`\sum_i \ell_i` at ``theta``.
     g : numpy.ndarray or None
         :math:`\nabla F` at ``theta``.
-    hess_loglik : numpy.ndarray or None
-        Pooled log-likelihood Hessian (information, no ``C``, no penalty) at ``theta``;
-        Newton only (``None`` for L-BFGS), for :func:`~pancreas_fl.exact.glm.glm_summary`.
+    hess_loglik : numpy.ndarray, PackedSymmetric or None
+        Pooled log-likelihood Hessian (information, no ``C``, no penalty) at ``theta``
+        (packed when the hospitals' triangles were summed packed); Newton only (``None`` for
+        L-BFGS), for :func:`~pancreas_fl.exact.glm.glm_summary`.
     pending : numpy.ndarray or None
         The point the hospitals must evaluate next (``None`` when done).
     done, converged : bool
@@ -841,10 +846,11 @@ class FederatedSolver:
             :math:`\sum_i \ell_i` over all hospitals (not multiplied by ``C``).
         grad_sum : array_like of shape (p,)
             :math:`\sum_i (\sigma_i - y_i) \tilde x_i` over all hospitals.
-        hess_sum : array_like of shape (p, p), dict or None
+        hess_sum : array_like of shape (p, p), PackedSymmetric, dict or None
             Newton: :math:`\sum_i \sigma_i(1-\sigma_i)\tilde x_i \tilde x_i^\top`
-            (required). L-BFGS: the ``"diag"`` moments dict of ``local_terms`` (optional;
-            without it a scaled identity is used).
+            (required; a :class:`~pancreas_fl.exact.packed.PackedSymmetric` is unpacked once).
+            L-BFGS: the ``"diag"`` moments dict of ``local_terms`` (optional; without it a
+            scaled identity is used).
 
         Returns
         -------
@@ -873,6 +879,8 @@ class FederatedSolver:
                 step_norm=self.last_step_norm,
                 bound=self.last_step_bound,
             )
+            if self.done:  # the statistics need no chord step: the factor's p x p freed
+                self.reuse.release()
         return self.finalize(f, accepted)
 
     def _check_round(
@@ -900,12 +908,22 @@ class FederatedSolver:
             return theta, g_raw, None, None  # a round on the kept Hessian
         if hess_sum is None or isinstance(hess_sum, dict):
             raise ValueError("method='newton' needs the full Hessian sum (hessian='full').")
-        H = np.asarray(hess_sum, dtype=np.float64)
+        H = hess_sum if isinstance(hess_sum, PackedSymmetric) else np.asarray(hess_sum, float)
         if H.shape != (p, p):
             raise ValueError(f"hess_sum must have shape ({p}, {p}). Got {H.shape}.")
-        penalized = self._scale() * H  # + diag(pen), in place: the same numbers, one copy
-        penalized[np.diag_indices(p)] += self._pen
-        return theta, g_raw, penalized, None
+        if self.reuse is not None:  # fresh curvature: the kept factor is not used again
+            self.reuse.release()
+        return theta, g_raw, self._penalized(H), None
+
+    def _penalized(self, H: np.ndarray | PackedSymmetric) -> np.ndarray:
+        r"""Return :math:`\nabla^2 F = C H + P`, a new matrix (the solve's to overwrite)."""
+        if isinstance(H, PackedSymmetric):  # unpacked once, into the matrix the solve scales
+            penalized = H.unpack()
+            penalized *= self._scale()
+        else:
+            penalized = self._scale() * H  # + diag(pen), in place: the same numbers, one copy
+        penalized[np.diag_indices(self.n_params)] += self._pen
+        return penalized
 
     def _accepts(self, f: float, g: np.ndarray, finite: bool) -> bool:
         """Whether the evaluated point becomes the new accepted point (the line search)."""
@@ -924,8 +942,9 @@ class FederatedSolver:
             self.lbfgs.add(theta - previous, g - self.g)
         taken = math.inf if previous is None else float(np.linalg.norm(theta - previous))
         self.theta, self.f, self.g, self.loss = theta, f, g, loss
-        if self.method == "newton" and hess_sum is not None:
-            self.hess_loglik = np.asarray(hess_sum, dtype=np.float64).copy()
+        if self.method == "newton" and hess_sum is not None:  # a packed sum: by reference
+            packed = isinstance(hess_sum, PackedSymmetric)
+            self.hess_loglik = hess_sum if packed else np.array(hess_sum, dtype=np.float64)
             if self.reuse is not None:
                 self.reuse.fresh(theta)
         self.iteration += 1
@@ -947,7 +966,8 @@ class FederatedSolver:
         r"""Find the direction :math:`d` from the accepted point; start the line search on it.
 
         Newton: :math:`\nabla^2 F\, d = -\nabla F`. L-BFGS: :math:`d = -H_k \nabla F` by the
-        two-loop recursion. A gradient that is zero at floating-point resolution (every entry
+        two-loop recursion (``hessian``, the round's own matrix, is overwritten). A gradient
+        that is zero at floating-point resolution (every entry
         below the smallest normal float, e.g. separable data without a penalty, far out)
         gives :math:`d = 0`, which :meth:`check_convergence` takes as converged.
 
@@ -976,7 +996,7 @@ class FederatedSolver:
         if self.method == "newton" and hessian is None:  # the kept Hessian (chord step)
             d = self.reuse.direction(g, self._kept_hessian)
         elif self.method == "newton":
-            d = newton_direction(g, hessian)
+            d = newton_direction(g, hessian, overwrite=True)  # the round's own matrix
         else:
             d = self.lbfgs.direction(g, precondition)
         if not float(g @ d) < 0:
@@ -987,10 +1007,12 @@ class FederatedSolver:
         return d
 
     def _kept_hessian(self) -> np.ndarray:
-        r""":math:`\nabla^2 F` of the last fresh curvature (``hess_loglik``), penalized."""
-        penalized = self._scale() * self.hess_loglik
-        penalized[np.diag_indices(self.n_params)] += self._pen
-        return penalized
+        r""":math:`\nabla^2 F` of the last fresh curvature (``hess_loglik``, packed or not).
+
+        A new matrix, unpacked once as a round's own: the chord rule scales it in place into
+        the one factor it keeps (:meth:`~pancreas_fl.exact.reuse.ChordRule.direction`).
+        """
+        return self._penalized(self.hess_loglik)
 
     def check_convergence(
         self,

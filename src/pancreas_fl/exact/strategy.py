@@ -40,6 +40,7 @@ from pancreas_fl.exact.curvature import CurvaturePlan, plan_curvature
 from pancreas_fl.exact.firth_rounds import FirthRounds
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactBroadcast, ExactUpdate
+from pancreas_fl.exact.packed import PackedSymmetric, diagonal
 from pancreas_fl.exact.reuse import reuses_curvature
 from pancreas_fl.exact.separation import column_rms, count_extreme
 from pancreas_fl.exact.solver import FederatedSolver, SolverStep
@@ -223,7 +224,7 @@ class ExactAggregator:
         The pooled log-likelihood gradient at the last accepted point.
     n_extreme_ : int or None
         Patients whose fitted probability is numerically 0 or 1 at the last accepted point.
-    info0_ : numpy.ndarray or None
+    info0_ : numpy.ndarray, PackedSymmetric or None
         The pooled information at the start point (zeros): :math:`\tilde X^\top\tilde X/4`
         of the pooled design, on which aliasing is judged.
     scale_ : numpy.ndarray or None
@@ -324,7 +325,7 @@ class ExactAggregator:
         if self.params.standardize and self.scaler_ is None:
             return self._pool_moments(updates, num_iterations)
         if self.refining_:  # a statistics round (float32 or reused curvature; never Firth)
-            total = aggregate_terms([update["terms"] for update in updates.values()])
+            total = aggregate_terms([u["terms"] for u in updates.values()], keep_packed=True)
             return self._refined(total, num_iterations)
         theta = self.solver.pending
         if self.firth_ is not None:
@@ -333,8 +334,8 @@ class ExactAggregator:
                 self.rounds.record(num_iterations, None, None)
                 return self._broadcast(theta, "full")
             total, updates, loss, grad = pooled
-        else:
-            total = aggregate_terms([update["terms"] for update in updates.values()])
+        else:  # packed triangles stay packed: the solver unpacks their sum once
+            total = aggregate_terms([u["terms"] for u in updates.values()], keep_packed=True)
             loss, grad = total["loss"], total["grad"]
         if self.bohning_ is not None:  # the round's Gram rows; the initial inverse Hessian
             self.bohning_.pool(updates, self.solver, total["hess"])
@@ -385,8 +386,10 @@ class ExactAggregator:
         """Close a statistics round: the Hessian at the estimate, or its float32 residual."""
         if self.statistics_rounds_.pop(0) == "residual32":
             self.solver.hess_loglik += total["hess"]
-        else:  # the estimate was evaluated on a kept Hessian: its own, now
-            self.solver.hess_loglik = np.asarray(total["hess"], dtype=np.float64)
+        else:  # the estimate was evaluated on a kept Hessian: its own, now (packed, by reference)
+            hess = total["hess"]
+            packed = isinstance(hess, PackedSymmetric)
+            self.solver.hess_loglik = hess if packed else np.asarray(hess, dtype=np.float64)
         self.rounds.record(num_iterations, 0.0, total["loss"], accepted=False)
         if self.statistics_rounds_:
             return self._broadcast(self.step_.best_theta, self.statistics_rounds_[0])
@@ -403,10 +406,16 @@ class ExactAggregator:
         hess = total["hess"]
         # the certificate's curvature bound (the start point always carries curvature)
         if self.trace0_ is None and hess is not None and not np.any(theta):
-            diag = hess if isinstance(hess, dict) else {"s": 0.0, "sxx": np.diag(hess)}
+            diag = hess if isinstance(hess, dict) else {"s": 0.0, "sxx": diagonal(hess)}
             self.trace0_ = float(diag["s"] + np.sum(diag["sxx"]))
-        if self.info0_ is None and isinstance(hess, np.ndarray) and not np.any(theta):
-            self.info0_ = np.array(hess, dtype=np.float64)
+        if (
+            self.info0_ is None
+            and isinstance(hess, (np.ndarray, PackedSymmetric))
+            and not np.any(theta)
+        ):
+            # a packed sum is read-only: kept by reference
+            packed = isinstance(hess, PackedSymmetric)
+            self.info0_ = hess if packed else np.array(hess, dtype=np.float64)
             self.scale_ = column_rms(hess, self.agreement.n_total)
         if not accepted:
             return

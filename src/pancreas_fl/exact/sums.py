@@ -37,6 +37,7 @@ from pancreas_fl.exact.curvature import (
     pack_upper,
     unpack_upper,
 )
+from pancreas_fl.exact.packed import PackedSymmetric
 from pancreas_fl.logistic import BLOCK_BYTES, design_rows, log_loss_terms
 
 __all__ = ["aggregate_terms", "design_matrix", "local_terms", "sigmoid"]
@@ -248,7 +249,7 @@ def _check_inputs(
     return X, yf, theta
 
 
-def aggregate_terms(terms: list[dict[str, Any]]) -> dict[str, Any]:
+def aggregate_terms(terms: list[dict[str, Any]], *, keep_packed: bool = False) -> dict[str, Any]:
     """Add the hospitals' :func:`local_terms` (done at the aggregator).
 
     Parameters
@@ -256,14 +257,19 @@ def aggregate_terms(terms: list[dict[str, Any]]) -> dict[str, Any]:
     terms : list of dict
         One :func:`local_terms` result per hospital, all evaluated at the same ``theta`` with
         the same ``hessian`` mode.
+    keep_packed : bool, default=False
+        Return the sum of packed triangles packed, as a
+        :class:`~pancreas_fl.exact.packed.PackedSymmetric` (half the memory; the exact
+        strategy's aggregator unpacks it once, to solve).
 
     Returns
     -------
     dict
         Same keys as :func:`local_terms`; every value is the sum over hospitals
         (``hess`` stays ``None`` if any hospital sent none; packed triangles are summed in
-        float64 and returned as the symmetric ``(p, p)`` matrix). Sums are accumulated in the given
-        order; the result does not depend on the order beyond floating-point rounding.
+        float64 and returned as the symmetric ``(p, p)`` matrix, or packed with
+        ``keep_packed``). Sums are accumulated in the given order; the result does not
+        depend on the order beyond floating-point rounding.
     """
     if not terms:
         raise ValueError("aggregate_terms needs the terms of at least one hospital.")
@@ -276,8 +282,9 @@ def aggregate_terms(terms: list[dict[str, Any]]) -> dict[str, Any]:
     }
     hess = [t.get("hess") for t in terms]
     if all(h is not None for h in hess):
-        if all(is_packed(h) for h in hess):  # packed triangles: summed in float64, unpacked
-            out["hess"] = unpack_upper(add_packed(hess), out["grad"].shape[0])
+        if all(is_packed(h) for h in hess):  # packed triangles: summed in float64
+            total, p = add_packed(hess), out["grad"].shape[0]
+            out["hess"] = PackedSymmetric(total, p) if keep_packed else unpack_upper(total, p)
         elif all(isinstance(h, dict) for h in hess):
             out["hess"] = {
                 "s": float(sum(float(h["s"]) for h in hess)),

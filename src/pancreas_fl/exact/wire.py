@@ -64,7 +64,8 @@ import numpy as np
 
 from pancreas_fl.columns import MAX_ABS_VALUE
 from pancreas_fl.exact.bohning import triangle_offset
-from pancreas_fl.exact.curvature import plan_curvature, unpack_upper
+from pancreas_fl.exact.curvature import plan_curvature
+from pancreas_fl.exact.packed import count_beyond, count_nonfinite, triangle_diagonal
 from pancreas_fl.exact.reuse import reuses_curvature
 from pancreas_fl.wire import (
     EPS,
@@ -147,9 +148,7 @@ class Limits(NamedTuple):
     energy: np.ndarray
     """Upper bounds of the column energies :math:`E_j` (bound 2.)."""
     under: np.ndarray
-    """Per column, the absolute slack for underflow."""
-    apart: np.ndarray
-    """``under_j + under_k``."""
+    """Per column, the absolute slack for underflow (entry ``(j, k)``: ``under_j + under_k``)."""
     curv_max: np.ndarray
     """:math:`E_j / 4 (1 + \\rho)` plus ``under``: the curvature's diagonal at most."""
     grad_max: np.ndarray
@@ -168,7 +167,6 @@ def _limits(curv: np.ndarray, n: int, fit_intercept: bool, rounding: float = 0.0
     return Limits(
         energy,
         under,
-        under[:, None] + under[None, :],
         energy / 4 * (1 + rho) + under,
         root * (1 + rho) + under,
     )
@@ -269,8 +267,12 @@ def _rounding(curvature: str | None) -> float:
     return _FLOAT32_SLACK if curvature == "triangle32" else 0.0
 
 
-def _unpacked(hess: Any, encoding: str, p: int) -> np.ndarray:
-    """Return the symmetric matrix a packed triangle carries (checked: keys, dtype, size)."""
+def _packed(hess: Any, encoding: str, p: int) -> np.ndarray:
+    """Return a packed triangle's numbers, as sent (checked: keys, dtype, size, finite).
+
+    The bounds are then checked on the triangle in segments (``exact.packed``): the same
+    numbers and counts as on the matrix it carries, without unpacking it.
+    """
     packed = as_dict(hess, "terms.hess", ("upper", "encoding"))
     # where float32 would lose the matrix, a hospital sends its float64 triangle instead
     allowed = (encoding, "triangle") if encoding == "triangle32" else (encoding,)
@@ -280,17 +282,24 @@ def _unpacked(hess: Any, encoding: str, p: int) -> np.ndarray:
     upper = packed["upper"]
     if not isinstance(upper, np.ndarray) or upper.dtype != dtype:
         raise Damage("terms.hess.upper", f"is not a {np.dtype(dtype).name} array")
-    upper = as_array(upper.astype(np.float64), "terms.hess.upper", (p * (p + 1) // 2,))
-    return unpack_upper(upper, p)
+    shape = (p * (p + 1) // 2,)
+    if upper.shape != shape:
+        raise Damage("terms.hess.upper", f"has shape {upper.shape} instead of {shape}")
+    nonfinite = count_nonfinite(upper, p)
+    if nonfinite:
+        raise Damage("terms.hess.upper", f"holds {nonfinite} non-finite value(s)")
+    return upper
 
 
 def _residual(hess: Any, limits: Limits | None, p: int, tiny: float) -> None:
     """Check the statistics round's float32 residual: below 2^-24 of the matrix's bounds."""
     if limits is None:
         raise Damage("terms.hess", "is a residual before any curvature was sent")
-    R = _unpacked(hess, "residual32", p)
+    R = _packed(hess, "residual32", p)
     root = np.sqrt(limits.curv_max)
-    at_most(R, 2.0**-24 * np.outer(root, root) + limits.apart + tiny, "terms.hess", "2^-24 H")
+    over = count_beyond(R, p, root, 2.0**-24, limits.under, tiny)  # 2^-24 r_j r_k + a_jk + tiny
+    if over:
+        raise Damage("terms.hess", f"holds {over} value(s) beyond 2^-24 H")
 
 
 def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: Limits | None):
@@ -321,19 +330,25 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: Limits | No
             return limits
         rounding = _rounding(spec.curvature)
         rho += rounding
-        if spec.curvature == "full" or spec.curvature in _PACKED:
-            if spec.curvature == "full":
-                H = as_array(hess, "terms.hess", (p, p))
-            else:
-                H = _unpacked(hess, spec.curvature, p)
+        if spec.curvature in _PACKED:  # symmetric by construction; checked as it came
+            upper = _packed(hess, spec.curvature, p)
+            curv = triangle_diagonal(upper, p)
+            if np.any(curv < 0):
+                raise Damage("terms.hess", "has a negative diagonal (curvature is >= 0)")
+            root = np.sqrt(curv + under)  # the roots' product: no underflow of H_jj H_kk
+            apart = 2 * tiny if limits is None else limits.under
+            over = count_beyond(upper, p, root, 1 + rho, apart)  # r_j r_k (1 + rho) + a_jk
+            if over:
+                raise Damage("terms.hess", f"holds {over} value(s) beyond sqrt(H_jj H_kk)")
+        elif spec.curvature == "full":
+            H = as_array(hess, "terms.hess", (p, p))
             curv = np.diag(H)
             if np.any(curv < 0):
                 raise Damage("terms.hess", "has a negative diagonal (curvature is >= 0)")
             root = np.sqrt(curv + under)  # the roots' product: no underflow of H_jj H_kk
             root = np.outer(root, root)
-            apart = 2 * tiny if limits is None else limits.apart
-            if spec.curvature == "full":  # a packed triangle is symmetric by construction
-                at_most(H - H.T, rho * root + 2 * apart, "terms.hess", "symmetry")
+            apart = 2 * tiny if limits is None else limits.under[:, None] + limits.under[None, :]
+            at_most(H - H.T, rho * root + 2 * apart, "terms.hess", "symmetry")
             at_most(H, root * (1 + rho) + apart, "terms.hess", "sqrt(H_jj H_kk)")
         else:
             moments = as_dict(hess, "terms.hess", ("s", "sx", "sxx"))
