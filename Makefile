@@ -17,7 +17,7 @@ OLDEST_VENV ?= .venv-oldest
 OLDEST_STAMP := $(OLDEST_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-slow test-other-cpus test-brglm2 lint test-oldest test-flame flame-venv hub format bench clean
+.PHONY: help venv run test test-slow test-other-cpus test-brglm2 lint test-oldest test-flame flame-venv hub format bench bench-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -135,6 +135,17 @@ bench: $(STAMP) $(FLAME_STAMP) ## run the benchmarks (the engine's next to the F
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/upload_share.py
+	$(BIN)/python benchmarks/wire_checks.py
+	$(BIN)/python benchmarks/wide.py --checks
+
+bench-smoke: $(STAMP) ## every benchmark once, in its smallest configuration (about 2.5 minutes)
+	$(BIN)/python benchmarks/engine_overhead.py --repeats 1
+	$(BIN)/python benchmarks/isolation.py --repeats 1 --case sample
+	$(BIN)/python benchmarks/quality.py --repeats 1
+	$(BIN)/python benchmarks/scale.py --quick
+	$(BIN)/python benchmarks/upload_share.py
+	$(BIN)/python benchmarks/wire_checks.py --repeats 1 --rows 2000 --big-repeats 1
+	$(BIN)/python benchmarks/wide.py --sizes 100 --intercept yes --checks
 
 clean: ## remove the virtual environments and caches
 	rm -rf $(VENV) $(OLDEST_VENV) .venv-flame-* .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info

@@ -603,6 +603,9 @@ class HospitalInbox:
     ----------
     scaler : dict or None
         The first scaler received (``standardize``): every later broadcast must carry it.
+    plan : CurvaturePlan or None
+        exact: the curvature plan of the first model broadcast (the parameters and the
+        number of parameters fix it: computed once).
     """
 
     strategy: str
@@ -615,6 +618,7 @@ class HospitalInbox:
     budgets: tuple = (64.0, 4096.0)
     reuse: str = "auto"
     scaler: dict | None = None
+    plan: Any = None
 
     def receive(self, broadcast: Any, k: int, n_features: int | None) -> str:
         """Check the broadcast received for round ``k``; return its digest (to echo).

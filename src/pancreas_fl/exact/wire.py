@@ -393,10 +393,16 @@ def check_broadcast(inbox: HospitalInbox, broadcast: Any, d: int) -> None:
     as_array(b["next_theta"], "next_theta", (p,))
     if not inbox.firth and b["firth"] is not None:
         raise Damage("firth", f"is a {type_name(b['firth'])}, not None")
-    message_mb, memory_mb = inbox.budgets
-    plan = plan_curvature(
-        p, inbox.solver, max_message_mb=message_mb, max_memory_mb=memory_mb, float32=not inbox.firth
-    )
+    if inbox.plan is None:
+        message_mb, memory_mb = inbox.budgets
+        inbox.plan = plan_curvature(
+            p,
+            inbox.solver,
+            max_message_mb=message_mb,
+            max_memory_mb=memory_mb,
+            float32=not inbox.firth,
+        )
+    plan = inbox.plan
     allowed = {plan.encoding}
     if plan.statistics_round and inbox.output == "model":  # the statistics round
         allowed.add("residual32")
