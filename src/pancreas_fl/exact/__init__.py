@@ -11,7 +11,8 @@ Imported only when ``strategy="exact"``: the default (FedAvg, the tutorial) load
   :mod:`~pancreas_fl.exact.curvature`: what ``solver="auto"`` chooses and how the curvature
   crosses; :mod:`~pancreas_fl.exact.packed`: the packed triangle at the aggregator;
   :mod:`~pancreas_fl.exact.reuse`: when Newton keeps its last Hessian;
-  :mod:`~pancreas_fl.exact.bohning`: Böhning's bound, L-BFGS's preconditioner above the budget.
+  :mod:`~pancreas_fl.exact.bohning`: Böhning's bound, L-BFGS's preconditioner above the budget;
+  :mod:`~pancreas_fl.exact.cholesky`: the factors these two keep.
 * :mod:`~pancreas_fl.exact.firth`: Firth's penalized likelihood (``penalty="firth"``): the
   hospitals' third-moment sums, the penalized objective, its statistics;
   :mod:`~pancreas_fl.exact.firth_rounds`: its rounds at the aggregator.

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from pancreas_fl.exact.cholesky import lower_inverse, scaled_cholesky
 from pancreas_fl.logistic import design_rows
 
 __all__ = [
@@ -60,9 +61,6 @@ __all__ = [
 ENTRY_BYTES = 4
 #: Patients per block of the hospital's Gram product.
 _ROWS = 1024
-#: Below this order a triangular inverse is one ``numpy.linalg.inv``.
-_DIRECT = 256
-_RIDGE_TRIES = 12
 
 
 def triangle_offset(row: int, n_params: int) -> int:
@@ -193,24 +191,6 @@ class GramAssembly:
         self.received += 1
 
 
-def _lower_inverse(L: np.ndarray) -> np.ndarray:
-    r"""Return :math:`L^{-1}` for a lower-triangular :math:`L`, by halves (matrix products).
-
-    :math:`\begin{pmatrix} A & 0 \\ C & D \end{pmatrix}^{-1} = \begin{pmatrix} A^{-1} & 0 \\
-    -D^{-1} C A^{-1} & D^{-1} \end{pmatrix}`: :math:`p^3/3` flops, in BLAS-3 products (numpy
-    has no triangular solve; a general inverse costs six times as many).
-    """
-    p = L.shape[0]
-    if p <= _DIRECT:
-        return np.tril(np.linalg.inv(L))
-    h = p // 2
-    out = np.zeros_like(L)
-    out[:h, :h] = _lower_inverse(L[:h, :h])
-    out[h:, h:] = _lower_inverse(L[h:, h:])
-    out[h:, :h] = -(out[h:, h:] @ (L[h:, :h] @ out[:h, :h]))
-    return out
-
-
 class BohningPreconditioner:
     r"""Apply :math:`B^{-1}`, :math:`B = \frac{C}{4} \tilde X^\top \tilde X + P` (Böhning's bound).
 
@@ -245,22 +225,10 @@ class BohningPreconditioner:
             B[i:, i] = upper[triangle_offset(i, p) : triangle_offset(i + 1, p)]
         B *= C / 4.0
         B[np.diag_indices(p)] += penalty_diag
-        diag = np.diag(B).copy()
-        self.scale = np.sqrt(np.where(diag > 0, diag, 1.0))
-        B /= self.scale[:, None]
-        B /= self.scale[None, :]
-        self.ridge, L = 0.0, None
-        for _ in range(_RIDGE_TRIES):
-            try:
-                L = np.linalg.cholesky(B + self.ridge * np.eye(p) if self.ridge else B)
-                break
-            except np.linalg.LinAlgError:
-                self.ridge = 1e-12 if self.ridge == 0.0 else self.ridge * 10.0
+        self.scale, L, self.ridge = scaled_cholesky(B)
         del B
-        if L is None:  # no ridge up to 0.1 made it definite: the Jacobi scaling alone
-            self.inverse = None
-            return
-        self.inverse = _lower_inverse(L)
+        # no ridge up to 0.01 made it definite: the Jacobi scaling alone
+        self.inverse = None if L is None else lower_inverse(L)
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
         r""":math:`B^{-1} v`."""

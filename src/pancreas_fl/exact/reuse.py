@@ -67,6 +67,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pancreas_fl.exact.cholesky import scaled_cholesky, solve_lower, solve_upper
+
 __all__ = [
     "CONTRACTION_MAX",
     "REUSE_MIN_PARAMS",
@@ -81,10 +83,7 @@ CONTRACTION_MAX = 0.1
 REUSE_MIN_PARAMS = 2000
 #: The encodings whose curvature may be kept: the packed triangles (never the dense matrix).
 REUSABLE = ("triangle", "triangle32")
-_RIDGE_TRIES = 12
 _MAX_PREDICTED = 100
-#: Rows per block of the triangular solves: small dense solves, the rest matrix-vector products.
-_BLOCK = 64
 
 
 def reuses_curvature(n_params: int, encoding: str, setting: str, *, firth: bool = False) -> bool:
@@ -153,12 +152,14 @@ class ChordRule:
         :math:`O(p^2)`, against the :math:`O(p^3)` of a fresh step.
         """
         if self._factor is None:
-            self._factor = _scaled_cholesky(penalized())
+            H = penalized()
+            scale, L, _ = scaled_cholesky(H)  # H becomes the scaled matrix
+            self._factor = (scale, H if L is None else L, L is not None)
         scale, L, factored = self._factor
         gs = g / scale
         if not factored:  # no ridge made it definite: least squares, as newton_direction
             return -np.linalg.lstsq(L, gs, rcond=None)[0] / scale
-        return -_solve_upper(L, _solve_lower(L, gs)) / scale
+        return -solve_upper(L, solve_lower(L, gs)) / scale
 
     def plan(self, *, accepted: bool, fresh: bool, step_norm: float, bound: float) -> None:
         r"""Decide whether the next point asks for curvature (after each round).
@@ -226,49 +227,3 @@ def _rounds_to(bound: float, step: float, ratio: float, *, quadratic: bool) -> i
         ratio = ratio * ratio if quadratic else ratio
         rounds += 1
     return rounds
-
-
-def _scaled_cholesky(H: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Return the Jacobi scale, the Cholesky factor of the scaled ``H`` (ridged if need be).
-
-    ``H`` is scaled in place (the numbers of ``newton_direction``'s scaled copy). The last
-    item says whether it is one; if not (no ridge made the matrix definite, not expected) the
-    second is the scaled matrix, for a least-squares solve.
-    """
-    diag = np.diag(H).copy()
-    scale = np.sqrt(np.where(diag > 0, diag, 1.0))
-    Hs = np.divide(H, scale[:, None], out=H)
-    Hs /= scale[None, :]
-    ridge = 0.0
-    for _ in range(_RIDGE_TRIES):
-        try:
-            L = np.linalg.cholesky(Hs + ridge * np.eye(len(diag)) if ridge else Hs)
-        except np.linalg.LinAlgError:
-            ridge = 1e-12 if ridge == 0.0 else ridge * 10.0
-            continue
-        if np.all(np.isfinite(L)):
-            return scale, L, True
-        ridge = 1e-12 if ridge == 0.0 else ridge * 10.0
-    return scale, Hs, False
-
-
-def _solve_lower(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``L x = b`` for a lower triangular ``L``, block by block (numpy has no trsv)."""
-    x = b.copy()
-    n = len(x)
-    for i in range(0, n, _BLOCK):
-        j = min(i + _BLOCK, n)
-        x[i:j] = np.linalg.solve(L[i:j, i:j], x[i:j])
-        x[j:] -= L[j:, i:j] @ x[i:j]
-    return x
-
-
-def _solve_upper(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``L^T x = b`` for a lower triangular ``L``, block by block, from the last."""
-    x = b.copy()
-    n = len(x)
-    for i in reversed(range(0, n, _BLOCK)):
-        j = min(i + _BLOCK, n)
-        x[i:j] = np.linalg.solve(L[i:j, i:j].T, x[i:j])
-        x[:i] -= L[i:j, :i].T @ x[i:j]
-    return x

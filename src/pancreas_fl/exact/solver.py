@@ -84,6 +84,7 @@ import numpy as np
 
 from pancreas_fl.constraints import check_bool, check_choice, check_int, check_real
 from pancreas_fl.errors import ConfigError
+from pancreas_fl.exact.cholesky import RIDGE_TRIES
 from pancreas_fl.exact.packed import PackedSymmetric
 from pancreas_fl.exact.reuse import ChordRule
 from pancreas_fl.params import default
@@ -248,7 +249,6 @@ def objective(
 # ---------------------------------------------------- 3a. inner solve, Newton: d = -H^-1 g
 
 
-_RIDGE_TRIES = 12
 #: Above this many parameters the factorized system is solved by one LU solve instead of two
 #: general solves with the Cholesky factor (numpy has no triangular solve): 3/5 of the flops
 #: at p = 5,000. Up to it the arithmetic stays as it was, bit for bit.
@@ -293,7 +293,7 @@ def newton_direction(g: np.ndarray, H: np.ndarray, *, overwrite: bool = False) -
         Hs = 0.5 * (Hs + Hs.T)
     gs = g / scale
     ridge = 0.0
-    for _ in range(_RIDGE_TRIES):
+    for _ in range(RIDGE_TRIES):
         try:
             L = np.linalg.cholesky(Hs + ridge * np.eye(len(g)) if ridge else Hs)
         except np.linalg.LinAlgError:
