@@ -173,7 +173,9 @@ def test_the_shared_bound_reaches_the_pooled_fit_in_fewer_rounds(fit_intercept, 
     shared = run_analysis(WIDE, **budget, **params).result
     plain = run_analysis(WIDE, solver="lbfgs", **params).result
     assert shared["stop_reason"] == plain["stop_reason"] == "tolerance"
-    assert shared["rounds"] < 0.6 * plain["rounds"]
+    # the rounds follow the BLAS kernels' last bits: 0.46 to 0.60 of plain L-BFGS's here with
+    # OpenBLAS's SkylakeX, Haswell and Sandybridge kernels
+    assert shared["rounds"] <= 0.7 * plain["rounds"]
     if not standardize:  # the standardized fit's penalty acts on other coefficients
         reference = pooled_fit(WIDE, fit_intercept)
         ours = fitted(shared, fit_intercept)
