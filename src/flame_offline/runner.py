@@ -48,6 +48,7 @@ import threading
 import traceback
 import warnings
 from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -211,7 +212,34 @@ def run_node_thread(spec: NodeSpec, endpoint: Endpoint, cpu: int | None) -> None
 def _node_process_setup() -> None:
     # Ctrl-C reaches every process of the terminal's process group: the tester handles it
     # (and stops the nodes); a node printing a KeyboardInterrupt traceback helps nobody.
+    # The node started with SIGINT blocked (_sigint_blocked): ignored first, then unblocked,
+    # a Ctrl-C that came meanwhile is dropped.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _sigint_blocked(method: str):
+    """Block SIGINT in this thread while a node process starts (``method``: fork or spawn).
+
+    The node inherits the block (through fork, and exec for a spawned interpreter) and lifts
+    it once it ignores SIGINT (:func:`_node_process_setup`), so a Ctrl-C while it imports
+    cannot print its traceback. The tester gets a Ctrl-C of that moment when the block ends.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # not on every platform
+        yield
+        return
+    if method == "spawn":
+        # The first spawned process launches multiprocessing's resource tracker, which
+        # unblocks SIGINT in this thread on its way out: launched first, it leaves the block
+        # alone.
+        resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def cpu_share(nodes: int) -> int:
@@ -326,7 +354,7 @@ def run_processes(
                 args += (payloads[index], share)
             # Not daemonic: a node may start processes of its own, as in production.
             process = context.Process(target=target, args=args, name=f"flame-node-{spec.node_id}")
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _sigint_blocked(method):
                 # Python 3.12+ warns about fork() when native libraries run threads (e.g.
                 # OpenBLAS); there is a single Python thread, and those libraries are
                 # fork-aware.

@@ -255,6 +255,52 @@ def test_nodes_end_quietly_when_the_tester_is_stopped(tmp_path, how, sig, group,
     assert _still_running(pids) == []
 
 
+SLOW_START = """
+    import os
+    import sys
+    import threading
+    import time
+
+    import _nodes
+    from flame_offline import StarModelTester
+
+    if __name__ == "__mp_main__":  # a spawned node imports this script first: slowly
+        with open(os.path.join(sys.argv[1], f"{os.getpid()}.importing"), "w"):
+            pass
+        time.sleep(3.0)
+    if __name__ == "__main__":
+        threading.Thread(target=threading.Event().wait, daemon=True).start()  # spawn
+        StarModelTester(
+            [[{"v.csv": b"1"}]] * 2,
+            _nodes.SumAnalyzer,
+            _nodes.ListAggregator,
+            "s3",
+            query=[],
+            isolation="process",
+            timeout=600.0,
+        )
+"""
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_while_nodes_start_shows_only_the_testers_traceback(tmp_path):
+    folder = tmp_path / "starting"
+    folder.mkdir()
+    process = _start(_script(tmp_path, SLOW_START), str(folder))
+    deadline = time.monotonic() + 120
+    while not list(folder.glob("*.importing")):  # a node process is importing the script
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no node started"
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole process group
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert err.count("Traceback") == 1, err  # the tester's KeyboardInterrupt, no node's
+    assert "KeyboardInterrupt" in err
+    pids = [int(path.name.split(".")[0]) for path in folder.glob("*.importing")]
+    assert _still_running(pids) == []
+
+
 UNGUARDED = """
     import sys
     import threading
