@@ -25,6 +25,7 @@ from pancreas_fl.exact.packed import (
     count_beyond,
     count_nonfinite,
     diagonal,
+    kept,
     segment_indices,
     segments,
 )
@@ -336,3 +337,15 @@ def test_the_newton_direction_in_place_is_the_direction_of_a_copy(p):
     g = rng.normal(size=p)
     expected = newton_direction(g, H.copy())
     np.testing.assert_array_equal(newton_direction(g, H, overwrite=True), expected)
+
+
+def test_a_kept_sum_is_the_packed_one_itself_or_a_dense_copy():
+    rng = np.random.default_rng(9)
+    packed = PackedSymmetric(rng.normal(size=6), 3)
+    assert kept(packed) is packed  # read-only: kept by reference
+    dense = rng.normal(size=(3, 3))
+    copy = kept(dense)
+    assert copy is not dense
+    assert copy.dtype == np.float64
+    np.testing.assert_array_equal(copy, dense)
+    assert kept(dense.astype(np.float32)).dtype == np.float64

@@ -33,6 +33,7 @@ __all__ = [
     "count_beyond",
     "count_nonfinite",
     "diagonal",
+    "kept",
     "row_starts",
     "segment_indices",
     "segments",
@@ -129,6 +130,13 @@ class PackedSymmetric:
         if not isinstance(other, PackedSymmetric) or other.n_params != self.n_params:
             return NotImplemented
         return PackedSymmetric(self.upper + other.upper, self.n_params)
+
+
+def kept(matrix: Any) -> PackedSymmetric | np.ndarray:
+    """Return a curvature sum to keep: packed, itself (never written); dense, a float64 copy."""
+    if isinstance(matrix, PackedSymmetric):
+        return matrix
+    return np.array(matrix, dtype=np.float64)
 
 
 def diagonal(matrix: Any) -> np.ndarray:

@@ -85,7 +85,7 @@ import numpy as np
 from pancreas_fl.constraints import check_bool, check_choice, check_int, check_real
 from pancreas_fl.errors import ConfigError
 from pancreas_fl.exact.cholesky import RIDGE_TRIES
-from pancreas_fl.exact.packed import PackedSymmetric
+from pancreas_fl.exact.packed import PackedSymmetric, kept
 from pancreas_fl.exact.reuse import ChordRule
 from pancreas_fl.params import default
 
@@ -800,14 +800,10 @@ class FederatedSolver:
             theta, loss_sum, fit_intercept=self.fit_intercept, C=self.C, penalty=self.penalty
         )
 
-    def _scale(self) -> float:
-        """Return the factor of the loss sum in :math:`F`: ``C``, or 1 without a penalty."""
-        return 1.0 if self.penalty is None else self.C
-
     @property
     def loss_factor(self) -> float:
         """The factor of the loss sum in :math:`F`: ``C``, or 1 without a penalty."""
-        return self._scale()
+        return 1.0 if self.penalty is None else self.C
 
     @property
     def penalty_diag(self) -> np.ndarray:
@@ -827,10 +823,14 @@ class FederatedSolver:
         centred diagonal of the moments at zero.
         """
         if moments is not None:
-            precondition = CentredDiagonal(
-                moments, C=self._scale(), penalty_diag=self._pen, fit_intercept=self.fit_intercept
-            )
+            precondition = self._centred_diagonal(moments)
         self.fixed_preconditioner = precondition
+
+    def _centred_diagonal(self, moments: dict[str, Any]) -> CentredDiagonal:
+        """:math:`M^{-1}` of the pooled ``"diag"`` moments, with this solver's ``C`` and penalty."""
+        return CentredDiagonal(
+            moments, C=self.loss_factor, penalty_diag=self._pen, fit_intercept=self.fit_intercept
+        )
 
     # ------------------------------------------------------------------ the round
     def update(
@@ -859,7 +859,7 @@ class FederatedSolver:
         theta, g_raw, hessian, moments = self._check_round(theta_evaluated, grad_sum, hess_sum)
         self.round += 1
         f = self.objective(theta, float(loss_sum))
-        g = self._scale() * g_raw + self._pen * theta
+        g = self.loss_factor * g_raw + self._pen * theta
         finite = math.isfinite(f) and bool(np.all(np.isfinite(g)))
         accepted = self._accepts(f, g, finite)
         if accepted:
@@ -919,9 +919,9 @@ class FederatedSolver:
         r"""Return :math:`\nabla^2 F = C H + P`, a new matrix (the solve's to overwrite)."""
         if isinstance(H, PackedSymmetric):  # unpacked once, into the matrix the solve scales
             penalized = H.unpack()
-            penalized *= self._scale()
+            penalized *= self.loss_factor
         else:
-            penalized = self._scale() * H  # + diag(pen), in place: the same numbers, one copy
+            penalized = self.loss_factor * H  # + diag(pen), in place: the same numbers, one copy
         penalized[np.diag_indices(self.n_params)] += self._pen
         return penalized
 
@@ -943,8 +943,7 @@ class FederatedSolver:
         taken = math.inf if previous is None else float(np.linalg.norm(theta - previous))
         self.theta, self.f, self.g, self.loss = theta, f, g, loss
         if self.method == "newton" and hess_sum is not None:  # a packed sum: by reference
-            packed = isinstance(hess_sum, PackedSymmetric)
-            self.hess_loglik = hess_sum if packed else np.array(hess_sum, dtype=np.float64)
+            self.hess_loglik = kept(hess_sum)
             if self.reuse is not None:
                 self.reuse.fresh(theta)
         self.iteration += 1
@@ -956,9 +955,7 @@ class FederatedSolver:
             return self.fixed_preconditioner
         if moments is None:
             return None
-        return CentredDiagonal(
-            moments, C=self._scale(), penalty_diag=self._pen, fit_intercept=self.fit_intercept
-        )
+        return self._centred_diagonal(moments)
 
     def inner_solve(
         self, g: np.ndarray, hessian: np.ndarray | None, precondition: CentredDiagonal | None

@@ -40,7 +40,7 @@ from pancreas_fl.exact.curvature import CurvaturePlan, plan_curvature
 from pancreas_fl.exact.firth_rounds import FirthRounds
 from pancreas_fl.exact.glm import format_aliases, glm_summary, null_deviance
 from pancreas_fl.exact.messages import ExactBroadcast, ExactUpdate
-from pancreas_fl.exact.packed import PackedSymmetric, diagonal
+from pancreas_fl.exact.packed import PackedSymmetric, diagonal, kept
 from pancreas_fl.exact.reuse import reuses_curvature
 from pancreas_fl.exact.separation import column_rms, count_extreme
 from pancreas_fl.exact.solver import FederatedSolver, SolverStep
@@ -386,10 +386,8 @@ class ExactAggregator:
         """Close a statistics round: the Hessian at the estimate, or its float32 residual."""
         if self.statistics_rounds_.pop(0) == "residual32":
             self.solver.hess_loglik += total["hess"]
-        else:  # the estimate was evaluated on a kept Hessian: its own, now (packed, by reference)
-            hess = total["hess"]
-            packed = isinstance(hess, PackedSymmetric)
-            self.solver.hess_loglik = hess if packed else np.asarray(hess, dtype=np.float64)
+        else:  # the estimate was evaluated on a kept Hessian: its own, now
+            self.solver.hess_loglik = kept(total["hess"])
         self.rounds.record(num_iterations, 0.0, total["loss"], accepted=False)
         if self.statistics_rounds_:
             return self._broadcast(self.step_.best_theta, self.statistics_rounds_[0])
@@ -413,9 +411,7 @@ class ExactAggregator:
             and isinstance(hess, (np.ndarray, PackedSymmetric))
             and not np.any(theta)
         ):
-            # a packed sum is read-only: kept by reference
-            packed = isinstance(hess, PackedSymmetric)
-            self.info0_ = hess if packed else np.array(hess, dtype=np.float64)
+            self.info0_ = kept(hess)
             self.scale_ = column_rms(hess, self.agreement.n_total)
         if not accepted:
             return
