@@ -50,7 +50,7 @@ from sklearn.linear_model import LogisticRegression
 
 from pancreas_fl._warnings import ignoring
 from pancreas_fl.handshake import Agreement
-from pancreas_fl.logistic import BLOCK_BYTES, log_loss_sum
+from pancreas_fl.logistic import log_loss_sum
 from pancreas_fl.params import Params, default
 from pancreas_fl.reader import HospitalData
 from pancreas_fl.rounds import MAX_ITER_MESSAGE, Log, RoundLog, final_model
@@ -186,6 +186,11 @@ class FedAvgHospital:
         return log_loss_sum(X, y, theta, fit_intercept=self.fit_intercept)
 
 
+#: Bytes of rows :func:`_sum_abs` takes at a time: a block, its ``|x|`` and the next block
+#: stay in a core's L2 cache (a 2 MiB block does not: 1.5x slower on 100,000 x 30).
+_ABS_BLOCK_BYTES = 256 * 2**10
+
+
 def _sum_abs(X: np.ndarray) -> np.ndarray:
     """Sum ``|x|`` per column, one block of rows at a time (no temporary the size of ``X``).
 
@@ -193,7 +198,7 @@ def _sum_abs(X: np.ndarray) -> np.ndarray:
     with ones (BLAS reads the buffer once, while it is still in cache).
     """
     n, d = X.shape
-    rows = max(1, min(n, BLOCK_BYTES // (8 * max(d, 1))))
+    rows = max(1, min(n, _ABS_BLOCK_BYTES // (8 * max(d, 1))))
     block, ones = np.empty((rows, d)), np.ones(rows)
     total = np.zeros(d)
     for start in range(0, n, rows):

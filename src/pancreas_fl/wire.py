@@ -92,7 +92,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -172,9 +172,8 @@ def digest(broadcast: Any) -> str:
 
 
 def _feed(h, value: Any) -> None:
-    if isinstance(value, np.ndarray) and value.dtype != object:
-        # dtype.char and the shape tell arrays of the same bytes apart (dtype.str costs more)
-        h.update(f"array{value.dtype.char}{value.shape}".encode())
+    if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+        h.update(_array_header(value.dtype.char, value.shape))
         h.update(value if value.flags.c_contiguous else np.ascontiguousarray(value))
     elif isinstance(value, dict):
         h.update(b"{")
@@ -191,6 +190,12 @@ def _feed(h, value: Any) -> None:
         h.update(f"{type(value).__name__}:{value!r}".encode())
 
 
+@lru_cache(maxsize=64)
+def _array_header(char: str, shape: tuple[int, ...]) -> bytes:
+    """Tell arrays of the same bytes apart by dtype and shape (formatted once per pair)."""
+    return f"array{char}{shape}".encode()
+
+
 # ------------------------------------------------------------------------- the checks
 def type_name(value: Any) -> str:
     """Return the name of ``value``'s type, for a message (never the value)."""
@@ -203,11 +208,16 @@ def shown(name: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def as_dict(value: Any, path: str, keys) -> dict:
+@lru_cache(maxsize=64)
+def _keyset(keys: tuple) -> frozenset:
+    return frozenset(keys)
+
+
+def as_dict(value: Any, path: str, keys: tuple) -> dict:
     """``value`` is a dict with exactly ``keys``."""
     if not isinstance(value, dict):
         raise Damage(path, f"is a {type_name(value)} instead of a dict")
-    if value.keys() == set(keys):
+    if value.keys() == _keyset(keys):
         return value
     missing = [key for key in keys if key not in value]
     if missing:
@@ -541,7 +551,7 @@ def _fedavg_update(update: Any, spec: UpdateSpec, n: int, n_pos: int, sum_abs) -
     first = spec.start is None
     if first:
         sum_abs = as_array(update["sum_abs"], "sum_abs", (d,))
-        if np.any(sum_abs < 0):
+        if (sum_abs < 0).any():
             raise Damage("sum_abs", "holds negative sums of |x|")
     elif update["sum_abs"] is not None:
         raise Damage("sum_abs", f"is a {type_name(update['sum_abs'])}, not None")

@@ -119,10 +119,10 @@ def check_update(
         as_int(moments["n"], "moments.n", n, n)
         mean = as_array(moments["mean"], "moments.mean", (spec.n_features,))
         m2 = as_array(moments["m2"], "moments.m2", (spec.n_features,))
-        if np.any(m2 < 0):
+        if (m2 < 0).any():
             raise Damage("moments.m2", "holds negative sums of squares")
         # the reader refuses |x| > MAX_ABS_VALUE, so a mean is at most that
-        if np.any(~(np.abs(mean) <= MAX_ABS_VALUE * (1 + slack(n)))):
+        if not (np.abs(mean) <= MAX_ABS_VALUE * (1 + slack(n))).all():
             raise Damage("moments.mean", f"holds values beyond {MAX_ABS_VALUE:g} in size")
         inbox.moments[node] = (mean, m2)
         return
@@ -231,7 +231,7 @@ def _gram_rows(gram: Any, rows: tuple[int, int], limits: Limits | None, n: int) 
     energy, under = limits.energy[start:stop], limits.under[start:stop]
     with np.errstate(all="ignore"):
         off = ~(np.abs(diag - energy / (1 + slack(n))) <= 3 * rho * energy + under)
-    if np.any(off):
+    if off.any():
         raise Damage(
             "gram",
             f"has {int(np.count_nonzero(off))} diagonal value(s) that are not the column's "
@@ -333,7 +333,7 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: Limits | No
         if spec.curvature in _PACKED:  # symmetric by construction; checked as it came
             upper = _packed(hess, spec.curvature, p)
             curv = triangle_diagonal(upper, p)
-            if np.any(curv < 0):
+            if (curv < 0).any():
                 raise Damage("terms.hess", "has a negative diagonal (curvature is >= 0)")
             root = np.sqrt(curv + under)  # the roots' product: no underflow of H_jj H_kk
             apart = 2 * tiny if limits is None else limits.under
@@ -342,11 +342,11 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: Limits | No
                 raise Damage("terms.hess", f"holds {over} value(s) beyond sqrt(H_jj H_kk)")
         elif spec.curvature == "full":
             H = as_array(hess, "terms.hess", (p, p))
-            curv = np.diag(H)
-            if np.any(curv < 0):
+            curv = H.diagonal()
+            if (curv < 0).any():
                 raise Damage("terms.hess", "has a negative diagonal (curvature is >= 0)")
             root = np.sqrt(curv + under)  # the roots' product: no underflow of H_jj H_kk
-            root = np.outer(root, root)
+            root = root[:, None] * root
             apart = 2 * tiny if limits is None else limits.under[:, None] + limits.under[None, :]
             at_most(H - H.T, rho * root + 2 * apart, "terms.hess", "symmetry")
             at_most(H, root * (1 + rho) + apart, "terms.hess", "sqrt(H_jj H_kk)")
@@ -355,7 +355,7 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: Limits | No
             s = as_float(moments["s"], "terms.hess.s")
             sx = as_array(moments["sx"], "terms.hess.sx", (d,))
             sxx = as_array(moments["sxx"], "terms.hess.sxx", (d,))
-            if s < 0 or np.any(sxx < 0):
+            if s < 0 or (sxx < 0).any():
                 raise Damage("terms.hess", "holds a negative curvature sum")
             if not s <= n / 4 * (1 + rho) + tiny:
                 raise Damage("terms.hess.s", "is larger than n/4")
@@ -422,7 +422,7 @@ def check_broadcast(inbox: HospitalInbox, broadcast: Any, d: int) -> None:
     scaler = as_dict(scaler, "scaler", ("mean", "scale"))
     as_array(scaler["mean"], "scaler.mean", (d,))
     scale = as_array(scaler["scale"], "scaler.scale", (d,))
-    if np.any(scale <= 0):
+    if (scale <= 0).any():
         raise Damage("scaler.scale", "holds values that are not > 0")
     if inbox.scaler is None:
         inbox.scaler = {key: value.copy() for key, value in scaler.items()}
