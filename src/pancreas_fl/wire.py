@@ -172,13 +172,20 @@ def digest(broadcast: Any) -> str:
 
 
 def _feed(h, value: Any) -> None:
-    if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+    if type(value) is str:  # keys and names: each token formatted once
+        h.update(_str_token(value))
+    elif value is None:
+        h.update(b"NoneType:None")
+    elif isinstance(value, np.ndarray) and not value.dtype.hasobject:
         h.update(_array_header(value.dtype.char, value.shape))
         h.update(value if value.flags.c_contiguous else np.ascontiguousarray(value))
     elif isinstance(value, dict):
         h.update(b"{")
         for key in sorted(value, key=repr):
-            _feed(h, key)
+            if type(key) is str:
+                h.update(_str_token(key))
+            else:
+                _feed(h, key)
             _feed(h, value[key])
         h.update(b"}")
     elif isinstance(value, (list, tuple)):
@@ -194,6 +201,11 @@ def _feed(h, value: Any) -> None:
 def _array_header(char: str, shape: tuple[int, ...]) -> bytes:
     """Tell arrays of the same bytes apart by dtype and shape (formatted once per pair)."""
     return f"array{char}{shape}".encode()
+
+
+@lru_cache(maxsize=256)
+def _str_token(text: str) -> bytes:
+    return f"str:{text!r}".encode()
 
 
 # ------------------------------------------------------------------------- the checks
@@ -269,7 +281,11 @@ def sum_of_squares(value: Any, path: str, shape: tuple[int, ...]) -> float:
         raise Damage(path, f"is {kind} ({value.dtype}) instead of real float64")
     if value.shape != shape:
         raise Damage(path, f"has shape {value.shape} instead of {shape}")
-    total = float(np.vdot(value, value))  # NaN or inf when a value is: squares are >= 0
+    if value.size == 1:  # an intercept: Python's float is cheaper than a BLAS call
+        x = value.item()
+        total = x * x
+    else:
+        total = float(np.vdot(value, value))  # NaN or inf when a value is: squares are >= 0
     if not math.isfinite(total):
         finite = np.count_nonzero(np.isfinite(value))
         if finite < value.size:
@@ -507,12 +523,14 @@ class AggregatorInbox:
         MessageError
             Naming the first hospital (in the order of the ids) whose update fails.
         """
-        for message in messages:
-            node = message["node"]
-            try:
-                self._update(node, message["update"], spec)
-            except Damage as damage:
-                raise _message_error(f"hospital {node!r}", k, "update", damage) from None
+        # damaged values may overflow in the bounds' arithmetic: they fail the test, silently
+        with np.errstate(all="ignore"):
+            for message in messages:
+                node = message["node"]
+                try:
+                    self._update(node, message["update"], spec)
+                except Damage as damage:
+                    raise _message_error(f"hospital {node!r}", k, "update", damage) from None
 
     def _update(self, node: str, update: Any, spec: UpdateSpec) -> None:
         if spec.kind == "none":
@@ -616,6 +634,8 @@ class HospitalInbox:
     plan : CurvaturePlan or None
         exact: the curvature plan of the first model broadcast (the parameters and the
         number of parameters fix it: computed once).
+    curvatures : frozenset of str
+        exact: the curvatures a broadcast may ask for under ``plan`` (computed with it).
     """
 
     strategy: str
@@ -629,6 +649,7 @@ class HospitalInbox:
     reuse: str = "auto"
     scaler: dict | None = None
     plan: Any = None
+    curvatures: frozenset = frozenset()
 
     def receive(self, broadcast: Any, k: int, n_features: int | None) -> str:
         """Check the broadcast received for round ``k``; return its digest (to echo).

@@ -95,6 +95,9 @@ def check_update(
     Keeps the hospital's round-0 moments and, from its first model round, its bounds
     (``inbox.moments``, ``inbox.limits``).
 
+    Runs under :meth:`AggregatorInbox.check_updates`, whose ``np.errstate`` keeps the
+    overflows of damaged values silent (they fail the bounds).
+
     Raises
     ------
     Damage
@@ -185,16 +188,15 @@ def _agrees_with_moments(
     d = mean.shape[0]
     mu, scale = scaler["mean"], scaler["scale"]
     rho = slack(n) + rounding
-    with np.errstate(all="ignore"):
-        gap = mean - mu
-        predicted = (m2 + n * gap * gap) / (scale * scale)
-        delta = 4 * (n + 2) * EPS * (np.abs(mean) + np.sqrt(m2))  # the mean's error, at most
-        error = (
-            rho * (m2 + n * gap * gap) + 3 * n * delta * delta + 2 * n * delta * np.abs(gap)
-        ) / (scale * scale)
-        measured = limits.energy[:d] / (1 + rho)  # 4 curv0, the energies as the hospital sees
-        slack_j = error + rho * (predicted + measured) + limits.under[:d]
-        off = int(np.count_nonzero(~(np.abs(measured - predicted) <= slack_j)))
+    gap = mean - mu
+    predicted = (m2 + n * gap * gap) / (scale * scale)
+    delta = 4 * (n + 2) * EPS * (np.abs(mean) + np.sqrt(m2))  # the mean's error, at most
+    error = (rho * (m2 + n * gap * gap) + 3 * n * delta * delta + 2 * n * delta * np.abs(gap)) / (
+        scale * scale
+    )
+    measured = limits.energy[:d] / (1 + rho)  # 4 curv0, the energies as the hospital sees
+    slack_j = error + rho * (predicted + measured) + limits.under[:d]
+    off = int(np.count_nonzero(~(np.abs(measured - predicted) <= slack_j)))
     if off:
         raise Damage(
             "terms.hess",
@@ -229,8 +231,7 @@ def _gram_rows(gram: Any, rows: tuple[int, int], limits: Limits | None, n: int) 
     if over:
         raise Damage("gram", f"holds {over} value(s) beyond sqrt(E_j E_k)")
     energy, under = limits.energy[start:stop], limits.under[start:stop]
-    with np.errstate(all="ignore"):
-        off = ~(np.abs(diag - energy / (1 + slack(n))) <= 3 * rho * energy + under)
+    off = ~(np.abs(diag - energy / (1 + slack(n))) <= 3 * rho * energy + under)
     if off.any():
         raise Damage(
             "gram",
@@ -249,11 +250,10 @@ def _third_moments(third: Any, limits: Limits, n: int) -> None:
     p = limits.energy.shape[0]
     T = as_array(third, "firth", (p, p, p))
     root = np.sqrt(limits.energy)
-    with np.errstate(all="ignore"):
-        bound = root[:, None, None] * root[None, :, None] * root[None, None, :] / 8
-        # underflow of a partial product, times the factors still to come
-        under = 2 * TINY * (n + 2) * (1 + root[None, None, :])
-        at_most(T, bound * (1 + slack(n)) + under, "firth", "sqrt(E_j E_k E_l)/8")
+    bound = root[:, None, None] * root[None, :, None] * root[None, None, :] / 8
+    # underflow of a partial product, times the factors still to come
+    under = 2 * TINY * (n + 2) * (1 + root[None, None, :])
+    at_most(T, bound * (1 + slack(n)) + under, "firth", "sqrt(E_j E_k E_l)/8")
 
 
 #: The packed triangles' encodings (``exact.curvature``): checked as the matrix they carry.
@@ -317,63 +317,62 @@ def _terms(terms: Any, spec: UpdateSpec, n: int, n_pos: int, limits: Limits | No
         raise Damage("terms.loss", "is not n log 2 at the zero point it was computed at")
     hess = terms["hess"]
     under = tiny if limits is None else limits.under
-    with np.errstate(all="ignore"):  # damaged values may overflow here: they fail the test
-        if spec.curvature == "none":  # the gradient alone (Böhning's bound; kept Hessian)
-            if hess is not None:
-                raise Damage("terms.hess", f"is a {type_name(hess)}, not None")
-            if limits is None:
-                raise Damage("terms.hess", "is None before any curvature was sent")
-            at_most(grad, limits.grad_max, "terms.grad", "sum(|x|) of its column")
-            return limits
-        if spec.curvature == "residual32":
-            _residual(hess, limits, p, tiny)
-            return limits
-        rounding = _rounding(spec.curvature)
-        rho += rounding
-        if spec.curvature in _PACKED:  # symmetric by construction; checked as it came
-            upper = _packed(hess, spec.curvature, p)
-            curv = triangle_diagonal(upper, p)
-            if (curv < 0).any():
-                raise Damage("terms.hess", "has a negative diagonal (curvature is >= 0)")
-            root = np.sqrt(curv + under)  # the roots' product: no underflow of H_jj H_kk
-            apart = 2 * tiny if limits is None else limits.under
-            over = count_beyond(upper, p, root, 1 + rho, apart)  # r_j r_k (1 + rho) + a_jk
-            if over:
-                raise Damage("terms.hess", f"holds {over} value(s) beyond sqrt(H_jj H_kk)")
-        elif spec.curvature == "full":
-            H = as_array(hess, "terms.hess", (p, p))
-            curv = H.diagonal()
-            if (curv < 0).any():
-                raise Damage("terms.hess", "has a negative diagonal (curvature is >= 0)")
-            root = np.sqrt(curv + under)  # the roots' product: no underflow of H_jj H_kk
-            root = root[:, None] * root
-            apart = 2 * tiny if limits is None else limits.under[:, None] + limits.under[None, :]
-            at_most(H - H.T, rho * root + 2 * apart, "terms.hess", "symmetry")
-            at_most(H, root * (1 + rho) + apart, "terms.hess", "sqrt(H_jj H_kk)")
-        else:
-            moments = as_dict(hess, "terms.hess", ("s", "sx", "sxx"))
-            s = as_float(moments["s"], "terms.hess.s")
-            sx = as_array(moments["sx"], "terms.hess.sx", (d,))
-            sxx = as_array(moments["sxx"], "terms.hess.sxx", (d,))
-            if s < 0 or (sxx < 0).any():
-                raise Damage("terms.hess", "holds a negative curvature sum")
-            if not s <= n / 4 * (1 + rho) + tiny:
-                raise Damage("terms.hess.s", "is larger than n/4")
-            tail = under if limits is None else under[:d]
-            root = math.sqrt(s + tiny) * np.sqrt(sxx + tail)
-            at_most(sx, root * (1 + rho) + tail, "terms.hess.sx", "sqrt(s sxx)")
-            curv = np.append(sxx, s) if spec.fit_intercept else sxx
-        if spec.fit_intercept:
-            if not curv[-1] <= n / 4 * (1 + rho) + tiny:
-                raise Damage("terms.hess", "is larger than n/4 for the intercept")
-            if spec.at_zero and curv[-1] < n / 4 * (1 - rho):
-                raise Damage("terms.hess", "is not n/4 for the intercept at the zero point")
+    if spec.curvature == "none":  # the gradient alone (Böhning's bound; kept Hessian)
+        if hess is not None:
+            raise Damage("terms.hess", f"is a {type_name(hess)}, not None")
         if limits is None:
-            limits = _limits(curv, n, spec.fit_intercept, rounding)
-        else:
-            at_most(curv, limits.curv_max * (1 + rounding), "terms.hess", "sum(x^2)/4")
-        bound = limits.grad_max * 0.5 if spec.at_zero else limits.grad_max
-        at_most(grad, bound, "terms.grad", "sum(|x|) of its column")
+            raise Damage("terms.hess", "is None before any curvature was sent")
+        at_most(grad, limits.grad_max, "terms.grad", "sum(|x|) of its column")
+        return limits
+    if spec.curvature == "residual32":
+        _residual(hess, limits, p, tiny)
+        return limits
+    rounding = _rounding(spec.curvature)
+    rho += rounding
+    if spec.curvature in _PACKED:  # symmetric by construction; checked as it came
+        upper = _packed(hess, spec.curvature, p)
+        curv = triangle_diagonal(upper, p)
+        if (curv < 0).any():
+            raise Damage("terms.hess", "has a negative diagonal (curvature is >= 0)")
+        root = np.sqrt(curv + under)  # the roots' product: no underflow of H_jj H_kk
+        apart = 2 * tiny if limits is None else limits.under
+        over = count_beyond(upper, p, root, 1 + rho, apart)  # r_j r_k (1 + rho) + a_jk
+        if over:
+            raise Damage("terms.hess", f"holds {over} value(s) beyond sqrt(H_jj H_kk)")
+    elif spec.curvature == "full":
+        H = as_array(hess, "terms.hess", (p, p))
+        curv = H.diagonal()
+        if (curv < 0).any():
+            raise Damage("terms.hess", "has a negative diagonal (curvature is >= 0)")
+        root = np.sqrt(curv + under)  # the roots' product: no underflow of H_jj H_kk
+        root = root[:, None] * root
+        apart = 2 * tiny if limits is None else limits.under[:, None] + limits.under[None, :]
+        at_most(H - H.T, rho * root + 2 * apart, "terms.hess", "symmetry")
+        at_most(H, root * (1 + rho) + apart, "terms.hess", "sqrt(H_jj H_kk)")
+    else:
+        moments = as_dict(hess, "terms.hess", ("s", "sx", "sxx"))
+        s = as_float(moments["s"], "terms.hess.s")
+        sx = as_array(moments["sx"], "terms.hess.sx", (d,))
+        sxx = as_array(moments["sxx"], "terms.hess.sxx", (d,))
+        if s < 0 or (sxx < 0).any():
+            raise Damage("terms.hess", "holds a negative curvature sum")
+        if not s <= n / 4 * (1 + rho) + tiny:
+            raise Damage("terms.hess.s", "is larger than n/4")
+        tail = under if limits is None else under[:d]
+        root = math.sqrt(s + tiny) * np.sqrt(sxx + tail)
+        at_most(sx, root * (1 + rho) + tail, "terms.hess.sx", "sqrt(s sxx)")
+        curv = np.append(sxx, s) if spec.fit_intercept else sxx
+    if spec.fit_intercept:
+        if not curv[-1] <= n / 4 * (1 + rho) + tiny:
+            raise Damage("terms.hess", "is larger than n/4 for the intercept")
+        if spec.at_zero and curv[-1] < n / 4 * (1 - rho):
+            raise Damage("terms.hess", "is not n/4 for the intercept at the zero point")
+    if limits is None:
+        limits = _limits(curv, n, spec.fit_intercept, rounding)
+    else:
+        at_most(curv, limits.curv_max * (1 + rounding), "terms.hess", "sum(x^2)/4")
+    bound = limits.grad_max * 0.5 if spec.at_zero else limits.grad_max
+    at_most(grad, bound, "terms.grad", "sum(|x|) of its column")
     return limits
 
 
@@ -402,15 +401,9 @@ def check_broadcast(inbox: HospitalInbox, broadcast: Any, d: int) -> None:
             max_memory_mb=memory_mb,
             float32=not inbox.firth,
         )
+        inbox.curvatures = _curvatures(inbox, inbox.plan, p)
     plan = inbox.plan
-    allowed = {plan.encoding}
-    if plan.statistics_round and inbox.output == "model":  # the statistics round
-        allowed.add("residual32")
-    if plan.gram_rows:  # Böhning's bound: the moments with the first rows, then none
-        allowed = {"diag", "none"}
-    if reuses_curvature(p, plan.encoding, inbox.reuse, firth=inbox.firth):
-        allowed.add("none")  # a round on the kept Hessian (exact/reuse.py): the gradient alone
-    if not isinstance(b["curvature"], str) or b["curvature"] not in allowed:
+    if not isinstance(b["curvature"], str) or b["curvature"] not in inbox.curvatures:
         raise Damage("curvature", f"is not the solver's {plan.encoding!r}")
     if gram:
         _gram_request(b["gram"], plan.gram_rows)
@@ -428,6 +421,18 @@ def check_broadcast(inbox: HospitalInbox, broadcast: Any, d: int) -> None:
         inbox.scaler = {key: value.copy() for key, value in scaler.items()}
     elif not all(np.array_equal(scaler[key], inbox.scaler[key]) for key in scaler):
         raise Damage("scaler", "differs from the one agreed in the first model round")
+
+
+def _curvatures(inbox: HospitalInbox, plan, p: int) -> frozenset:
+    """Return the curvatures a broadcast may ask for under ``plan`` (fixed for the analysis)."""
+    allowed = {plan.encoding}
+    if plan.statistics_round and inbox.output == "model":  # the statistics round
+        allowed.add("residual32")
+    if plan.gram_rows:  # Böhning's bound: the moments with the first rows, then none
+        allowed = {"diag", "none"}
+    if reuses_curvature(p, plan.encoding, inbox.reuse, firth=inbox.firth):
+        allowed.add("none")  # a round on the kept Hessian (exact/reuse.py): the gradient alone
+    return frozenset(allowed)
 
 
 def _gram_request(rows: Any, chunks: tuple) -> None:
