@@ -367,16 +367,24 @@ def test_an_array_field_is_real_finite_float64_of_its_shape(value, match):
         wire.as_array(value, "terms.grad", (4,))
 
 
+@pytest.mark.parametrize("length", [1, 4])  # an intercept is squared in Python, not by BLAS
 @pytest.mark.parametrize("size", [1e155, 1e200, -1e300])
-def test_finite_values_whose_squares_overflow_pass_and_sum_to_inf(size):
-    value = np.full(4, size)
-    assert wire.sum_of_squares(value, "coef", (4,)) == np.inf
-    assert wire.as_array(value, "coef", (4,)) is value
+def test_finite_values_whose_squares_overflow_pass_and_sum_to_inf(size, length):
+    value = np.full(length, size)
+    assert wire.sum_of_squares(value, "coef", (length,)) == np.inf
+    assert wire.as_array(value, "coef", (length,)) is value
 
 
-def test_the_sum_of_squares_is_that_of_the_values():
-    value = np.random.default_rng(3).normal(size=(2, 5))
-    assert wire.sum_of_squares(value, "coef", (2, 5)) == pytest.approx(float(np.sum(value**2)))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_one_value_array_that_is_not_finite_is_refused(bad):
+    with pytest.raises(wire.Damage, match=r"holds 1 non-finite value\(s\)"):
+        wire.as_array(np.array([bad]), "intercept", (1,))
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (2, 5)])
+def test_the_sum_of_squares_is_that_of_the_values(shape):
+    value = np.random.default_rng(3).normal(size=shape)
+    assert wire.sum_of_squares(value, "coef", shape) == pytest.approx(float(np.sum(value**2)))
 
 
 def test_a_digest_tells_apart_what_differs_and_only_that():
@@ -390,3 +398,5 @@ def test_a_digest_tells_apart_what_differs_and_only_that():
     for other in (changed, a.reshape(3, 2), a.astype(np.float32), a.tolist()):
         assert wire.digest(other) != wire.digest(a)
     assert wire.digest({**same, "curvature": "diag"}) != wire.digest(same)
+    assert wire.digest({**same, "scaler": "None"}) != wire.digest(same)
+    assert wire.digest({1: a}) != wire.digest({"1": a}) != wire.digest({True: a})
