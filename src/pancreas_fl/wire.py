@@ -205,6 +205,7 @@ def _array_header(char: str, shape: tuple[int, ...]) -> bytes:
 
 @lru_cache(maxsize=256)
 def _str_token(text: str) -> bytes:
+    """Return a str's bytes in the digest (keys and names recur every round: formatted once)."""
     return f"str:{text!r}".encode()
 
 
@@ -222,6 +223,7 @@ def shown(name: Any) -> str:
 
 @lru_cache(maxsize=64)
 def _keyset(keys: tuple) -> frozenset:
+    """Return the set of a schema's keys (built once per schema, compared every message)."""
     return frozenset(keys)
 
 
