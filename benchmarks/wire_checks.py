@@ -4,8 +4,10 @@ Runs the analysis round by round in this process (the star pattern by hand, ever
 pickled across as in production) and times, separately, everything the checks add: the
 aggregator's envelope, update and final-result checks and its broadcast digest, each
 hospital's broadcast check and digest, FedAvg's one-off sum of |x| and the exact fit's
-certificate. Prints, per configuration, the median over repeats (and the fastest run, the
-least disturbed on a shared machine) of the checks' milliseconds per round, as a share of
+certificate. (Read as the tutorial reads, FedAvg's sums of |x| are those the reader's
+magnitudes' check computed, with no pass of their own; with column options they take one.)
+Prints, per configuration, the median over repeats (and the fastest run, the least disturbed
+on a shared machine) of the checks' milliseconds per round, as a share of
 the round's compute (the hospitals' updates, one after the other, plus the aggregation,
 without any messaging: an upper bound of the share) and as a share of a round on the
 offline engine (thread isolation: the aggregator's history times each round,

@@ -209,3 +209,13 @@ def test_the_first_update_carries_each_features_sum_of_abs_x(n, order):
     first = fedavg.update(None)
     np.testing.assert_allclose(first["sum_abs"], np.abs(X).sum(axis=0), rtol=1e-12)
     assert fedavg.update(first["coef"])["sum_abs"] is None  # once, in the first round
+
+
+def test_the_first_update_sends_the_readers_sums_when_it_made_them():
+    rng = np.random.default_rng(11)
+    X, y = rng.normal(size=(50, 4)), np.arange(50) % 2
+    sums = np.abs(X).sum(axis=0) + 1.0  # distinguishable from a pass over X
+    data = HospitalData(X, y, ("a", "b", "c", "d"), "y", abs_sums=sums)
+    first = FedAvgHospital(data, resolve_params()).update(None)
+    assert first["sum_abs"].tobytes() == sums.tobytes()
+    assert first["sum_abs"] is not data.abs_sums  # the message holds its own copy

@@ -118,7 +118,13 @@ def test_fits_on_the_matrix_are_bit_identical_to_the_tutorials(raw, fit_intercep
 def test_only_the_matrix_is_kept() -> None:
     data = load(GOOD)
     kept = {name: type(value) for name, value in vars(data).items()}
-    assert kept == {"X": np.ndarray, "y": np.ndarray, "feature_names": tuple, "label_name": str}
+    assert kept == {
+        "X": np.ndarray,
+        "y": np.ndarray,
+        "feature_names": tuple,
+        "label_name": str,
+        "abs_sums": np.ndarray,  # one number per feature (the magnitudes' check)
+    }
 
 
 def _frames_alive() -> int:
@@ -202,6 +208,18 @@ def test_hospital_data_rejects_inconsistent_fields() -> None:
         HospitalData(data.X, data.y[:2], data.feature_names, "diagnosis")
     with pytest.raises(ValueError, match="2-dimensional"):
         HospitalData(data.X[:, 0], data.y, data.feature_names, "diagnosis")
+    with pytest.raises(ValueError, match="one sum per column"):
+        HospitalData(data.X, data.y, data.feature_names, "diagnosis", abs_sums=[1.0])
+
+
+MIXED = b"a,b,c,y\nTrue,1.5,3,0\nFalse,-2.5,-7,1\nTrue,-4e100,2,0\n"  # bool, float, int
+
+
+@pytest.mark.parametrize("raw", [GOOD, MIXED])
+def test_the_reader_keeps_each_features_sum_of_abs_x_from_its_magnitudes_check(raw) -> None:
+    data = load(raw)
+    np.testing.assert_allclose(data.abs_sums, np.abs(data.X).sum(axis=0), rtol=1e-15)
+    assert not data.abs_sums.flags["WRITEABLE"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -720,3 +738,5 @@ def test_hospital_data_pickles() -> None:
     assert again.feature_names == data.feature_names
     assert again.label_name == data.label_name
     assert not again.X.flags["WRITEABLE"]
+    assert again.abs_sums.tobytes() == data.abs_sums.tobytes()
+    assert not again.abs_sums.flags["WRITEABLE"]

@@ -171,8 +171,14 @@ class FedAvgHospital:
             self.clf.fit(self.data.X, self.data.y)
         # Tutorial: return self.clf.coef_
         intercept = self.clf.intercept_ if self.fit_intercept else None
-        sum_abs = _sum_abs(self.data.X) if global_model is None else None  # for the checks
+        sum_abs = self._abs_sums() if global_model is None else None  # for the checks
         return {"coef": self.clf.coef_, "intercept": intercept, "loss": loss, "sum_abs": sum_abs}
+
+    def _abs_sums(self) -> np.ndarray:
+        """Sum ``|x|`` per feature: the reader's sums (its magnitudes' check) or one pass."""
+        if self.data.abs_sums is not None:
+            return self.data.abs_sums.copy()
+        return _sum_abs(self.data.X)
 
     def _loss_at(self, coef: np.ndarray | None, intercept: np.ndarray | None) -> float:
         """Sum the patients' log-loss at the global model (zero coefficients in round 0).

@@ -41,6 +41,7 @@ from pancreas_fl.columns import (
     check_labels,
     check_magnitudes,
     check_missing,
+    column_abs_sums,
     label_position,
     numeric_columns,
 )
@@ -82,6 +83,10 @@ class HospitalData:
         The feature column names, in file order.
     label_name : str
         The label column name.
+    abs_sums : array_like of shape (n_features,), optional
+        The sum of ``|x|`` per column, when the reader computed it for its magnitudes'
+        check (:func:`~pancreas_fl.columns.column_abs_sums`): FedAvg's first update sends it
+        for the message checks without another pass over ``X``. ``None``: not computed.
 
     Attributes
     ----------
@@ -90,6 +95,8 @@ class HospitalData:
         float64 and C-contiguous).
     y : numpy.ndarray of shape (n_samples,)
         int64, read-only.
+    abs_sums : numpy.ndarray of shape (n_features,) or None
+        float64, read-only; ``None`` unless given (the tutorial's reader gives it).
 
     Notes
     -----
@@ -102,6 +109,7 @@ class HospitalData:
     y: np.ndarray
     feature_names: tuple[str, ...]
     label_name: str
+    abs_sums: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """Check the fields; keep read-only views of the arrays (float64 C order, int64)."""
@@ -116,6 +124,12 @@ class HospitalData:
             raise ValueError("feature_names must name every column of X, in order")
         X.setflags(write=False)
         y.setflags(write=False)
+        if self.abs_sums is not None:
+            abs_sums = np.array(self.abs_sums, dtype=np.float64)
+            if abs_sums.shape != (X.shape[1],):
+                raise ValueError("abs_sums must hold one sum per column of X")
+            abs_sums.setflags(write=False)
+            object.__setattr__(self, "abs_sums", abs_sums)
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "feature_names", names)
@@ -123,7 +137,7 @@ class HospitalData:
 
     def __reduce__(self):
         """Pickle through the constructor, so that an unpickled copy is read-only too."""
-        return (type(self), (self.X, self.y, self.feature_names, self.label_name))
+        return (type(self), (self.X, self.y, self.feature_names, self.label_name, self.abs_sums))
 
     @property
     def n_samples(self) -> int:
@@ -506,10 +520,12 @@ def _load(
         labels = df.iloc[:, position]
 
     numeric = numeric_columns(features)
+    measured = features if all(numeric) else features.loc[:, numeric]
+    abs_sums = column_abs_sums(measured)  # one pass: the magnitudes' check, FedAvg's bounds
     checks = (
         lambda: check_features(features, dataset),
         lambda: check_missing(df, raw, len(header), dataset),
-        lambda: check_magnitudes(features if all(numeric) else features.loc[:, numeric], dataset),
+        lambda: check_magnitudes(measured, dataset, abs_sums),
         lambda: check_labels(labels, dataset, require_both_classes),
     )
     problems = []
@@ -527,6 +543,7 @@ def _load(
         y=labels.to_numpy().astype(np.int64),
         feature_names=tuple(str(c) for c in features.columns),
         label_name=str(labels.name),
+        abs_sums=abs_sums,
     )
     return hospital, []
 
