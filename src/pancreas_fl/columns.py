@@ -128,13 +128,13 @@ def column_abs_sums(features: pd.DataFrame) -> np.ndarray:
     """
     n, d = features.shape
     buffer, sums = np.empty(n), np.empty(d)
-    for j in range(d):
-        column = features.iloc[:, j]
-        if isinstance(column.dtype, np.dtype):
-            values = column.to_numpy()
-        else:  # a pandas extension dtype (nullable integers, floats, booleans)
-            values = column.to_numpy(np.float64, na_value=np.nan)
-        with np.errstate(over="ignore"):  # an overflow is inf: beyond the magnitudes' limit
+    with np.errstate(over="ignore"):  # an overflow is inf: beyond the magnitudes' limit
+        for j in range(d):
+            column = features.iloc[:, j]
+            if isinstance(column.dtype, np.dtype):
+                values = column.to_numpy()
+            else:  # a pandas extension dtype (nullable integers, floats, booleans)
+                values = column.to_numpy(np.float64, na_value=np.nan)
             sums[j] = np.abs(values, out=buffer, dtype=np.float64).sum()
     return sums
 
