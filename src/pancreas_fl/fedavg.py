@@ -204,9 +204,7 @@ def _sum_abs(X: np.ndarray) -> np.ndarray:
     with ones (BLAS reads the buffer once, while it is still in cache).
     """
     n, d = X.shape
-    rows = max(1, _ABS_BLOCK_BYTES // (8 * max(d, 1)))
-    if n <= rows:
-        return np.ones(n) @ np.abs(X)
+    rows = max(1, min(n, _ABS_BLOCK_BYTES // (8 * max(d, 1))))
     block, ones = np.empty((rows, d)), np.ones(rows)
     total = np.zeros(d)
     for start in range(0, n, rows):
